@@ -1,0 +1,1 @@
+"""Image-text analysis: safe image loading, similarity, batch CSV scoring, content analysis."""

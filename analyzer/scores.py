@@ -1,0 +1,26 @@
+"""The one definition of the similarity scores (DESIGN.md, "Similarity score")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scores_from_cosine(cosine: float) -> dict[str, float]:
+    """cosine as is; similarity = (cosine + 1) / 2 rounded to 4 decimals (0..1, the original
+    challenge's definition); clip_score = max(100 * cosine, 0) (torchmetrics, per pair)."""
+    cosine = float(np.clip(cosine, -1.0, 1.0))
+    return {
+        "cosine": cosine,
+        "similarity": round((cosine + 1.0) / 2.0, 4),
+        "clip_score": max(100.0 * cosine, 0.0),
+    }
+
+
+def scores_from_cosines(cosines: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised form of scores_from_cosine for whole batches."""
+    cosines = np.clip(np.asarray(cosines, dtype=np.float64), -1.0, 1.0)
+    return {
+        "cosine": cosines,
+        "similarity": np.round((cosines + 1.0) / 2.0, 4),
+        "clip_score": np.maximum(100.0 * cosines, 0.0),
+    }

@@ -1,0 +1,55 @@
+"""Single image, several captions -> scores, ranked, each with its percentile among mismatched
+pairs (the same image against generic captions that do not describe it) to help read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from analyzer.scores import scores_from_cosine
+from core.errors import UserError
+from core.settings import ASSETS_DIR
+
+REFERENCE_CAPTIONS_FILE = ASSETS_DIR / "reference_captions.txt"
+
+
+@lru_cache(maxsize=1)
+def reference_captions() -> tuple[str, ...]:
+    lines = REFERENCE_CAPTIONS_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def split_captions(text: str) -> list[str]:
+    """One caption per non-empty line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+@dataclass
+class SimilarityResult:
+    text: str
+    cosine: float
+    similarity: float
+    clip_score: float
+    percentile: float  # share of generic captions that score below this one, in %
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def score_image_texts(encoder, image: Image.Image, texts: list[str]) -> list[SimilarityResult]:
+    """Scores of `image` against each text, best first."""
+    texts = [t for t in (t.strip() for t in texts) if t]
+    if not texts:
+        raise UserError("Give at least one caption (one per line).")
+    image_vec = encoder.encode_images([image])[0]
+    text_vecs = encoder.encode_texts(texts)
+    reference = encoder.encode_texts(list(reference_captions())) @ image_vec
+    results = []
+    for text, vec in zip(texts, text_vecs):
+        cosine = float(vec @ image_vec)
+        percentile = 100.0 * float(np.mean(reference < cosine))
+        results.append(SimilarityResult(text=text, percentile=round(percentile, 1), **scores_from_cosine(cosine)))
+    return sorted(results, key=lambda r: r.cosine, reverse=True)

@@ -1,0 +1,41 @@
+"""Similarity tab: wiring only; the work is in analyzer.similarity_view."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from analyzer.similarity_view import COLUMNS, run_similarity
+from core.errors import UserError
+from core.settings import Settings
+from models import known_specs
+
+
+def build(settings: Settings) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(label="Image (upload, paste or drop)", type="filepath",
+                             sources=["upload", "clipboard"], elem_id="sim-image")
+            url = gr.Textbox(label="...or image URL", placeholder="https://example.com/photo.jpg",
+                             elem_id="sim-url")
+        with gr.Column(scale=1):
+            captions = gr.Textbox(label="Captions, one per line", lines=6, elem_id="sim-captions",
+                                  placeholder="a red running shoe\na leather handbag")
+            choices = known_specs()
+            if settings.model not in choices:
+                choices = [settings.model] + choices
+            model = gr.Dropdown(choices=choices, value=settings.model, allow_custom_value=True,
+                                label="Model (any registry spec)", elem_id="sim-model")
+            button = gr.Button("Score", variant="primary", elem_id="sim-run")
+    summary = gr.Markdown(elem_id="sim-summary")
+    table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")
+    plot = gr.Plot(label="Scores", elem_id="sim-plot")
+
+    def on_score(image_file, image_url, text, spec):
+        try:
+            df, fig, line = run_similarity(image_file, image_url, text, spec, settings)
+        except UserError as err:
+            raise gr.Error(str(err), print_exception=False) from err
+        return df, fig, line
+
+    gr.on([button.click, captions.submit, url.submit], on_score,
+          inputs=[image, url, captions, model], outputs=[table, plot, summary])

@@ -1,0 +1,61 @@
+"""The Similarity tab's logic as plain functions: inputs as the tab gives them, outputs as it shows them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analyzer.images import load_image
+from analyzer.similarity import SimilarityResult, score_image_texts, split_captions
+from core.errors import UserError
+from core.settings import Settings
+from models import get_encoder
+
+COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"]
+
+
+def results_table(results: list[SimilarityResult]) -> pd.DataFrame:
+    rows = [
+        {"rank": i, "caption": r.text, "cosine": round(r.cosine, 4), "similarity": r.similarity,
+         "clip_score": round(r.clip_score, 2), "percentile": r.percentile}
+        for i, r in enumerate(results, start=1)
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def results_figure(results: list[SimilarityResult]) -> go.Figure:
+    ordered = list(reversed(results))  # plotly draws bottom-up; best on top
+    fig = go.Figure(go.Bar(
+        x=[r.cosine for r in ordered],
+        y=[r.text if len(r.text) <= 60 else r.text[:57] + "..." for r in ordered],
+        orientation="h",
+        text=[f"{r.cosine:.3f} (beats {r.percentile:.0f}% of generic captions)" for r in ordered],
+        textposition="auto",
+        marker_color=["#2a9d8f" if r.percentile >= 90 else "#8d99ae" for r in ordered],
+    ))
+    fig.update_layout(
+        title="Cosine similarity per caption", xaxis_title="cosine", height=120 + 40 * len(results),
+        margin=dict(l=10, r=10, t=40, b=30),
+    )
+    return fig
+
+
+def summary_line(results: list[SimilarityResult], model: str) -> str:
+    best = results[0]
+    return (f"Best match: **{best.text}**, cosine {best.cosine:.3f}, similarity {best.similarity:.4f}, "
+            f"CLIPScore {best.clip_score:.1f}; it beats {best.percentile:.0f}% of generic captions "
+            f"for this image (model `{model}`).")
+
+
+def run_similarity(image_file: str | None, image_url: str, captions: str, model: str,
+                   settings: Settings) -> tuple[pd.DataFrame, go.Figure, str]:
+    source = image_file or (image_url or "").strip()
+    if not source:
+        raise UserError("Add an image: upload, paste or drop one, or give its URL.")
+    texts = split_captions(captions)
+    if not texts:
+        raise UserError("Give at least one caption (one per line).")
+    image = load_image(source, settings.limits)
+    encoder = get_encoder(model, settings.device, settings.precision)
+    results = score_image_texts(encoder, image, texts)
+    return results_table(results), results_figure(results), summary_line(results, model)

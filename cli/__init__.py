@@ -1,0 +1,1 @@
+"""The `clip-arena` command line: one module per subcommand, wired in cli.main."""

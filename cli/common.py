@@ -1,0 +1,33 @@
+"""Options shared by several subcommands, and output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.settings import Settings, apply_offline
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model spec (default: $CLIP_ARENA_MODEL or the bundled demo model)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: chosen by itself)")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="default: fp16 on CUDA, else fp32")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never contact the model hub (same as HF_HUB_OFFLINE=1)")
+
+
+def add_fetch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-private-urls", dest="allow_private_urls", action="store_true", default=None,
+                        help="allow image URLs on private, loopback and link-local addresses")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env().with_overrides(**vars(args))
+    apply_offline(settings)
+    return settings
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")

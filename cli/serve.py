@@ -1,0 +1,26 @@
+"""clip-arena serve [--catalog PATH] [--votes PATH] [--model SPEC] [--host H] [--port P] [--auth USER:PASS]"""
+
+from __future__ import annotations
+
+from cli.common import add_fetch_options, add_model_options, settings_from_args
+from core.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="launch the web app")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, help="port (default 7860)")
+    p.add_argument("--auth", help="USER:PASS required to open the app")
+    add_model_options(p)
+    add_fetch_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    settings = settings_from_args(args)
+    if settings.auth and ":" not in settings.auth:
+        raise UserError("--auth must be USER:PASS.")
+    import app
+
+    app.launch(settings)
+    return 0

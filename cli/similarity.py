@@ -1,0 +1,35 @@
+"""clip-arena similarity --image PATH_OR_URL --text TEXT [--text TEXT ...] [--model SPEC] [--json]"""
+
+from __future__ import annotations
+
+from analyzer.images import load_image
+from analyzer.similarity import score_image_texts
+from cli.common import add_fetch_options, add_model_options, print_json, settings_from_args
+from models import get_encoder
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("similarity", help="score one image against one or more captions")
+    p.add_argument("--image", required=True, help="image path or http(s) URL")
+    p.add_argument("--text", required=True, action="append", help="a caption; repeat for several")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_options(p)
+    add_fetch_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    settings = settings_from_args(args)
+    image = load_image(args.image, settings.limits)
+    encoder = get_encoder(settings.model, settings.device, settings.precision)
+    results = score_image_texts(encoder, image, args.text)
+    if args.json:
+        keys = ("text", "cosine", "similarity", "clip_score", "percentile")
+        print_json({"model": settings.model, "results": [{k: r.as_dict()[k] for k in keys} for r in results]})
+        return 0
+    width = max(len(r.text) for r in results)
+    print(f"model: {settings.model}")
+    print(f"{'caption':<{width}}  {'cosine':>7}  {'similarity':>10}  {'clip_score':>10}  {'pctl':>5}")
+    for r in results:
+        print(f"{r.text:<{width}}  {r.cosine:7.4f}  {r.similarity:10.4f}  {r.clip_score:10.2f}  {r.percentile:5.1f}")
+    return 0

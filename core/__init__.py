@@ -1,0 +1,1 @@
+"""Shared base for every package: user-facing errors, settings and version."""

@@ -1,0 +1,85 @@
+"""All configuration in one place: defaults that serve the bundled demo, overridden by
+environment variables (CLIP_ARENA_*), overridden in turn by command-line arguments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+
+# Until the bundled demo models exist this is a hub spec; the demo issue switches it.
+DEFAULT_MODEL = "open_clip:ViT-B-32@openai"
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Caps applied to every image read, local or remote."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    timeout_s: float = 10.0
+    max_pixels: int = 40_000_000
+    max_redirects: int = 5
+    allow_private_urls: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str | None = None
+    offline: bool = False
+    device: str | None = None  # None: pick CUDA, MPS or CPU by itself
+    precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
+    limits: FetchLimits = field(default_factory=FetchLimits)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        limits = FetchLimits(
+            max_bytes=_env_int("CLIP_ARENA_MAX_IMAGE_BYTES", FetchLimits.max_bytes),
+            timeout_s=float(os.environ.get("CLIP_ARENA_FETCH_TIMEOUT", FetchLimits.timeout_s)),
+            max_pixels=_env_int("CLIP_ARENA_MAX_PIXELS", FetchLimits.max_pixels),
+            allow_private_urls=_env_bool("CLIP_ARENA_ALLOW_PRIVATE_URLS"),
+        )
+        return cls(
+            model=os.environ.get("CLIP_ARENA_MODEL", DEFAULT_MODEL),
+            # Spaces sets GRADIO_SERVER_NAME=0.0.0.0; honour it as gradio itself would.
+            host=os.environ.get("CLIP_ARENA_HOST") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            port=_env_int("CLIP_ARENA_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
+            auth=os.environ.get("CLIP_ARENA_AUTH") or None,
+            offline=_env_bool("HF_HUB_OFFLINE") or _env_bool("CLIP_ARENA_OFFLINE"),
+            device=os.environ.get("CLIP_ARENA_DEVICE") or None,
+            precision=os.environ.get("CLIP_ARENA_PRECISION") or None,
+            limits=limits,
+        )
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """Apply command-line values; None means 'not given' and keeps the current value."""
+        names = {f.name for f in fields(self)}
+        limit_names = {f.name for f in fields(self.limits)}
+        top = {k: v for k, v in overrides.items() if v is not None and k in names}
+        lim = {k: v for k, v in overrides.items() if v is not None and k in limit_names}
+        out = replace(self, **top)
+        return replace(out, limits=replace(out.limits, **lim)) if lim else out
+
+
+def apply_offline(settings: Settings) -> None:
+    """Offline mode is read by huggingface_hub and transformers from the environment."""
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
