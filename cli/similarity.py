@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from analyzer.images import load_image
-from analyzer.similarity import score_image_texts
 from cli.common import add_fetch_options, add_model_options, print_json, settings_from_args
-from models import get_encoder
 
 
 def add_parser(subparsers) -> None:
@@ -19,6 +16,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from analyzer.images import load_image
+    from analyzer.similarity import score_image_texts
+    from models import get_encoder
+
     settings = settings_from_args(args)
     image = load_image(args.image, settings.limits)
     encoder = get_encoder(settings.model, settings.device, settings.precision)

@@ -1,0 +1,66 @@
+"""clip-arena embed --images DIR [--metadata CSV] --method NAME=SPEC ... -o catalog.parquet"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+from cli.common import add_fetch_options, settings_from_args
+from core.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("embed", help="embed images into a catalog Parquet file")
+    p.add_argument("--images", help="folder of images (searched recursively)")
+    p.add_argument("--metadata", help="CSV with image_uri and optional image_id, caption, split, metadata")
+    p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC",
+                   help="an embedding method and its model spec; repeat for several")
+    p.add_argument("-o", "--output", required=True, help="catalog Parquet file (grown if it exists)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
+    p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: chosen by itself)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--offline", action="store_true", default=None)
+    add_fetch_options(p)
+    p.set_defaults(run=run)
+
+
+def parse_methods(values: list[str]) -> dict[str, str]:
+    methods = {}
+    for value in values:
+        name, sep, spec = value.partition("=")
+        if not sep or not name or not spec:
+            raise UserError(f"--method {value!r} must look like NAME=SPEC, e.g. base=open_clip:ViT-B-32@openai.")
+        if not name.replace("_", "").isalnum():
+            raise UserError(f"Method name {name!r} may hold only letters, digits and underscores.")
+        if name in methods:
+            raise UserError(f"Method {name!r} is given twice.")
+        methods[name] = spec
+    return methods
+
+
+def run(args) -> int:
+    from index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
+    from models import get_encoder
+
+    if not args.images and not args.metadata:
+        raise UserError("Give --images DIR, --metadata CSV, or both.")
+    settings = settings_from_args(args)
+    methods = parse_methods(args.method)
+    folder_items = items_from_folder(args.images) if args.images else []
+    csv_items = items_from_csv(args.metadata, args.images) if args.metadata else []
+    items = merge_items(folder_items, csv_items)
+    encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
+    report = build_catalog(items, encoders, args.output, dtype="float16" if args.float16 else "float32",
+                           batch_size=args.batch_size, workers=args.workers, limits=settings.limits,
+                           progress=True)
+    print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "
+          f"{len(report.failed):,} skipped")
+    if report.failed:
+        kinds = Counter(kind for _, kind, _ in report.failed)
+        print("skipped by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()), file=sys.stderr)
+        for image_id, _, message in report.failed[:10]:
+            print(f"  {image_id}: {message}", file=sys.stderr)
+    return 0

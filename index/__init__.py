@@ -1,0 +1,1 @@
+"""The Parquet master vector file (catalog), the embedding builder and FAISS indices."""

@@ -1,0 +1,228 @@
+"""The embedding builder: images (a folder and/or a metadata CSV) -> catalog Parquet.
+
+Images are decoded once, in DataLoader worker processes, through the shared safe loader, and
+each method's transform is applied to the same decoded image. Rows are written to Parquet in
+row groups as they come, so memory stays bounded whatever the catalog size. Re-running on a
+grown folder keeps the rows already embedded and embeds only the new images.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from analyzer.images import load_image
+from core.errors import ImageLoadError, UserError
+from core.settings import FetchLimits
+from index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
+                           numpy_to_fixed_list, read_catalog, with_meta)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+ROW_GROUP = 8192
+
+
+@dataclass
+class ImageItem:
+    image_id: str
+    source: str  # what the loader reads: an absolute path or a URL
+    caption: str | None = None
+    extra: dict = field(default_factory=dict)  # split and metadata columns
+
+
+def items_from_folder(folder: str | os.PathLike) -> list[ImageItem]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"Image folder {folder} does not exist.")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return [ImageItem(p.relative_to(folder).as_posix(), str(p.resolve())) for p in paths]
+
+
+def items_from_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | None = None) -> list[ImageItem]:
+    """image_uri (required), image_id, caption, split and any metadata columns. Relative paths
+    are under --images when given, else under the CSV's folder."""
+    csv_path = Path(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (OSError, ValueError) as err:
+        raise UserError(f"Metadata CSV {csv_path} could not be read: {err}.") from err
+    if URI not in df.columns:
+        raise UserError(f"Metadata CSV {csv_path} needs an {URI!r} column; it has {', '.join(df.columns)}.")
+    base = Path(images_dir) if images_dir else csv_path.parent
+    items, seen = [], set()
+    for row, rec in enumerate(df.to_dict("records")):
+        uri = rec.pop(URI).strip()
+        if not uri:
+            raise UserError(f"Metadata CSV {csv_path}, row {row + 2}: {URI} is empty.")
+        image_id = rec.pop(ID, "").strip() or uri
+        if image_id in seen:
+            raise UserError(f"Metadata CSV {csv_path}, row {row + 2}: image_id {image_id!r} appears twice.")
+        seen.add(image_id)
+        source = uri if "://" in uri[:16] else str((base / uri).resolve())
+        caption = rec.pop(CAPTION, None) or None
+        items.append(ImageItem(image_id, source, caption, {k: (v or None) for k, v in rec.items()}))
+    return items
+
+
+def merge_items(folder_items: list[ImageItem], csv_items: list[ImageItem]) -> list[ImageItem]:
+    """CSV rows describe images; folder images without a CSV row are added bare."""
+    by_source = {it.source: it for it in csv_items}
+    return csv_items + [it for it in folder_items if it.source not in by_source]
+
+
+class _DecodeDataset(Dataset):
+    def __init__(self, sources: list[str], transforms: list[Callable], limits: FetchLimits):
+        self.sources, self.transforms, self.limits = sources, transforms, limits
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int):
+        try:
+            image = load_image(self.sources[i], self.limits)
+            return i, [t(image) for t in self.transforms], None
+        except ImageLoadError as err:
+            return i, None, (err.kind, str(err))
+
+
+def _collate(batch):
+    ok = [b for b in batch if b[1] is not None]
+    tensors = [torch.stack([b[1][m] for b in ok]) for m in range(len(ok[0][1]))] if ok else []
+    return [b[0] for b in ok], tensors, [(b[0], b[2]) for b in batch if b[1] is None]
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)  # decoding workers: one thread each, no oversubscription
+
+
+def encode_stream(items: list[ImageItem], encoders: dict, batch_size: int = 64, workers: int = 2,
+                  limits: FetchLimits | None = None, progress: bool = True) -> Iterable[tuple]:
+    """Yield (item indices, {method: vectors}, errors) per batch, in input order."""
+    methods = list(encoders)
+    dataset = _DecodeDataset([it.source for it in items], [encoders[m].image_transform for m in methods],
+                             limits or FetchLimits())
+    cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                        pin_memory=cuda, worker_init_fn=_worker_init if workers else None,
+                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), unit="img", desc="embedding", dynamic_ncols=True)
+    try:
+        for indices, tensors, errors in loader:
+            vectors = {m: encoders[m].encode_pixels(t) for m, t in zip(methods, tensors)} if indices else {}
+            if bar:
+                bar.update(len(indices) + len(errors))
+            yield indices, vectors, errors
+    finally:
+        if bar:
+            bar.close()
+
+
+@dataclass
+class EmbedReport:
+    path: Path
+    kept: int
+    added: int
+    failed: list[tuple[str, str, str]]  # (image_id, kind, message)
+
+
+def _batch_table(items: list[ImageItem], uris: list[str], vectors: dict, extra_cols: list[str],
+                 dtype: str) -> pa.Table:
+    cols = {ID: pa.array([it.image_id for it in items], pa.string()),
+            URI: pa.array(uris, pa.string()),
+            CAPTION: pa.array([it.caption for it in items], pa.string())}
+    for name in extra_cols:
+        cols[name] = pa.array([it.extra.get(name) for it in items], pa.string())
+    for method, vecs in vectors.items():
+        cols[embedding_column(method)] = numpy_to_fixed_list(vecs, dtype)
+    return pa.table(cols)
+
+
+def _stored_uri(source: str, catalog_dir: Path) -> str:
+    if "://" in source[:16]:
+        return source
+    try:
+        return Path(os.path.relpath(source, catalog_dir)).as_posix()
+    except ValueError:  # another drive on Windows
+        return source
+
+
+def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathLike, *, dtype: str = "float32",
+                  batch_size: int = 64, workers: int = 2, limits: FetchLimits | None = None,
+                  progress: bool = True) -> EmbedReport:
+    """Embed `items` with every encoder and write the catalog; incremental if `output` exists."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    specs = {m: e.spec for m, e in encoders.items()}
+    previous, existing_ids = {}, set()
+    if output.exists():
+        old = read_catalog(output)
+        if sorted(old.methods) != sorted(encoders):
+            raise CatalogError(f"{output} has methods {', '.join(old.methods)}; embedding into it needs the same "
+                               f"methods, not {', '.join(encoders)} (write a new file with -o).")
+        for method, spec in specs.items():
+            old_spec = old.meta.get("methods", {}).get(method, {}).get("spec")
+            if old_spec and old_spec != spec:
+                raise CatalogError(f"{output} method {method!r} was made with {old_spec}, not {spec}.")
+        previous, existing_ids = old.meta, set(old.ids)
+        del old
+    new_items = [it for it in items if it.image_id not in existing_ids]
+    extra_cols = sorted({k for it in items for k in it.extra})
+    if SPLIT in extra_cols:  # keep the reserved column in its usual place
+        extra_cols.remove(SPLIT)
+        extra_cols.insert(0, SPLIT)
+    dims = {m: e.dim for m, e in encoders.items()}
+    meta = catalog_meta(specs, dims, previous) if new_items or not previous else previous
+    schema = with_meta(_batch_table([], [], {m: np.zeros((0, d), np.float32) for m, d in dims.items()},
+                                    extra_cols, dtype), meta).schema
+    tmp = output.with_name(output.name + ".tmp")
+    failed: list[tuple[str, str, str]] = []
+    added = kept = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+        if existing_ids:
+            for batch in pq.ParquetFile(output).iter_batches(batch_size=ROW_GROUP):
+                table = pa.Table.from_batches([batch])
+                writer.write_table(_conform(table, schema))
+                kept += table.num_rows
+        buffer: list[pa.Table] = []
+        buffered = 0
+        for indices, vectors, errors in encode_stream(new_items, encoders, batch_size, workers, limits, progress):
+            failed += [(new_items[i].image_id, kind, msg) for i, (kind, msg) in errors]
+            if not indices:
+                continue
+            batch_items = [new_items[i] for i in indices]
+            uris = [_stored_uri(it.source, output.parent.resolve()) for it in batch_items]
+            buffer.append(_batch_table(batch_items, uris, vectors, extra_cols, dtype).cast(schema))
+            buffered += len(indices)
+            if buffered >= ROW_GROUP:
+                writer.write_table(pa.concat_tables(buffer))
+                added += buffered
+                buffer, buffered = [], 0
+        if buffer:
+            writer.write_table(pa.concat_tables(buffer))
+            added += buffered
+    if kept + added == 0:
+        tmp.unlink()
+        raise UserError("No image could be embedded: " + (failed[0][2] if failed else "no images were found."))
+    read_catalog(tmp)  # validate what was written before it replaces anything
+    os.replace(tmp, output)
+    return EmbedReport(output, kept, added, failed)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Old rows into the new schema: columns the new run adds are null for them."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+

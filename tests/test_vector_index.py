@@ -1,0 +1,84 @@
+"""FAISS indices: exact equals numpy, HNSW recall, persistence and staleness, search CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from catalog_helpers import unit_vectors, write_synthetic_catalog
+from index.catalog import read_catalog
+from index.search import Searcher
+from index.vector_index import build_index, index_paths, load_or_build, MethodIndex
+
+
+def brute_force(vectors, query_rows, k):
+    scores = vectors[query_rows] @ vectors.T
+    scores[np.arange(len(query_rows)), query_rows] = -np.inf  # the query itself
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def test_exact_search_equals_numpy_brute_force():
+    vectors = unit_vectors(2000, 32)
+    index = MethodIndex("m", build_index(vectors, "flat"), "fp")
+    queries = np.arange(0, 2000, 37)
+    _, rows = index.search(vectors[queries], 5, exclude_rows=queries)
+    np.testing.assert_array_equal(rows, brute_force(vectors, queries, 5))
+    assert not (rows == queries[:, None]).any()
+
+
+def test_hnsw_recall_at_4_on_20k_vectors():
+    vectors = unit_vectors(20_000, 64, seed=3)
+    index = MethodIndex("m", build_index(vectors, "hnsw"), "fp")
+    queries = np.random.default_rng(1).choice(20_000, 300, replace=False)
+    _, rows = index.search(vectors[queries], 4, exclude_rows=queries)
+    truth = brute_force(vectors, queries, 4)
+    recall = np.mean([len(set(a) & set(b)) / 4 for a, b in zip(rows, truth)])
+    assert recall >= 0.95, recall
+
+
+def test_index_is_persisted_reused_and_rebuilt_when_stale(tmp_path):
+    path = tmp_path / "c.parquet"
+    write_synthetic_catalog(path, n=100, dim=8)
+    _, action = load_or_build(read_catalog(path), "base")
+    assert action == "built" and index_paths(path, "base")[0].is_file()
+    meta = json.loads(index_paths(path, "base")[1].read_text())
+    assert meta["kind"] == "flat" and meta["rows"] == 100
+    assert load_or_build(read_catalog(path), "base")[1] == "loaded"
+    write_synthetic_catalog(path, n=120, dim=8)  # the embeddings change
+    assert load_or_build(read_catalog(path), "base")[1] == "rebuilt"
+    assert load_or_build(read_catalog(path), "base", kind="hnsw")[0].kind == "hnsw"
+
+
+def test_searcher_excludes_the_query_and_returns_ids(tmp_path):
+    path = tmp_path / "c.parquet"
+    vectors = write_synthetic_catalog(path, n=300, dim=16)
+    searcher = Searcher.open(read_catalog(path))
+    results = searcher.search_id("finetuned", "img00042", k=4)
+    expected = brute_force(vectors["finetuned"], np.array([42]), 4)[0]
+    assert [r["image_id"] for r in results] == [f"img{i:05d}" for i in expected]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(float(vectors["finetuned"][42] @ vectors["finetuned"][expected[0]]), abs=1e-5)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_index_and_search_cli(tmp_path):
+    path = tmp_path / "c.parquet"
+    write_synthetic_catalog(path, n=100, dim=8)
+    proc = _cli("index", "--catalog", str(path))
+    assert proc.returncode == 0 and "base: built flat index of 100 vectors" in proc.stdout
+    proc = _cli("search", "--catalog", str(path), "--method", "base", "--query-id", "img00007", "-k", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["method"] == "base" and out["query_id"] == "img00007" and len(out["results"]) == 3
+    assert "img00007" not in [r["image_id"] for r in out["results"]]
+    assert set(out["results"][0]) == {"image_id", "score"}
+    for args, message in [(("--method", "nope", "--query-id", "img00007"), "no method 'nope'"),
+                          (("--method", "base", "--query-id", "zzz"), "'zzz' is not in the catalog")]:
+        proc = _cli("search", "--catalog", str(path), *args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
