@@ -10,8 +10,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("index", help="build or refresh the FAISS indices beside a catalog")
     p.add_argument("--catalog", required=True, help="catalog Parquet file")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if the indices are fresh")
-    p.add_argument("--kind", choices=["flat", "hnsw"],
-                   help="force exact (flat) or approximate (hnsw) search; default by size")
+    p.add_argument("--kind", choices=["flat", "pq", "hnsw"],
+                   help="flat (exact), pq (fast-scan + exact re-rank) or hnsw; default: flat up to 50k rows, else pq")
     p.set_defaults(run=run)
 
 

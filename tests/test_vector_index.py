@@ -28,14 +28,17 @@ def test_exact_search_equals_numpy_brute_force():
     assert not (rows == queries[:, None]).any()
 
 
-def test_hnsw_recall_at_4_on_20k_vectors():
-    vectors = unit_vectors(20_000, 64, seed=3)
-    index = MethodIndex("m", build_index(vectors, "hnsw"), "fp")
+@pytest.mark.parametrize("kind,dim", [("pq", 512), ("hnsw", 64)])
+def test_approximate_recall_at_4_on_20k_vectors(kind, dim):
+    vectors = unit_vectors(20_000, dim, seed=3)
+    index = MethodIndex("m", build_index(vectors, kind), "fp", vectors)
+    assert index.kind == kind
     queries = np.random.default_rng(1).choice(20_000, 300, replace=False)
     _, rows = index.search(vectors[queries], 4, exclude_rows=queries)
     truth = brute_force(vectors, queries, 4)
     recall = np.mean([len(set(a) & set(b)) / 4 for a, b in zip(rows, truth)])
     assert recall >= 0.95, recall
+    assert not (rows == queries[:, None]).any()
 
 
 def test_index_is_persisted_reused_and_rebuilt_when_stale(tmp_path):
@@ -49,6 +52,9 @@ def test_index_is_persisted_reused_and_rebuilt_when_stale(tmp_path):
     write_synthetic_catalog(path, n=120, dim=8)  # the embeddings change
     assert load_or_build(read_catalog(path), "base")[1] == "rebuilt"
     assert load_or_build(read_catalog(path), "base", kind="hnsw")[0].kind == "hnsw"
+    pq, action = load_or_build(read_catalog(path), "base", kind="pq")
+    assert (pq.kind, action) == ("pq", "rebuilt")
+    assert load_or_build(read_catalog(path), "base", kind="pq")[0].kind == "pq"  # loaded from disk
 
 
 def test_searcher_excludes_the_query_and_returns_ids(tmp_path):
