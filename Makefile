@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.14.1 torchvision==0.29.1
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-fast chromium bench clean
+.PHONY: install run test test-fast system-packages demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,15 +21,21 @@ install: $(VENV)/.installed
 run: install
 	$(PY) app.py
 
-# Browser tests drive Debian's Chromium; install it when missing.
-chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+# Debian packages: Chromium for the browser tests; the emoji font and Unicode's emoji-test.txt
+# for the demo builder (and its tests).
+DEBS := chromium fonts-noto-color-emoji unicode-data
+system-packages:
+	@dpkg -s $(DEBS) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBS); }
 
-test: install chromium
+test: install system-packages
 	$(PY) -m pytest
 
 test-fast: install
 	$(PY) -m pytest -m "not browser"
+
+# Regenerate the bundled demo (images, demo:base, demo:finetuned, catalog, metrics) from scratch.
+demo: install system-packages
+	$(PY) -m demo.build
 
 clean:
 	rm -rf $(VENV) .pytest_cache

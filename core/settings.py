@@ -10,8 +10,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 
-# Until the bundled demo models exist this is a hub spec; the demo issue switches it.
-DEFAULT_MODEL = "open_clip:ViT-B-32@openai"
+DEFAULT_MODEL = "demo:finetuned"
+DEFAULT_CATALOG = ASSETS_DIR / "demo" / "catalog.parquet"
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -40,6 +40,8 @@ class FetchLimits:
 @dataclass(frozen=True)
 class Settings:
     model: str = DEFAULT_MODEL
+    catalog: str = str(DEFAULT_CATALOG)
+    votes: str = "votes.db"
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str | None = None
@@ -58,6 +60,8 @@ class Settings:
         )
         return cls(
             model=os.environ.get("CLIP_ARENA_MODEL", DEFAULT_MODEL),
+            catalog=os.environ.get("CLIP_ARENA_CATALOG", str(DEFAULT_CATALOG)),
+            votes=os.environ.get("CLIP_ARENA_VOTES", "votes.db"),
             # Spaces sets GRADIO_SERVER_NAME=0.0.0.0; honour it as gradio itself would.
             host=os.environ.get("CLIP_ARENA_HOST") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=_env_int("CLIP_ARENA_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),

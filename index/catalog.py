@@ -142,7 +142,7 @@ def _validate_embedding(table: pa.Table, name: str) -> None:
         raise CatalogError(f"Row {row}: {name} is not L2-normalised (norm {norms[row]:.4f}).")
 
 
-def validate(table: pa.Table, meta: dict | None = None) -> list[str]:
+def validate(table: pa.Table, meta: dict | None = None, require_embeddings: bool = True) -> list[str]:
     """Check the schema; return the methods found. Raises CatalogError naming the problem."""
     _validate_ids(table)
     if URI not in table.column_names:
@@ -151,7 +151,7 @@ def validate(table: pa.Table, meta: dict | None = None) -> list[str]:
         if optional in table.column_names and not pa.types.is_string(table.schema.field(optional).type):
             raise CatalogError(f"Column {optional!r} must hold strings, not {table.schema.field(optional).type}.")
     methods = [n[: -len(SUFFIX)] for n in table.column_names if n.endswith(SUFFIX)]
-    if not methods:
+    if not methods and require_embeddings:
         raise CatalogError("The catalog has no <method>_embedding column.")
     for method in methods:
         _validate_embedding(table, embedding_column(method))
@@ -171,7 +171,7 @@ def read_meta(schema: pa.Schema) -> dict:
         raise CatalogError(f"The catalog's file metadata {META_KEY.decode()!r} is not valid JSON.") from err
 
 
-def read_catalog(path: str | os.PathLike, check: bool = True) -> Catalog:
+def read_catalog(path: str | os.PathLike, check: bool = True, require_embeddings: bool = True) -> Catalog:
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"Catalog file {path} does not exist.")
@@ -180,7 +180,7 @@ def read_catalog(path: str | os.PathLike, check: bool = True) -> Catalog:
     except (pa.ArrowInvalid, OSError) as err:
         raise CatalogError(f"{path} is not a readable Parquet file: {err}.") from err
     meta = read_meta(table.schema)
-    methods = validate(table, meta) if check else [n[: -len(SUFFIX)] for n in table.column_names if n.endswith(SUFFIX)]
+    methods = validate(table, meta, require_embeddings) if check else [n[: -len(SUFFIX)] for n in table.column_names if n.endswith(SUFFIX)]
     return Catalog(path, table, methods, meta)
 
 
@@ -205,11 +205,11 @@ def with_meta(table: pa.Table, meta: dict) -> pa.Table:
     return table.replace_schema_metadata(existing)
 
 
-def write_catalog(path: str | os.PathLike, table: pa.Table, meta: dict) -> Path:
+def write_catalog(path: str | os.PathLike, table: pa.Table, meta: dict, require_embeddings: bool = True) -> Path:
     """Validate, then write atomically (a crash never leaves half a catalog)."""
     path = Path(path)
     table = with_meta(table, meta)
-    validate(table, meta)
+    validate(table, meta, require_embeddings)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, row_group_size=64 * 1024)
     os.replace(tmp, path)

@@ -111,7 +111,9 @@ def _register_config_file(config_path: Path) -> tuple[str, dict]:
     return name, cfg.get("preprocess_cfg", {})
 
 
-def load_open_clip(spec: ModelSpec, device: str, precision: str) -> OpenClipEncoder:
+def open_clip_parts(spec: ModelSpec, device: str = "cpu", precision: str = "fp32") -> dict:
+    """Create an open_clip model the way the registry does, for inference or training.
+    Returns model, train_transform, transform, tokenizer and model_cfg."""
     import open_clip
 
     name, pretrained, extra = spec.name, spec.pretrained, {}
@@ -133,7 +135,6 @@ def load_open_clip(spec: ModelSpec, device: str, precision: str) -> OpenClipEnco
     elif pretrained and not pretrained.startswith("hf-hub:") and _looks_local(pretrained):
         if not Path(pretrained).expanduser().is_file():
             raise ModelLoadError(f"Weights file {pretrained} for model {spec} does not exist.")
-
     elif pretrained and not _is_known_tag(name, pretrained):
         raise ModelLoadError(f"Could not load model {spec}: {pretrained!r} is neither a known "
                              f"pretrained tag for {name} nor an existing file.")
@@ -141,13 +142,24 @@ def load_open_clip(spec: ModelSpec, device: str, precision: str) -> OpenClipEnco
     from_hub = name.startswith("hf-hub:") or (pretrained is not None and not _looks_local(pretrained))
     try:
         with hub_access(spec) if from_hub else nullcontext():
-            model, _, transform = open_clip.create_model_and_transforms(
+            model, train_transform, transform = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, precision=precision, device=device, **extra
             )
             tokenizer = open_clip.get_tokenizer(name)
     except (OSError, ValueError, RuntimeError) as err:  # local files only: hub errors are handled above
         raise ModelLoadError(f"Could not load model {spec} from local files: {err}.") from err
-    return OpenClipEncoder(str(spec), model, transform, tokenizer, device, precision)
+    if name.startswith("local-dir:"):
+        config_file = Path(name.split(":", 1)[1]).expanduser() / "open_clip_config.json"
+        model_cfg = json.loads(config_file.read_text())["model_cfg"]
+    else:
+        model_cfg = open_clip.get_model_config(name)
+    return {"model": model, "train_transform": train_transform, "transform": transform,
+            "tokenizer": tokenizer, "model_cfg": model_cfg}
+
+
+def load_open_clip(spec: ModelSpec, device: str, precision: str) -> OpenClipEncoder:
+    parts = open_clip_parts(spec, device, precision)
+    return OpenClipEncoder(str(spec), parts["model"], parts["transform"], parts["tokenizer"], device, precision)
 
 
 def load_demo(spec: ModelSpec, device: str, precision: str) -> OpenClipEncoder:
@@ -158,10 +170,16 @@ def load_demo(spec: ModelSpec, device: str, precision: str) -> OpenClipEncoder:
         raise ModelLoadError(
             f"Demo model {spec} is missing from {folder}; regenerate it with `make demo`."
         )
-    inner = ModelSpec("open_clip", f"local-dir:{folder}")
-    encoder = load_open_clip(inner, device, precision)
+    encoder = load_open_clip(demo_inner_spec(spec), device, precision)
     encoder.spec = str(spec)
     return encoder
+
+
+def demo_inner_spec(spec: ModelSpec) -> ModelSpec:
+    """demo:NAME as the open_clip local-dir spec it stands for."""
+    if spec.name not in DEMO_NAMES:
+        raise ModelLoadError(f"There is no demo model {spec.name!r}; use demo:base or demo:finetuned.")
+    return ModelSpec("open_clip", f"local-dir:{DEMO_MODELS_DIR / f'demo_{spec.name}'}")
 
 
 # -- Hugging Face transformers ------------------------------------------------------

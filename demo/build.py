@@ -1,0 +1,113 @@
+"""Regenerate the bundled demo: images, both demo models and the catalog, deterministically.
+
+    make demo        # python -m demo.build  (about N minutes on 2 CPU cores)
+
+1. Render the fully-qualified emoji (no skin tones) from Noto Color Emoji; caption = name,
+   category = Unicode group, subcategory = subgroup; a seeded split stratified by subgroup.
+2. demo:base: the tiny open_clip model of demo_model.json trained from scratch ("full") on the
+   train split with plain captions.
+3. demo:finetuned: demo:base fine-tuned with dual_lora on captions enriched with the category and
+   subcategory, as a real catalog's cleaned attributes would enrich its product captions.
+4. The catalog with base_embedding and finetuned_embedding (float16), and the test-split metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.settings import ASSETS_DIR
+from finetune.evaluate import precision_at_k, text_to_image_recall
+from finetune.train import TrainConfig, finetune
+from index.catalog import build_table, catalog_meta, read_catalog, write_catalog
+from index.embed import ImageItem, build_catalog
+from models.encoders import OpenClipEncoder
+from models.loaders import DEMO_MODELS_DIR, open_clip_parts
+from models.spec import ModelSpec
+
+DEMO_DIR = ASSETS_DIR / "demo"
+CONFIG = Path(__file__).with_name("demo_model.json")
+SEED = 0
+BASE = TrainConfig(scenario="full", epochs=60, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=50, seed=SEED)
+FINETUNED = TrainConfig(scenario="dual_lora", epochs=30, batch_size=128, lr=1e-3, weight_decay=0.0, warmup_steps=20,
+                        caption_template="{caption}, {category}, {subcategory}", lora_rank=16, seed=SEED)
+
+
+def _encoder(folder: Path, name: str) -> OpenClipEncoder:
+    spec = ModelSpec("open_clip", f"local-dir:{folder}")
+    parts = open_clip_parts(spec, "cpu", "fp32")
+    return OpenClipEncoder(name, parts["model"], parts["transform"], parts["tokenizer"], "cpu", "fp32")
+
+
+def measure(catalog_path: Path) -> dict:
+    """Test split: text-to-image recall@1/5/10 with plain captions, and image-to-image precision@4
+    of same-subcategory neighbours among the whole catalog."""
+    catalog = read_catalog(catalog_path)
+    frame = catalog.frame()
+    test = np.flatnonzero(frame["split"].to_numpy() == "test")
+    labels = frame["subcategory"].to_numpy()
+    out = {}
+    for method in catalog.methods:
+        encoder = _encoder(DEMO_MODELS_DIR / f"demo_{method}", method)
+        images = catalog.embeddings(method)
+        texts = encoder.encode_texts(frame["caption"].iloc[test].tolist())
+        out[method] = {**text_to_image_recall(texts, images[test]),
+                       "precision@4": precision_at_k(images[test], test, images, labels, 4),
+                       "test_images": int(len(test))}
+    return out
+
+
+def main() -> None:
+    from demo.emoji import build_images
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs-scale", type=float, default=1.0, help="shorten training for a smoke run")
+    args = parser.parse_args()
+    torch.set_num_threads(2)  # results depend on the thread count; 2 makes them repeatable
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    rows = build_images(DEMO_DIR / "images", SEED)
+    print(f"rendered {len(rows)} emoji")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        staging = tmp / "catalog.parquet"  # no vectors yet: captions, splits, categories for training
+        write_catalog(staging, build_table({k: [r[k] for r in rows] for k in rows[0]}, {}), catalog_meta({}, {}),
+                      require_embeddings=False)
+        shutil.copytree(DEMO_DIR / "images", tmp / "images")
+        scale = lambda cfg: TrainConfig(**{**cfg.__dict__, "epochs": max(1, round(cfg.epochs * args.epochs_scale))})  # noqa: E731
+        base = finetune(staging, f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
+        _install(base.model_dir, "base")
+        tuned = finetune(staging, "demo:base", tmp / "finetuned_run", scale(FINETUNED))
+        _install(tuned.model_dir, "finetuned")
+        history = {"base": base.history, "finetuned": tuned.history}
+    encoders = {m: _encoder(DEMO_MODELS_DIR / f"demo_{m}", f"demo:{m}") for m in ("base", "finetuned")}
+    items = [ImageItem(r["image_id"], str((DEMO_DIR / r["image_uri"]).resolve()), r["caption"],
+                       {k: r[k] for k in ("split", "category", "subcategory", "emoji")}) for r in rows]
+    build_catalog(items, encoders, DEMO_DIR / "catalog.parquet", dtype="float16", workers=0, progress=False)
+    metrics = measure(DEMO_DIR / "catalog.parquet")
+    (DEMO_DIR / "metrics.json").write_text(json.dumps({"metrics": metrics, "training": history}, indent=2))
+    print(json.dumps(metrics, indent=2))
+
+
+def _install(model_dir: Path, name: str) -> None:
+    """Copy a trained model into assets as float16 (half the bytes; loads as float32)."""
+    from safetensors.torch import load_file, save_file
+
+    target = DEMO_MODELS_DIR / f"demo_{name}"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy(model_dir / "open_clip_config.json", target)
+    state = load_file(str(model_dir / "open_clip_model.safetensors"))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+              str(target / "open_clip_model.safetensors"))
+
+
+if __name__ == "__main__":
+    main()

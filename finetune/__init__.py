@@ -1,0 +1,1 @@
+"""Contrastive fine-tuning of open_clip models on a catalog: full, linear probe and LoRA scenarios."""
