@@ -12,11 +12,33 @@ THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monos
 MAX_UPLOAD = "50mb"
 
 
+def open_arena(settings: Settings):
+    """The arena over the configured catalog, or None (with the reason) when it cannot run."""
+    from arena.session import Arena
+    from core.errors import UserError
+    from index.catalog import read_catalog
+    from index.search import Searcher
+    from votes.store import VoteStore
+
+    try:
+        catalog = read_catalog(settings.catalog)
+        return Arena(Searcher.open(catalog), VoteStore(settings.votes)), None
+    except UserError as err:
+        return None, str(err)
+
+
 def build_app(settings: Settings) -> gr.Blocks:
     from analyzer import similarity_tab
+    from arena import tab as arena_tab
 
+    arena, why_not = open_arena(settings)
     with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
+        with gr.Tab("Arena", id="arena"):
+            if arena is not None:
+                arena_tab.build(arena, login_name=bool(settings.auth))
+            else:
+                gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Similarity", id="similarity"):
             similarity_tab.build(settings)
     return demo
@@ -41,9 +63,14 @@ def launch(settings: Settings) -> None:
     demo = build_app(settings)
     warm_up(settings)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
+    from pathlib import Path
+
+    from arena.tab import KEYBOARD_JS
+
     demo.queue().launch(
-        server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME,
+        server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
         max_file_size=MAX_UPLOAD, footer_links=["api", "settings"], show_error=True,
+        allowed_paths=[str(Path(settings.catalog).resolve().parent)],
     )
 
 

@@ -147,9 +147,12 @@ def load_or_build(catalog: Catalog, method: str, rebuild: bool = False, kind: st
             return MethodIndex(method, _read(index_path), fp, vectors), "loaded"
     action = "rebuilt" if index_path.exists() else "built"
     index = build_index(vectors, kind)
-    tmp = index_path.with_name(index_path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, index_path)
-    meta_path.write_text(json.dumps({"fingerprint": fp, "kind": kind_of(index), "rows": len(vectors),
-                                     "dim": int(vectors.shape[1])}))
+    try:
+        tmp = index_path.with_name(index_path.name + ".tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, index_path)
+        meta_path.write_text(json.dumps({"fingerprint": fp, "kind": kind_of(index), "rows": len(vectors),
+                                         "dim": int(vectors.shape[1])}))
+    except (OSError, RuntimeError):  # a read-only folder (a hosted Space): keep it in memory only
+        action += " (not saved: the catalog's folder is read-only)"
     return MethodIndex(method, index, fp, vectors), action

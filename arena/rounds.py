@@ -1,0 +1,115 @@
+"""Round selection and blind side assignment. Plain Python: no Gradio, no storage.
+
+A round: a query image (from the test split when the catalog has one; least-voted first, random
+among equals; optionally one category), two methods (the pair with the fewest rounds so far),
+each method's top-k without the query, sides drawn at random, and the overlap of the two lists.
+Identical lists are not worth a person's time: such a round is marked to be skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import UserError
+from index.search import Searcher
+
+
+@dataclass
+class Round:
+    round_id: str
+    query_id: str
+    query_row: int
+    method_left: str
+    method_right: str
+    rows_left: list[int]
+    rows_right: list[int]
+    results_left: list[str]
+    results_right: list[str]
+    overlap: int
+    identical: bool
+    extra: dict = field(default_factory=dict)
+
+
+class RoundMaker:
+    def __init__(self, searcher: Searcher, k: int = 4, seed: int | None = None):
+        catalog = searcher.catalog
+        if len(searcher.indices) < 2:
+            raise UserError("The arena needs a catalog with at least two embedding methods.")
+        self.searcher, self.k = searcher, k
+        self.rng = random.Random(seed)
+        self.ids = catalog.ids
+        frame = catalog.frame([c for c in ("split", "category") if c in catalog.table.column_names] or None)
+        splits = frame["split"].to_numpy() if "split" in frame else None
+        use_test = splits is not None and (splits == "test").any()
+        self.candidates = np.flatnonzero(splits == "test") if use_test else np.arange(len(self.ids))
+        self.categories = frame["category"].to_numpy() if "category" in frame else None
+        self.methods = sorted(searcher.indices)
+        self.pairs = list(itertools.combinations(self.methods, 2))
+        self.query_votes = np.zeros(len(self.candidates), np.int64)  # live votes per candidate query
+        self._position = {int(row): i for i, row in enumerate(self.candidates)}
+
+    # -- counts kept in step with the store --------------------------------------------------
+    def load_counts(self, votes_per_query: dict[str, int]) -> None:
+        rows = {image_id: r for r, image_id in enumerate(self.ids)}
+        self.query_votes[:] = 0
+        for query_id, n in votes_per_query.items():
+            pos = self._position.get(rows.get(query_id, -1))
+            if pos is not None:
+                self.query_votes[pos] = n
+
+    def count_vote(self, query_row: int, delta: int = 1) -> None:
+        pos = self._position.get(query_row)
+        if pos is not None:
+            self.query_votes[pos] = max(0, self.query_votes[pos] + delta)
+
+    def category_choices(self) -> list[str]:
+        if self.categories is None:
+            return []
+        return sorted({str(c) for c in self.categories[self.candidates] if c is not None})
+
+    # -- choosing -------------------------------------------------------------------------------
+    def pick_query(self, category: str | None = None, avoid: set[int] | None = None) -> int:
+        """Row of a least-voted candidate query (random among equals)."""
+        counts = self.query_votes.astype(np.float64)
+        if category and self.categories is not None:
+            counts[self.categories[self.candidates] != category] = np.inf
+        if avoid:
+            for row in avoid:
+                pos = self._position.get(row)
+                if pos is not None and np.isfinite(counts).sum() > 1:
+                    counts[pos] = np.inf
+        if not np.isfinite(counts).any():
+            raise UserError(f"No query images in category {category!r}.")
+        least = np.flatnonzero(counts == counts.min())
+        return int(self.candidates[least[self.rng.randrange(len(least))]])
+
+    def pick_pair(self, rounds_per_pair: dict[tuple[str, str], int]) -> tuple[str, str]:
+        counts = [rounds_per_pair.get(p, 0) for p in self.pairs]
+        least = [p for p, n in zip(self.pairs, counts) if n == min(counts)]
+        return least[self.rng.randrange(len(least))]
+
+    def make_round(self, query_row: int, pair: tuple[str, str]) -> Round:
+        lists = {m: [int(r) for r in self.searcher.neighbours(m, query_row, self.k)[0]] for m in pair}
+        return self.assemble(query_row, pair, lists)
+
+    def assemble(self, query_row: int, pair: tuple[str, str], lists: dict[str, list[int]],
+                 keep_sides: bool = False) -> Round:
+        """A round from the two methods' result rows; sides drawn at random unless kept."""
+        left, right = pair if keep_sides or self.rng.random() < 0.5 else pair[::-1]
+        ids_left = [self.ids[r] for r in lists[left]]
+        ids_right = [self.ids[r] for r in lists[right]]
+        return Round(
+            round_id=uuid.uuid4().hex, query_id=self.ids[query_row], query_row=query_row,
+            method_left=left, method_right=right, rows_left=lists[left], rows_right=lists[right],
+            results_left=ids_left, results_right=ids_right, overlap=len(set(ids_left) & set(ids_right)),
+            identical=ids_left == ids_right,
+        )
+
+    def next_round(self, rounds_per_pair: dict[tuple[str, str], int], category: str | None = None,
+                   avoid: set[int] | None = None) -> Round:
+        return self.make_round(self.pick_query(category, avoid), self.pick_pair(rounds_per_pair))

@@ -1,0 +1,183 @@
+"""Arena logic and vote store: round selection, blind sides, undo, durability and concurrency."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from arena.rounds import RoundMaker
+from arena.session import Arena, StaleRound
+from catalog_helpers import unit_vectors, write_synthetic_catalog
+from core.errors import UserError
+from index.catalog import build_table, catalog_meta, read_catalog, write_catalog
+from index.search import Searcher
+from votes.choices import Choice
+from votes.store import DuplicateVote, ShownRound, VoteStore
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    write_synthetic_catalog(tmp_path / "c.parquet", n=100, dim=16)
+    return read_catalog(tmp_path / "c.parquet")
+
+
+@pytest.fixture
+def arena(catalog, tmp_path):
+    return Arena(Searcher.open(catalog), VoteStore(tmp_path / "votes.db"), seed=0)
+
+
+def test_queries_come_from_test_split_least_voted_first(catalog):
+    maker = RoundMaker(Searcher.open(catalog), seed=1)
+    test_rows = set(np.flatnonzero(catalog.frame()["split"].to_numpy() == "test"))
+    seen = []
+    for _ in range(len(test_rows)):
+        row = maker.pick_query()
+        maker.count_vote(row)
+        seen.append(row)
+    assert set(seen) == test_rows  # every test query once before any twice
+    assert maker.pick_query(category="cat1") in {r for r in test_rows if r % 4 == 1}
+
+
+def test_round_lists_exclude_the_query_and_sides_are_random(catalog):
+    searcher = Searcher.open(catalog)
+    maker = RoundMaker(searcher, k=4, seed=2)
+    lefts = Counter()
+    for _ in range(200):
+        r = maker.next_round({})
+        assert r.query_row not in r.rows_left + r.rows_right
+        assert len(r.rows_left) == len(r.rows_right) == 4
+        assert r.overlap == len(set(r.results_left) & set(r.results_right))
+        expected = [catalog.ids[i] for i in searcher.neighbours(r.method_left, r.query_row, 4)[0]]
+        assert r.results_left == expected
+        lefts[r.method_left] += 1
+    assert 70 < lefts["base"] < 130  # about half each: a fair coin
+
+
+def test_pairs_are_balanced_and_identical_lists_auto_skipped(tmp_path):
+    vectors = unit_vectors(60, 8)
+    table = build_table({"image_id": [f"i{i}" for i in range(60)], "image_uri": [f"{i}.png" for i in range(60)]},
+                        {"base": vectors, "copy": vectors, "finetuned": unit_vectors(60, 8, seed=5)})
+    write_catalog(tmp_path / "c.parquet", table, catalog_meta({m: m for m in ("base", "copy", "finetuned")},
+                                                              {m: 8 for m in ("base", "copy", "finetuned")}))
+    store = VoteStore(tmp_path / "v.db")
+    arena = Arena(Searcher.open(read_catalog(tmp_path / "c.parquet")), store, seed=0)
+    state = arena.start("ann")
+    for _ in range(30):
+        r = arena.next_round(state)
+        assert not r.identical and {r.method_left, r.method_right} != {"base", "copy"}
+        arena.vote(state, "tie", r.round_id)
+    rounds = store.rounds()
+    auto = [x for x in rounds if x["status"] == "auto_skipped"]
+    assert auto and all({x["method_left"], x["method_right"]} == {"base", "copy"} for x in auto)
+    pairs = Counter(tuple(sorted((x["method_left"], x["method_right"]))) for x in rounds)
+    assert max(pairs.values()) - min(pairs.values()) <= 1  # balanced over all rounds, auto-skips included
+
+
+def test_vote_undo_skip_and_summary(arena):
+    state = arena.start("alice")
+    first = arena.next_round(state)
+    second = arena.vote(state, Choice.LEFT, first.round_id)
+    with pytest.raises(StaleRound):
+        arena.vote(state, "right", first.round_id)  # a double press for the judged round
+    third = arena.skip(state, second.round_id)
+    again = arena.undo(state)  # undoes the vote on `first` and shows it again
+    assert again.query_id == first.query_id and again.results_left == first.results_left
+    assert again.round_id != first.round_id
+    arena.vote(state, "both_bad", again.round_id)
+    votes = arena.store.votes()
+    assert [v["choice"] for v in votes] == ["left", "both_bad"]
+    assert votes[0]["undone_at"] and not votes[1]["undone_at"]
+    statuses = {r["round_id"]: r["status"] for r in arena.store.rounds()}
+    assert statuses[second.round_id] == "skipped" and statuses[third.round_id] == "skipped"
+    summary = arena.summary(state)
+    assert summary["votes"] == 1 and summary["choices"]["both_bad"] == 1
+    with pytest.raises(UserError, match="name"):
+        arena.start("  ")
+
+
+def test_same_round_cannot_be_counted_twice(tmp_path):
+    store = VoteStore(tmp_path / "v.db")
+    r = ShownRound("r1", "a", "s", "q", "base", "finetuned", ["x"], ["y"], 0, "fp")
+    store.record_round(r)
+    store.record_vote(r, "left", 120)
+    with pytest.raises(DuplicateVote):
+        store.record_vote(r, "right", 130)
+    assert len(store.votes()) == 1
+    with sqlite3.connect(tmp_path / "v.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_acknowledged_vote_survives_sigkill(tmp_path):
+    db = tmp_path / "v.db"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from votes.store import ShownRound, VoteStore
+        store = VoteStore({str(db)!r})
+        r = ShownRound("round-1", "ann", "sess", "q1", "base", "finetuned", ["a"], ["b"], 0, "fp")
+        store.record_round(r)
+        vote_id = store.record_vote(r, "right", 900)
+        print("ACK", vote_id, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    os.kill(proc.pid, signal.SIGKILL)  # right after the acknowledgement, no clean shutdown
+    proc.wait()
+    assert line[0] == "ACK"
+    votes = VoteStore(db).votes()
+    assert [(v["vote_id"], v["choice"], v["display_ms"]) for v in votes] == [(line[1], "right", 900)]
+
+
+def test_eight_concurrent_sessions_lose_and_duplicate_nothing(arena):
+    errors = []
+
+    def annotate(name):
+        try:
+            state = arena.start(name)
+            r = arena.next_round(state)
+            for i in range(25):
+                r = arena.vote(state, ["left", "right", "tie", "both_bad"][i % 4], r.round_id)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=annotate, args=(f"ann{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    votes = arena.store.votes()
+    assert len(votes) == 200 and len({v["round_id"] for v in votes}) == 200
+    assert Counter(v["annotator"] for v in votes) == {f"ann{i}": 25 for i in range(8)}
+    rounds = {r["round_id"]: r for r in arena.store.rounds()}
+    for v in votes:  # every vote belongs to a round shown to its own session
+        assert rounds[v["round_id"]]["session_id"] == v["session_id"] and rounds[v["round_id"]]["status"] == "voted"
+
+
+def test_several_processes_write_one_store(tmp_path):
+    db = tmp_path / "v.db"
+    VoteStore(db)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from votes.store import ShownRound, VoteStore
+        store, who = VoteStore({str(db)!r}), sys.argv[1]
+        for i in range(40):
+            r = ShownRound(f"{{who}}-{{i}}", who, who, f"q{{i}}", "base", "finetuned", [], [], 0, "fp")
+            store.record_round(r)
+            store.record_vote(r, "tie", 10)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"p{i}"]) for i in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    votes = VoteStore(db).votes()
+    assert len(votes) == 160 and len({v["round_id"] for v in votes}) == 160
+    assert json.loads(votes[0]["results_left"]) == []

@@ -1,0 +1,92 @@
+"""End to end: vote with the keyboard in Chromium and check the SQLite rows after each key."""
+
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog_helpers import unit_vectors
+from index.catalog import build_table, catalog_meta, write_catalog
+
+pytestmark = pytest.mark.browser
+METHODS = ("alphamodel", "omegamodel")  # names that appear nowhere else on the page
+
+
+@pytest.fixture
+def arena_catalog(tmp_path):
+    (tmp_path / "images").mkdir()
+    rng = np.random.default_rng(0)
+    n = 40
+    for i in range(n):
+        Image.new("RGB", (48, 48), tuple(int(c) for c in rng.integers(0, 255, 3))).save(tmp_path / "images" / f"{i}.png")
+    columns = {"image_id": [f"img{i}" for i in range(n)], "image_uri": [f"images/{i}.png" for i in range(n)],
+               "caption": [f"square {i}" for i in range(n)], "split": ["test" if i < 10 else "train" for i in range(n)],
+               "category": [f"group{i % 2}" for i in range(n)]}
+    table = build_table(columns, {m: unit_vectors(n, 8, seed=k) for k, m in enumerate(METHODS)})
+    write_catalog(tmp_path / "catalog.parquet", table, catalog_meta({m: m for m in METHODS}, {m: 8 for m in METHODS}))
+    return tmp_path / "catalog.parquet", tmp_path / "votes.db"
+
+
+def _rows(db, sql):
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql)]
+
+
+def _wait(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            time.sleep(0.8)  # the handler commits before it returns; let the page take the new round
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_keyboard_voting_writes_rows_and_hides_method_names(serve_app, page, arena_catalog, tiny_open_clip_spec):
+    catalog, db = arena_catalog
+    url = serve_app("--catalog", str(catalog), "--votes", str(db), "--model", tiny_open_clip_spec)
+    page.goto(url)
+    page.locator("#arena-name input, #arena-name textarea").first.fill("tester")
+    page.locator("#arena-start").click()
+    page.locator("#arena-left img").first.wait_for()
+    _wait(lambda: len(_rows(db, "SELECT * FROM rounds")) == 1)
+    assert page.locator("#arena-left img").count() == 4 and page.locator("#arena-right img").count() == 4
+    html = page.content()
+    for method in METHODS:  # the current round's methods are nowhere in the page before the vote
+        assert method not in html
+
+    page.locator("#arena-name input, #arena-name textarea").first.press("a")  # typing: no vote
+    time.sleep(0.8)
+    assert _rows(db, "SELECT * FROM votes") == []
+
+    page.locator("#arena-query").click()  # focus out of the text field
+    for key, choice in [("a", "left"), ("b", "right"), ("t", "tie"), ("x", "both_bad")]:
+        before = len(_rows(db, "SELECT * FROM votes"))
+        page.keyboard.press(key)
+        _wait(lambda: len(_rows(db, "SELECT * FROM votes")) == before + 1)
+        last = _rows(db, "SELECT * FROM votes ORDER BY rowid DESC LIMIT 1")[0]
+        assert last["choice"] == choice and last["annotator"] == "tester" and last["display_ms"] > 0
+        status = page.locator("#arena-status").inner_text()
+        assert f"Left was {last['method_left']}" in status and f"Right was {last['method_right']}" in status
+
+    page.keyboard.press("n")
+    _wait(lambda: len(_rows(db, "SELECT * FROM rounds WHERE status = 'skipped'")) == 1)
+    assert len(_rows(db, "SELECT * FROM votes")) == 4
+
+    page.keyboard.press("u")
+    _wait(lambda: len(_rows(db, "SELECT * FROM votes WHERE undone_at IS NOT NULL")) == 1)
+    undone = _rows(db, "SELECT * FROM votes WHERE undone_at IS NOT NULL")[0]
+    assert undone["choice"] == "both_bad"  # the last vote
+    shown_again = _rows(db, "SELECT * FROM rounds ORDER BY rowid DESC LIMIT 1")[0]
+    assert shown_again["query_id"] == undone["query_id"] and shown_again["status"] == "shown"
+
+    page.keyboard.press("ArrowRight")
+    _wait(lambda: len(_rows(db, "SELECT * FROM votes")) == 5)
+    assert _rows(db, "SELECT * FROM votes ORDER BY rowid DESC LIMIT 1")[0]["round_id"] == shown_again["round_id"]
+
+    page.keyboard.press("q")
+    page.locator("#arena-status").get_by_text("Session finished").wait_for()
+    assert "4 votes" in page.locator("#arena-status").inner_text()

@@ -1,0 +1,1 @@
+"""Votes: the durable SQLite store, statistics, figures, import and export. No Gradio here."""
