@@ -30,6 +30,7 @@ def open_arena(settings: Settings):
 def build_app(settings: Settings) -> gr.Blocks:
     from analyzer import similarity_tab
     from arena import tab as arena_tab
+    from votes import results_tab
 
     arena, why_not = open_arena(settings)
     with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
@@ -39,6 +40,11 @@ def build_app(settings: Settings) -> gr.Blocks:
                 arena_tab.build(arena, login_name=bool(settings.auth))
             else:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
+        with gr.Tab("Results", id="results") as tab:
+            if arena is not None:
+                results_tab.build(arena.store, arena.searcher.catalog, tab)
+            else:
+                gr.Markdown(f"No results: {why_not}")
         with gr.Tab("Similarity", id="similarity"):
             similarity_tab.build(settings)
     return demo

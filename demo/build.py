@@ -1,6 +1,6 @@
 """Regenerate the bundled demo: images, both demo models and the catalog, deterministically.
 
-    make demo        # python -m demo.build  (about N minutes on 2 CPU cores)
+    make demo        # python -m demo.build  (about 15 minutes on 2 CPU cores)
 
 1. Render the fully-qualified emoji (no skin tones) from Noto Color Emoji; caption = name,
    category = Unicode group, subcategory = subgroup; a seeded split stratified by subgroup.

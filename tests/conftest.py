@@ -123,3 +123,11 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def arena_catalog(tmp_path):
+    """(catalog path, votes path) of a small on-disk catalog for the app."""
+    from catalog_helpers import write_image_catalog
+
+    return write_image_catalog(tmp_path), tmp_path / "votes.db"

@@ -3,30 +3,11 @@
 import sqlite3
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from catalog_helpers import unit_vectors
-from index.catalog import build_table, catalog_meta, write_catalog
+from catalog_helpers import ARENA_METHODS as METHODS
 
 pytestmark = pytest.mark.browser
-METHODS = ("alphamodel", "omegamodel")  # names that appear nowhere else on the page
-
-
-@pytest.fixture
-def arena_catalog(tmp_path):
-    (tmp_path / "images").mkdir()
-    rng = np.random.default_rng(0)
-    n = 40
-    for i in range(n):
-        Image.new("RGB", (48, 48), tuple(int(c) for c in rng.integers(0, 255, 3))).save(tmp_path / "images" / f"{i}.png")
-    columns = {"image_id": [f"img{i}" for i in range(n)], "image_uri": [f"images/{i}.png" for i in range(n)],
-               "caption": [f"square {i}" for i in range(n)], "split": ["test" if i < 10 else "train" for i in range(n)],
-               "category": [f"group{i % 2}" for i in range(n)]}
-    table = build_table(columns, {m: unit_vectors(n, 8, seed=k) for k, m in enumerate(METHODS)})
-    write_catalog(tmp_path / "catalog.parquet", table, catalog_meta({m: m for m in METHODS}, {m: 8 for m in METHODS}))
-    return tmp_path / "catalog.parquet", tmp_path / "votes.db"
 
 
 def _rows(db, sql):

@@ -11,6 +11,7 @@ def test_similarity_tab_scores_two_captions(serve_app, page, tiny_open_clip_spec
     Image.new("RGB", (120, 90), (20, 160, 40)).save(image)
     url = serve_app("--model", tiny_open_clip_spec)
     page.goto(url)
+    page.get_by_role("tab", name="Similarity").click()
     page.locator("#sim-image input[type=file]").set_input_files(str(image))
     page.locator("#sim-captions textarea").fill("a green square\na red sports car")
     page.locator("#sim-run").click()
@@ -30,6 +31,7 @@ def test_similarity_tab_scores_two_captions(serve_app, page, tiny_open_clip_spec
 
 def test_similarity_tab_shows_clear_error_for_missing_image(serve_app, page, tiny_open_clip_spec):
     page.goto(serve_app("--model", tiny_open_clip_spec))
+    page.get_by_role("tab", name="Similarity").click()
     page.locator("#sim-captions textarea").fill("a cat")
     page.locator("#sim-run").click()
     page.get_by_text("Add an image").first.wait_for()

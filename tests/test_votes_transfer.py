@@ -1,0 +1,89 @@
+"""Vote export and import (CSV, DESIGN columns), and the stats command."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core.errors import UserError
+from votes.store import VOTE_COLUMNS, ShownRound, VoteStore
+from votes.transfer import export_csv, import_csv
+
+
+def _store(path, prefix="r", annotator="alice", choices=("left", "right", "tie", "both_bad", "right")):
+    store = VoteStore(path)
+    for i, choice in enumerate(choices):
+        r = ShownRound(f"{prefix}{i}", annotator, "s1", f"q{i % 2}", "base", "finetuned", ["a", "b"], ["b", "c"], 1, "fp")
+        store.record_round(r)
+        store.record_vote(r, choice, 100 + i)
+    store.undo_last("s1")
+    return store
+
+
+def test_round_trip_keeps_every_column(tmp_path):
+    source = _store(tmp_path / "a.db", annotator="=HYPERLINK(\"x\")")
+    assert export_csv(source, tmp_path / "votes.csv") == 5
+    with open(tmp_path / "votes.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == VOTE_COLUMNS
+    assert rows[1][2].startswith("'=")  # neutralised for spreadsheets
+    assert json.loads(rows[1][VOTE_COLUMNS.index("results_left")]) == ["a", "b"]
+    assert rows[1][VOTE_COLUMNS.index("undone_at")] == "" and rows[5][VOTE_COLUMNS.index("undone_at")] != ""
+    target = VoteStore(tmp_path / "b.db")
+    assert import_csv(target, tmp_path / "votes.csv") == 5
+    assert target.votes() == source.votes()
+
+
+def test_import_refuses_duplicates_and_bad_rows_importing_nothing(tmp_path):
+    export_csv(_store(tmp_path / "a.db"), tmp_path / "votes.csv")
+    target = _store(tmp_path / "b.db", prefix="other")
+    before = target.votes()
+    import_csv(target, tmp_path / "votes.csv")
+    with pytest.raises(UserError, match="already in .*nothing was imported"):
+        import_csv(target, tmp_path / "votes.csv")
+    assert len(target.votes()) == len(before) + 5
+
+    lines = (tmp_path / "votes.csv").read_text().splitlines()
+    bad = VoteStore(tmp_path / "c.db")
+    cases = {
+        "choice": lines[1].replace(",left,", ",maybe,"),
+        "results_left": lines[1].replace('"[""a"", ""b""]"', "not-json", 1),
+        "repeats": lines[1],
+    }
+    for name, row in cases.items():
+        body = [lines[0], lines[1], row] if name == "repeats" else [lines[0], lines[2], row]
+        (tmp_path / f"{name}.csv").write_text("\n".join(body) + "\n")
+        with pytest.raises(UserError, match=f"Row 3: .*{name if name != 'repeats' else 'repeats row 2'}"):
+            import_csv(bad, tmp_path / f"{name}.csv")
+        assert bad.votes() == []
+    (tmp_path / "cols.csv").write_text("vote_id,choice\n1,left\n")
+    with pytest.raises(UserError, match="vote columns"):
+        import_csv(bad, tmp_path / "cols.csv")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_stats_and_votes_cli(tmp_path):
+    _store(tmp_path / "a.db", choices=("right",) * 9 + ("left", "tie"))
+    proc = _cli("stats", "--votes", str(tmp_path / "a.db"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["votes"] == 10 and out["undone"] == 1
+    pair = out["pairs"][0]
+    for key in ("method_a", "method_b", "wins_a", "wins_b", "ties", "both_bad", "decisive", "win_rate_b",
+                "ci_low", "ci_high", "p_value", "position_bias_p"):
+        assert key in pair
+    assert (pair["method_a"], pair["method_b"], pair["wins_b"], pair["wins_a"], pair["ties"]) == ("base", "finetuned", 9, 1, 0)  # the tie was undone
+    text = _cli("stats", "--votes", str(tmp_path / "a.db"))
+    assert "finetuned wins 90% of decisive votes" in text.stdout
+    assert _cli("votes", "export", "--votes", str(tmp_path / "a.db"), "-o", str(tmp_path / "v.csv")).returncode == 0
+    proc = _cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
+    assert proc.returncode == 0 and "imported 11 votes" in proc.stdout
+    again = _cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
+    assert again.returncode == 2 and "nothing was imported" in again.stderr
+    missing = _cli("stats", "--votes", str(tmp_path / "none.db"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

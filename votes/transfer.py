@@ -1,0 +1,98 @@
+"""Vote export and import as CSV with the DESIGN columns, so votes gathered on several machines
+can be merged. Import is all or nothing: one bad row or one known vote id imports nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from core.errors import UserError
+from votes.choices import Choice
+from votes.store import VOTE_COLUMNS, VoteStore
+
+RISKY = ("=", "+", "-", "@")  # spreadsheet formula starts
+
+
+def _neutralise(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(RISKY) else text
+
+
+def _restore(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:2] in RISKY else text
+
+
+def export_csv(store: VoteStore, path: str | Path) -> int:
+    votes = store.votes(include_undone=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(VOTE_COLUMNS)
+        for v in votes:
+            writer.writerow([_neutralise(v[c]) for c in VOTE_COLUMNS])
+    return len(votes)
+
+
+def _check_row(line: int, row: dict) -> tuple:
+    def fail(why: str):
+        raise UserError(f"Row {line}: {why}; nothing was imported.")
+
+    values = {c: _restore(row[c] or "") for c in VOTE_COLUMNS}
+    for required in ("vote_id", "created_at", "round_id", "query_id", "method_left", "method_right", "choice"):
+        if not values[required].strip():
+            fail(f"{required} is empty")
+    if values["choice"] not in {c.value for c in Choice}:
+        fail(f"choice {values['choice']!r} is not one of {', '.join(c.value for c in Choice)}")
+    for stamp in ("created_at", "undone_at"):
+        if values[stamp]:
+            try:
+                datetime.fromisoformat(values[stamp])
+            except ValueError:
+                fail(f"{stamp} {values[stamp]!r} is not an ISO date-time")
+    for side in ("results_left", "results_right"):
+        try:
+            parsed = json.loads(values[side])
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            fail(f"{side} must be a JSON array of image ids")
+    ints = {}
+    for col in ("display_ms", "overlap"):
+        try:
+            ints[col] = int(values[col]) if values[col] else None
+        except ValueError:
+            fail(f"{col} {values[col]!r} is not a whole number")
+    if ints["overlap"] is None:
+        fail("overlap is empty")
+    return tuple(ints[c] if c in ints else (values[c] or None if c == "undone_at" else values[c]) for c in VOTE_COLUMNS)
+
+
+def import_csv(store: VoteStore, path: str | Path) -> int:
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != VOTE_COLUMNS:
+                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)}.")
+            rows = [_check_row(line, row) for line, row in enumerate(reader, start=2)]
+    except OSError as err:
+        raise UserError(f"Cannot read {path}: {err.strerror}.") from err
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        if row[0] in seen:
+            raise UserError(f"Row {line}: vote_id {row[0]} repeats row {seen[row[0]]}; nothing was imported.")
+        seen[row[0]] = line
+    placeholders = ", ".join("?" * len(VOTE_COLUMNS))
+    try:
+        with store.transaction() as conn:
+            known = {r[0] for r in conn.execute("SELECT vote_id FROM votes")}
+            clash = next((i for i, r in enumerate(rows) if r[0] in known), None)
+            if clash is not None:
+                raise UserError(f"Row {clash + 2}: vote_id {rows[clash][0]} is already in {store.path}; "
+                                "nothing was imported.")
+            conn.executemany(f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({placeholders})", rows)
+    except sqlite3.IntegrityError as err:
+        raise UserError(f"A round in {path} already has a vote in {store.path} ({err}); nothing was imported.") from err
+    return len(rows)
