@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from arena.rounds import Round, RoundMaker
@@ -32,6 +32,7 @@ class SessionState:
     votes: int = 0
     last_reveal: dict | None = None
     recent: list[int] = field(default_factory=list)  # query rows shown lately, not to repeat at once
+    prefetched: Future | None = None  # the next round, prepared while the annotator looks at this one
 
 
 class Arena:
@@ -43,6 +44,9 @@ class Arena:
         self.fingerprint = "-".join(f"{m}:{searcher.indices[m].fingerprint[:12]}" for m in self.maker.methods)
         self._lock = threading.Lock()  # the in-memory counts are shared by all sessions
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arena-search")
+        # A separate pool: a prefetch runs searches on _pool, and must never wait on itself.
+        self._prefetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arena-prefetch")
+        self.prefetch = True
         self._parallel = any(index.kind != "flat" for index in searcher.indices.values())
 
     def start(self, annotator: str, session_id: str | None = None, category: str | None = None) -> SessionState:
@@ -83,10 +87,18 @@ class Arena:
     def _show(self, state: SessionState, r: Round) -> Round:
         state.current, state.shown_at = r, time.monotonic()
         state.recent = (state.recent + [r.query_row])[-20:]
+        if self.prefetch and state.prefetched is None:
+            # Prepare the next round now: people look at a round for seconds, so the searches are
+            # done by the time they vote, and a vote costs one commit (bench/bench_arena.py).
+            state.prefetched = self._prefetcher.submit(self._prepare_next, state)
         return r
 
+    def _take_next(self, state: SessionState) -> tuple[Round, list]:
+        future, state.prefetched = state.prefetched, None
+        return future.result() if future is not None else self._prepare_next(state)
+
     def next_round(self, state: SessionState) -> Round:
-        r, records = self._prepare_next(state)
+        r, records = self._take_next(state)
         self.store.record_rounds(records)
         return self._show(state, r)
 
@@ -96,7 +108,7 @@ class Arena:
         display_ms = int(round((time.monotonic() - state.shown_at) * 1000))
         with self._lock:
             self.maker.count_vote(r.query_row, +1)  # before choosing the next query
-        following, records = self._prepare_next(state)
+        following, records = self._take_next(state)
         try:  # the vote and the next round in one transaction: one fsync per vote
             self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records)
         except BaseException:

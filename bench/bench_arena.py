@@ -1,8 +1,10 @@
-"""Server time from a vote to the next round ready (store the vote, pick the next query and pair,
-search both methods), p50/p95, at 10k and 1M catalog rows of random 512-d vectors.
+"""Server time from a vote to the next round ready, p50/p95, at 10k and 1M catalog rows of random
+512-d vectors: Arena.vote() stores the vote and the next round (one commit) and returns the next
+round, which it prepared while the annotator looked at the current one. The bench waits a think
+time between votes (0.3 s; people take seconds), and times only the vote call.
 
-Baseline in the same run: the same arena over exact (flat) indices with the two searches one
-after the other. Ratios are baseline / ours.
+Baseline in the same run: the straightforward server: exact (flat) indices, and the next round
+searched after the vote arrives, one method after the other. Ratios are baseline / ours.
 
     python bench/bench_arena.py                        # 10k and 1M rows (about 4 minutes)
     python bench/bench_arena.py --sizes 10000 --votes 200
@@ -46,22 +48,22 @@ def arena_for(catalog: Catalog, kind: str, db: Path, sequential: bool) -> Arena:
     searcher = Searcher(catalog, indices, vectors)
     searcher._rows = {image_id: i for i, image_id in enumerate(catalog.ids)}
     arena = Arena(searcher, VoteStore(db), seed=0)
-    if sequential:  # the straightforward way: one search after the other
+    if sequential:  # the straightforward way: search after the vote, one method after the other
         arena._parallel = False
+        arena.prefetch = False
     return arena
 
 
-def vote_latencies(arena: Arena, votes: int) -> np.ndarray:
+def vote_latencies(arena: Arena, votes: int, think_s: float) -> np.ndarray:
     state = arena.start("bench")
     r = arena.next_round(state)
-    for _ in range(5):  # warm-up
-        r = arena.vote(state, "left", r.round_id)
     times = []
-    for i in range(votes):
+    for i in range(votes + 5):  # 5 warm-up votes
+        time.sleep(think_s)
         start = time.perf_counter()
         r = arena.vote(state, ("left", "right", "tie")[i % 3], r.round_id)
         times.append(time.perf_counter() - start)
-    return np.array(times) * 1e3
+    return np.array(times[5:]) * 1e3
 
 
 def main() -> None:
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--votes", type=int, default=300)
     parser.add_argument("--baseline-votes", type=int, default=50)
+    parser.add_argument("--think", type=float, default=0.3, help="seconds between votes")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     print(f"{'rows':>9} {'index':>5} {'p50 ms':>7} {'p95 ms':>7} {'baseline p50':>12} {'baseline p95':>12} {'ratio p95':>9}")
@@ -77,8 +80,10 @@ def main() -> None:
         for n in args.sizes:
             catalog = make_catalog(n, args.dim)
             kind = default_kind(n, args.dim)
-            ours = vote_latencies(arena_for(catalog, kind, Path(tmp) / f"ours{n}.db", False), args.votes)
-            base = vote_latencies(arena_for(catalog, "flat", Path(tmp) / f"base{n}.db", True), args.baseline_votes)
+            ours = vote_latencies(arena_for(catalog, kind, Path(tmp) / f"ours{n}.db", False), args.votes,
+                                  args.think)
+            base = vote_latencies(arena_for(catalog, "flat", Path(tmp) / f"base{n}.db", True), args.baseline_votes,
+                                  args.think)
             p50, p95 = np.percentile(ours, 50), np.percentile(ours, 95)
             b50, b95 = np.percentile(base, 50), np.percentile(base, 95)
             print(f"{n:>9,} {kind:>5} {p50:>7.2f} {p95:>7.2f} {b50:>12.2f} {b95:>12.2f} {b95 / p95:>8.1f}x", flush=True)
