@@ -28,7 +28,7 @@ def open_arena(settings: Settings):
 
 
 def build_app(settings: Settings) -> gr.Blocks:
-    from analyzer import similarity_tab
+    from analyzer import batch_tab, similarity_tab
     from arena import tab as arena_tab
     from votes import results_tab
 
@@ -47,6 +47,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                 gr.Markdown(f"No results: {why_not}")
         with gr.Tab("Similarity", id="similarity"):
             similarity_tab.build(settings)
+        with gr.Tab("Batch CSV", id="batch"):
+            batch_tab.build(settings)
     return demo
 
 

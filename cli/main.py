@@ -10,7 +10,7 @@ import sys
 from core.errors import UserError
 from core.version import __version__
 
-COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd")
+COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:

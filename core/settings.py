@@ -26,6 +26,15 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _image_roots() -> list[str] | None:
+    """CLIP_ARENA_IMAGE_ROOTS (os.pathsep-separated); by default the working folder when running
+    locally, and none on a hosted Space (SPACE_ID set), where local paths are off."""
+    value = os.environ.get("CLIP_ARENA_IMAGE_ROOTS")
+    if value is not None:
+        return [p for p in value.split(os.pathsep) if p] or None
+    return None if os.environ.get("SPACE_ID") else [os.getcwd()]
+
+
 @dataclass(frozen=True)
 class FetchLimits:
     """Caps applied to every image read, local or remote."""
@@ -49,6 +58,8 @@ class Settings:
     device: str | None = None  # None: pick CUDA, MPS or CPU by itself
     precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
     limits: FetchLimits = field(default_factory=FetchLimits)
+    # Folders local image paths in batch CSVs must stay under; None: local paths off.
+    image_roots: list[str] | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +81,7 @@ class Settings:
             device=os.environ.get("CLIP_ARENA_DEVICE") or None,
             precision=os.environ.get("CLIP_ARENA_PRECISION") or None,
             limits=limits,
+            image_roots=_image_roots(),
         )
 
     def with_overrides(self, **overrides) -> "Settings":

@@ -1,0 +1,34 @@
+"""End to end: drop a CSV on the Batch tab, score it, download the scored file."""
+
+import csv
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+
+def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_clip_spec):
+    Image.new("RGB", (30, 30), "red").save(tmp_path / "red.png")
+    Image.new("RGB", (30, 30), "blue").save(tmp_path / "blue.png")
+    source = tmp_path / "upload" / "pairs.csv"
+    source.parent.mkdir()
+    source.write_text("url,title\nred.png,a red square\nblue.png,a blue square\nnope.png,missing\n")
+    page.goto(serve_app("--model", tiny_open_clip_spec))  # the app runs in tmp_path: its image root
+    page.get_by_role("tab", name="Batch CSV").click()
+    page.locator("#batch-upload input[type=file]").set_input_files(str(source))
+    page.locator("#batch-image-col input").first.wait_for()
+    page.wait_for_function("() => document.querySelector('#batch-image-col input').value === 'url'")
+    assert page.locator("#batch-caption-col input").input_value() == "title"
+    page.locator("#batch-run").click()
+    page.locator("#batch-summary").get_by_text("3 rows").wait_for(timeout=60_000)
+    assert "not_found" in page.locator("#batch-summary").inner_text()
+    with page.expect_download() as info:
+        page.locator("#batch-result a").first.click()
+    target = tmp_path / "downloaded.csv"
+    info.value.save_as(target)
+    with open(target, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["title"] for r in rows] == ["a red square", "a blue square", "missing"]
+    assert rows[0]["error"] == "" and -1 <= float(rows[0]["cosine"]) <= 1
+    assert rows[2]["error"].startswith("not_found:")
