@@ -42,7 +42,7 @@ def histogram(scored: Path) -> go.Figure:
 def errors_text(report: BatchReport) -> str:
     if not report.errors:
         return f"**Done:** {report.summary()}."
-    kinds = "\n".join(f"- `{kind}`: {n:,} rows" for kind, n in report.errors.most_common())
+    kinds = "\n".join(f"- `{kind}`: {n:,} row{'s' if n != 1 else ''}" for kind, n in report.errors.most_common())
     return f"**Done:** {report.summary()}.\n\nRows with errors, by kind (each row's `error` column says why):\n{kinds}"
 
 

@@ -29,7 +29,7 @@ def outcome_bars(pair: dict | None) -> go.Figure:
         x=labels, y=shares, marker_color=[COLOURS["a"], COLOURS["b"], COLOURS["tie"], COLOURS["both_bad"]],
         error_y=dict(type="data", symmetric=False, array=[hi - s for s, (_, hi) in zip(shares, cis)],
                      arrayminus=[s - lo for s, (lo, _) in zip(shares, cis)]),
-        text=[f"{c} ({s:.0%})" for c, s in zip(counts, shares)], textposition="outside",
+        text=[f"{c} ({s:.0%})" for c, s in zip(counts, shares)], textposition="outside", cliponaxis=False,
     ))
     fig.update_layout(title=f"Outcomes of {n} votes (95% Wilson intervals)", yaxis_tickformat=".0%", height=340)
     return fig
@@ -45,10 +45,10 @@ def cumulative_win_rate(votes: list[dict], pair: dict | None) -> go.Figure:
     n = np.arange(1, len(outcomes) + 1)
     bands = np.array([wilson(int(k), int(m)) for k, m in zip(wins, n)])
     fig = go.Figure([
-        go.Scatter(x=n, y=bands[:, 1], line=dict(width=0), showlegend=False, hoverinfo="skip"),
-        go.Scatter(x=n, y=bands[:, 0], fill="tonexty", line=dict(width=0), fillcolor="rgba(42,157,143,0.2)",
-                   name="95% interval"),
-        go.Scatter(x=n, y=wins / n, line=dict(color=COLOURS["b"]), name=f"{b} win rate"),
+        go.Scatter(x=n, y=bands[:, 1], mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"),
+        go.Scatter(x=n, y=bands[:, 0], mode="lines", fill="tonexty", line=dict(width=0),
+                   fillcolor="rgba(42,157,143,0.2)", name="95% interval"),
+        go.Scatter(x=n, y=wins / n, mode="lines", line=dict(color=COLOURS["b"]), name=f"{b} win rate"),
     ])
     fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
     fig.update_layout(title=f"Cumulative win rate of {b} over decisive votes", xaxis_title="decisive votes",
@@ -80,6 +80,6 @@ def position_bias(pair: dict | None) -> go.Figure:
     left = pair["left_picks"]
     right = pair["decisive"] - left
     fig = go.Figure(go.Bar(x=["left picked", "right picked"], y=[left, right], marker_color=["#457b9d", "#a8dadc"],
-                           text=[left, right], textposition="outside"))
+                           text=[left, right], textposition="outside", cliponaxis=False))
     fig.update_layout(title=f"Position bias: binomial p = {pair['position_bias_p']:.2g}", height=300)
     return fig
