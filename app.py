@@ -35,20 +35,23 @@ def build_app(settings: Settings) -> gr.Blocks:
     arena, why_not = open_arena(settings)
     with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
-        with gr.Tab("Arena", id="arena"):
+        with gr.Tab("Arena", id="arena") as arena_tab_ui:
             if arena is not None:
                 arena_tab.build(arena, login_name=bool(settings.auth))
             else:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
-        with gr.Tab("Results", id="results") as tab:
+        with gr.Tab("Results", id="results") as results_tab_ui:
+            results_slot = gr.Column()
+        with gr.Tab("Similarity", id="similarity") as similarity_tab_ui:
+            similarity_tab.build(settings)
+        with gr.Tab("Batch CSV", id="batch") as batch_tab_ui:
+            batch_tab.build(settings)
+        with results_slot:
             if arena is not None:
-                results_tab.build(arena.store, arena.searcher.catalog, tab)
+                results_tab.build(arena.store, arena.searcher.catalog, results_tab_ui,
+                                  [arena_tab_ui, similarity_tab_ui, batch_tab_ui])
             else:
                 gr.Markdown(f"No results: {why_not}")
-        with gr.Tab("Similarity", id="similarity"):
-            similarity_tab.build(settings)
-        with gr.Tab("Batch CSV", id="batch"):
-            batch_tab.build(settings)
     return demo
 
 

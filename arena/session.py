@@ -30,6 +30,7 @@ class SessionState:
     current: Round | None = None
     shown_at: float = 0.0
     votes: int = 0
+    rounds_shown: int = 0
     last_reveal: dict | None = None
     recent: list[int] = field(default_factory=list)  # query rows shown lately, not to repeat at once
     prefetched: Future | None = None  # the next round, prepared while the annotator looks at this one
@@ -86,6 +87,7 @@ class Arena:
 
     def _show(self, state: SessionState, r: Round) -> Round:
         state.current, state.shown_at = r, time.monotonic()
+        state.rounds_shown += 1
         state.recent = (state.recent + [r.query_row])[-20:]
         if self.prefetch and state.prefetched is None:
             # Prepare the next round now: people look at a round for seconds, so the searches are
@@ -143,6 +145,7 @@ class Arena:
                                      row["method_right"]: [rows[i] for i in right]}, keep_sides=True)
         self.store.record_round(self._shown(state, again))
         state.current, state.shown_at, state.last_reveal = again, time.monotonic(), None
+        state.rounds_shown += 1
         state.votes = max(0, state.votes - 1)
         return again
 

@@ -23,7 +23,8 @@ def query_image(arena: Arena, r: Round) -> str:
 
 
 def status_line(state: SessionState, reveal: bool) -> str:
-    parts = [f"**{state.annotator}**: {state.votes} vote{'s' if state.votes != 1 else ''} this session."]
+    parts = [f"Round {state.rounds_shown}. **{state.annotator}**: {state.votes} vote{'s' if state.votes != 1 else ''} "
+             "this session."]
     if reveal and state.last_reveal:
         last = state.last_reveal
         parts.append(f"Last round ({CHOICE_WORDS[last['choice']]}): Left was **{last['left']}**, "

@@ -21,7 +21,8 @@ def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_c
     page.wait_for_function("() => document.querySelector('#batch-image-col input').value === 'url'")
     assert page.locator("#batch-caption-col input").input_value() == "title"
     page.locator("#batch-run").click()
-    page.locator("#batch-summary").get_by_text("3 rows").wait_for(timeout=60_000)
+    page.locator("#batch-summary").get_by_text("Done:").wait_for(timeout=60_000)  # not the progress text
+    assert "3 rows, 2 scored, 1 errors" in page.locator("#batch-summary").inner_text()
     assert "not_found" in page.locator("#batch-summary").inner_text()
     with page.expect_download() as info:
         page.locator("#batch-result a").first.click()

@@ -7,7 +7,9 @@ import gradio as gr
 from votes.results_view import export_files, results
 
 
-def build(store, catalog, tab: gr.Tab) -> None:
+def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
+    """The Results tab. It fills in (and refreshes) only while shown: method names must not reach
+    the page while the Arena tab is in use."""
     with gr.Row():
         pair = gr.Dropdown(label="Pair of methods", choices=[], elem_id="results-pair", scale=2)
         refresh = gr.Button("Refresh", elem_id="results-refresh", scale=1)
@@ -29,7 +31,10 @@ def build(store, catalog, tab: gr.Tab) -> None:
     outputs = [pair, verdict, details, outcomes, cumulative, forest, position, summary_state]
     refresh.click(update, [pair], outputs)
     pair.input(update, [pair], outputs)
-    tab.select(update, [pair], outputs)
-    gr.Timer(10).tick(update, [pair], outputs, show_progress="hidden")
+    timer = gr.Timer(10, active=False)
+    tab.select(update, [pair], outputs).then(lambda: gr.Timer(active=True), None, [timer])
+    for other in other_tabs:
+        other.select(lambda: gr.Timer(active=False), None, [timer])
+    timer.tick(update, [pair], outputs, show_progress="hidden")
     export.click(lambda s: list(export_files(store, s or results(store, catalog, None)["summary"])),
                  [summary_state], [files])
