@@ -9,7 +9,6 @@ import gradio as gr
 from core.settings import Settings
 
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-MAX_UPLOAD = "50mb"
 
 
 def open_arena(settings: Settings):
@@ -80,7 +79,7 @@ def launch(settings: Settings) -> None:
 
     demo.queue().launch(
         server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
-        max_file_size=MAX_UPLOAD, footer_links=["api", "settings"], show_error=True,
+        max_file_size=settings.max_upload, footer_links=["api", "settings"], show_error=True,
         allowed_paths=[str(Path(settings.catalog).resolve().parent)],
     )
 

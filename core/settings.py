@@ -60,6 +60,7 @@ class Settings:
     limits: FetchLimits = field(default_factory=FetchLimits)
     # Folders local image paths in batch CSVs must stay under; None: local paths off.
     image_roots: list[str] | None = None
+    max_upload: str = "50mb"  # largest file the browser may upload (a batch CSV, an image)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -82,6 +83,7 @@ class Settings:
             precision=os.environ.get("CLIP_ARENA_PRECISION") or None,
             limits=limits,
             image_roots=_image_roots(),
+            max_upload=os.environ.get("CLIP_ARENA_MAX_UPLOAD", "50mb"),
         )
 
     def with_overrides(self, **overrides) -> "Settings":
