@@ -51,6 +51,9 @@ def test_keyboard_voting_writes_rows_and_hides_method_names(serve_app, page, are
     assert _rows(db, "SELECT * FROM votes") == []
 
     page.locator("#arena-query").click()  # focus out of the text field
+    page.keyboard.press("Control+b")  # with a modifier: the browser's, not a vote
+    time.sleep(0.8)
+    assert _rows(db, "SELECT * FROM votes") == []
     for number, (key, choice) in enumerate([("a", "left"), ("b", "right"), ("t", "tie"), ("x", "both_bad")]):
         before = len(_rows(db, "SELECT * FROM votes"))
         _press(page, key, number + 2)
