@@ -55,7 +55,7 @@ class RoundMaker:
 
     # -- counts kept in step with the store --------------------------------------------------
     def load_counts(self, votes_per_query: dict[str, int]) -> None:
-        rows = {image_id: r for r, image_id in enumerate(self.ids)}
+        rows = self.searcher.rows_by_id
         self.query_votes[:] = 0
         for query_id, n in votes_per_query.items():
             pos = self._position.get(rows.get(query_id, -1))
@@ -93,9 +93,10 @@ class RoundMaker:
         least = [p for p, n in zip(self.pairs, counts) if n == min(counts)]
         return least[self.rng.randrange(len(least))]
 
-    def make_round(self, query_row: int, pair: tuple[str, str]) -> Round:
-        lists = {m: [int(r) for r in self.searcher.neighbours(m, query_row, self.k)[0]] for m in pair}
-        return self.assemble(query_row, pair, lists)
+    def make_round(self, query_row: int, pair: tuple[str, str], map_fn=map) -> Round:
+        """`map_fn` runs the two methods' searches (a thread pool's map runs them side by side)."""
+        rows = map_fn(lambda m: [int(r) for r in self.searcher.neighbours(m, query_row, self.k)[0]], pair)
+        return self.assemble(query_row, pair, dict(zip(pair, rows)))
 
     def assemble(self, query_row: int, pair: tuple[str, str], lists: dict[str, list[int]],
                  keep_sides: bool = False) -> Round:

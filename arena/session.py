@@ -66,12 +66,9 @@ class Arena:
             pair = self.maker.pick_pair(self.pair_counts)
             key = tuple(sorted(pair))
             self.pair_counts[key] = self.pair_counts.get(key, 0) + 1
-        search = lambda m: self.maker.searcher.neighbours(m, query, self.maker.k)[0]  # noqa: E731
-        if self._parallel:  # large indices: both searches side by side (FAISS and numpy release the GIL)
-            lists = dict(zip(pair, self._pool.map(search, pair)))
-        else:  # exact search on a small catalog takes less than a thread hand-off
-            lists = {m: search(m) for m in pair}
-        return self.maker.assemble(query, pair, {m: [int(x) for x in rows] for m, rows in lists.items()})
+        # Large indices: both searches side by side (FAISS and numpy release the GIL); exact search
+        # on a small catalog takes less than a thread hand-off.
+        return self.maker.make_round(query, pair, self._pool.map if self._parallel else map)
 
     def _prepare_next(self, state: SessionState) -> tuple[Round, list]:
         """The next round, and the rows to record: rounds whose two lists are identical are
@@ -135,14 +132,14 @@ class Arena:
             return None
         if state.current is not None:  # the round on screen was never judged
             self.store.set_round_status(state.current.round_id, RoundStatus.SKIPPED)
-        rows = {image_id: i for i, image_id in enumerate(self.maker.ids)}
-        query_row = rows[row["query_id"]]
+        row_of = self.searcher.row_of  # the catalog's id -> row map, built once
+        query_row = row_of(row["query_id"])
         with self._lock:
             self.maker.count_vote(query_row, -1)
         left, right = json.loads(row["results_left"]), json.loads(row["results_right"])
         again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
-                                    {row["method_left"]: [rows[i] for i in left],
-                                     row["method_right"]: [rows[i] for i in right]}, keep_sides=True)
+                                    {row["method_left"]: [row_of(i) for i in left],
+                                     row["method_right"]: [row_of(i) for i in right]}, keep_sides=True)
         self.store.record_round(self._shown(state, again))
         state.current, state.shown_at, state.last_reveal = again, time.monotonic(), None
         state.rounds_shown += 1

@@ -45,9 +45,7 @@ def arena_for(catalog: Catalog, kind: str, db: Path, sequential: bool) -> Arena:
     vectors = {m: catalog.embeddings(m) for m in METHODS}
     indices = {m: MethodIndex(m, build_index(vectors[m], kind), fingerprint(vectors[m][:1000]), vectors[m])
                for m in METHODS}
-    searcher = Searcher(catalog, indices, vectors)
-    searcher._rows = {image_id: i for i, image_id in enumerate(catalog.ids)}
-    arena = Arena(searcher, VoteStore(db), seed=0)
+    arena = Arena(Searcher(catalog, indices, vectors), VoteStore(db), seed=0)
     if sequential:  # the straightforward way: search after the vote, one method after the other
         arena._parallel = False
         arena.prefetch = False

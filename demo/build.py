@@ -28,7 +28,7 @@ from finetune.train import TrainConfig, finetune
 from index.catalog import build_table, catalog_meta, read_catalog, write_catalog
 from index.embed import ImageItem, build_catalog
 from models.encoders import OpenClipEncoder
-from models.loaders import DEMO_MODELS_DIR, open_clip_parts
+from models.loaders import DEMO_MODELS_DIR, load_open_clip
 from models.spec import ModelSpec
 
 DEMO_DIR = ASSETS_DIR / "demo"
@@ -40,9 +40,10 @@ FINETUNED = TrainConfig(scenario="dual_lora", epochs=30, batch_size=128, lr=1e-3
 
 
 def _encoder(folder: Path, name: str) -> OpenClipEncoder:
-    spec = ModelSpec("open_clip", f"local-dir:{folder}")
-    parts = open_clip_parts(spec, "cpu", "fp32")
-    return OpenClipEncoder(name, parts["model"], parts["transform"], parts["tokenizer"], "cpu", "fp32")
+    """A fresh (uncached) encoder: the build rewrites these folders as it goes."""
+    encoder = load_open_clip(ModelSpec("open_clip", f"local-dir:{folder}"), "cpu", "fp32")
+    encoder.spec = name
+    return encoder
 
 
 def measure(catalog_path: Path) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,10 @@ class Searcher:
     catalog: Catalog
     indices: dict[str, MethodIndex]
     vectors: dict[str, np.ndarray]
+    rows_by_id: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rows_by_id = {image_id: row for row, image_id in enumerate(self.catalog.ids)}
 
     @classmethod
     def open(cls, catalog: Catalog, methods: list[str] | None = None) -> "Searcher":
@@ -25,13 +29,11 @@ class Searcher:
         for method in methods or catalog.methods:
             vectors[method] = catalog.embeddings(method)
             indices[method], _ = load_or_build(catalog, method, vectors=vectors[method])
-        searcher = cls(catalog, indices, vectors)
-        searcher._rows = {image_id: row for row, image_id in enumerate(catalog.ids)}
-        return searcher
+        return cls(catalog, indices, vectors)
 
     def row_of(self, image_id: str) -> int:
         try:
-            return self._rows[image_id]
+            return self.rows_by_id[image_id]
         except KeyError:
             raise UserError(f"Image id {image_id!r} is not in the catalog.") from None
 

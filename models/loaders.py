@@ -163,14 +163,13 @@ def load_open_clip(spec: ModelSpec, device: str, precision: str) -> OpenClipEnco
 
 
 def load_demo(spec: ModelSpec, device: str, precision: str) -> OpenClipEncoder:
-    folder = DEMO_MODELS_DIR / f"demo_{spec.name}"
-    if spec.name not in DEMO_NAMES:
-        raise ModelLoadError(f"There is no demo model {spec.name!r}; use demo:base or demo:finetuned.")
+    inner = demo_inner_spec(spec)
+    folder = Path(inner.name.split(":", 1)[1])
     if not (folder / "open_clip_config.json").is_file():
         raise ModelLoadError(
             f"Demo model {spec} is missing from {folder}; regenerate it with `make demo`."
         )
-    encoder = load_open_clip(demo_inner_spec(spec), device, precision)
+    encoder = load_open_clip(inner, device, precision)
     encoder.spec = str(spec)
     return encoder
 
