@@ -37,7 +37,8 @@ def results(store: VoteStore, catalog, chosen: str | None) -> dict:
     details.append(f"{summary['votes']} live votes, {summary['undone']} undone; {rounds['skipped']} skipped and "
                    f"{rounds['auto_skipped']} auto-skipped rounds.")
     if summary.get("proxy"):
-        details.append("Proxy, precision@4 of same-category neighbours over the arena's queries: " + ", ".join(
+        k = max(v["k"] for v in summary["proxy"].values())
+        details.append(f"Proxy, precision@{k} of same-category neighbours over the arena's queries: " + ", ".join(
             f"{m} {v['precision@k']:.3f}" for m, v in summary["proxy"].items()) + ".")
     agreement = summary["annotators"]
     if agreement["agreement"] is not None:

@@ -53,25 +53,28 @@ def _labels(catalog) -> dict[str, dict[str, str]]:
             if 1 < frame[col].nunique() <= 200}
 
 
-def proxy_metrics(catalog, votes: list[dict], k: int = 4) -> dict | None:
+def proxy_metrics(catalog, votes: list[dict]) -> dict | None:
     """Precision@k of same-category neighbours over the arena's queries, per method: an automatic
-    check beside the human verdict. None without a category column."""
-    from finetune.evaluate import precision_at_k
+    check beside the human verdict, computed from the result lists the votes recorded (no search,
+    so the Results tab can refresh it cheaply at any catalog size). None without a category column
+    or without votes."""
+    import json
 
-    if "category" not in catalog.table.column_names:
+    if "category" not in catalog.table.column_names or not votes:
         return None
-    frame = catalog.frame()
-    labels = frame["category"].astype(str).to_numpy()
-    rows = {image_id: i for i, image_id in enumerate(frame["image_id"])}
-    queried = sorted({rows[v["query_id"]] for v in votes if v["query_id"] in rows})
-    if not queried:
-        split = frame["split"].to_numpy() if "split" in frame else None
-        queried = list(np.flatnonzero(split == "test")) if split is not None and (split == "test").any() else []
-    if not queried:
-        return None
-    q = np.array(queried)
-    return {m: {"precision@k": precision_at_k(catalog.embeddings(m)[q], q, catalog.embeddings(m), labels, k),
-                "k": k, "queries": len(q)} for m in catalog.methods}
+    frame = catalog.frame(["image_id", "category"])
+    label = dict(zip(frame["image_id"], frame["category"].astype(str)))
+    lists: dict[str, dict[str, list[str]]] = {}  # method -> query -> the list shown for it
+    for v in votes:
+        for side in ("left", "right"):
+            lists.setdefault(v[f"method_{side}"], {}).setdefault(v["query_id"], json.loads(v[f"results_{side}"]))
+    out = {}
+    for method, by_query in lists.items():
+        shares = [np.mean([label.get(i) == label.get(q) for i in ids]) for q, ids in by_query.items() if ids]
+        if shares:
+            out[method] = {"precision@k": float(np.mean(shares)), "k": max(len(ids) for ids in by_query.values()),
+                           "queries": len(shares)}
+    return out or None
 
 
 def verdict(pair: dict, alpha: float = ALPHA) -> str:
