@@ -21,11 +21,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from analyzer.csv_io import detect_columns, neutralise, sniff
+from analyzer.csv_io import detect_columns, sniff
 from analyzer.images import load_image
 from analyzer.scores import scores_from_cosines
 from core.errors import ImageLoadError, UserError
 from core.settings import FetchLimits
+from core.spreadsheet import neutralise
 
 SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "error")
 

@@ -1,4 +1,4 @@
-"""Reading and writing the batch CSVs: delimiter and column detection, formula neutralising."""
+"""Reading the batch CSVs: delimiter sniffing and image and caption column detection."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from core.errors import UserError
 
 IMAGE_NAMES = ("image", "image_url", "image_uri", "image_path", "url", "img", "img_url", "path", "file", "filename")
 CAPTION_NAMES = ("caption", "text", "title", "description", "prompt", "alt", "alt_text", "label")
-FORMULA_START = ("=", "+", "-", "@")
 
 
 def sniff(path: str | os.PathLike) -> tuple[str, list[str]]:
@@ -50,14 +49,3 @@ def detect_columns(header: list[str], image_column: str | None = None,
                         f"{', '.join(header)}. Choose one explicitly.")
 
     return pick(image_column, IMAGE_NAMES, "image"), pick(caption_column, CAPTION_NAMES, "caption")
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe; plain numbers stay."""
-    if not value or not value.startswith(FORMULA_START):
-        return value
-    try:
-        float(value)
-        return value
-    except ValueError:
-        return "'" + value

@@ -11,6 +11,10 @@ from core.settings import Settings, apply_offline
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model spec (default: $CLIP_ARENA_MODEL or the bundled demo model)")
+    add_device_options(parser)
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: chosen by itself)")
     parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="default: fp16 on CUDA, else fp32")
     parser.add_argument("--offline", action="store_true", default=None,

@@ -6,7 +6,7 @@ import os
 import sys
 from collections import Counter
 
-from cli.common import add_fetch_options, settings_from_args
+from cli.common import add_device_options, add_fetch_options, settings_from_args
 from core.errors import UserError
 
 
@@ -20,9 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
-    p.add_argument("--device", help="cpu, cuda, mps (default: chosen by itself)")
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--offline", action="store_true", default=None)
+    add_device_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
 

@@ -1,8 +1,6 @@
 """clip-arena embed: DESIGN schema from a folder and a CSV, bad images skipped, incremental."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,6 +10,7 @@ from PIL import Image
 from index.catalog import read_catalog
 from index.embed import build_catalog, items_from_folder
 from models import get_encoder
+from cli_runner import run_cli
 
 
 def _folder(tmp_path, n=6):
@@ -25,16 +24,12 @@ def _folder(tmp_path, n=6):
     return folder
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=300)
-
-
 def test_embed_cli_writes_the_design_schema(tmp_path, tiny_open_clip_spec, tiny_hf_spec):
     folder = _folder(tmp_path)
     csv = tmp_path / "meta.csv"
     csv.write_text("image_uri,caption,split,category\nim0.jpg,a noisy square,test,noise\nsub/im1.jpg,another one,train,noise\n")
     out = tmp_path / "cat" / "catalog.parquet"
-    proc = _cli("embed", "--images", str(folder), "--metadata", str(csv), "--method", f"base={tiny_open_clip_spec}",
+    proc = run_cli("embed", "--images", str(folder), "--metadata", str(csv), "--method", f"base={tiny_open_clip_spec}",
                 "--method", f"finetuned={tiny_hf_spec}", "-o", str(out), "--workers", "2", "--batch-size", "4")
     assert proc.returncode == 0, proc.stderr
     assert "6 images (6 new, 0 kept), 1 skipped" in proc.stdout
@@ -85,7 +80,7 @@ def test_embed_into_a_catalog_with_other_methods_is_refused(tmp_path, tiny_open_
     folder = _folder(tmp_path, n=2)
     out = tmp_path / "c.parquet"
     build_catalog(items_from_folder(folder), {"base": get_encoder(tiny_open_clip_spec)}, out, workers=0, progress=False)
-    proc = _cli("embed", "--images", str(folder), "--method", f"other={tiny_open_clip_spec}", "-o", str(out))
+    proc = run_cli("embed", "--images", str(folder), "--method", f"other={tiny_open_clip_spec}", "-o", str(out))
     assert proc.returncode == 2 and "needs the same methods" in proc.stderr
 
 
@@ -94,5 +89,5 @@ def test_embed_into_a_catalog_with_other_methods_is_refused(tmp_path, tiny_open_
     (["--method", "a-b=demo:base"], "letters, digits and underscores"),
 ])
 def test_embed_argument_errors(tmp_path, args, message):
-    proc = _cli("embed", "--images", str(tmp_path), "-o", str(tmp_path / "c.parquet"), *args)
+    proc = run_cli("embed", "--images", str(tmp_path), "-o", str(tmp_path / "c.parquet"), *args)
     assert proc.returncode == 2 and message in proc.stderr

@@ -1,8 +1,6 @@
 """Similarity: ranking, percentile, the tab's plain function and the CLI contract."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from analyzer.similarity_view import run_similarity
 from core.errors import UserError
 from core.settings import Settings
 from models import get_encoder
+from cli_runner import run_cli
 
 
 def test_split_captions():
@@ -56,12 +55,8 @@ def test_run_similarity_needs_image_and_caption(tiny_open_clip_spec, make_image)
     assert len(fig.data[0].x) == 2 and "Best match" in line
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180)
-
-
 def test_cli_similarity_json_contract(tiny_open_clip_spec, make_image):
-    proc = _cli("similarity", "--image", str(make_image()), "--text", "a red square", "--text", "a dog",
+    proc = run_cli("similarity", "--image", str(make_image()), "--text", "a red square", "--text", "a dog",
                 "--model", tiny_open_clip_spec, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -74,6 +69,6 @@ def test_cli_similarity_json_contract(tiny_open_clip_spec, make_image):
 
 def test_cli_bad_image_is_one_sentence(tiny_open_clip_spec, tmp_path):
     (tmp_path / "bad.jpg").write_text("nope")
-    proc = _cli("similarity", "--image", str(tmp_path / "bad.jpg"), "--text", "x", "--model", tiny_open_clip_spec)
+    proc = run_cli("similarity", "--image", str(tmp_path / "bad.jpg"), "--text", "x", "--model", tiny_open_clip_spec)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not an image" in proc.stderr and proc.stderr.count("\n") == 1

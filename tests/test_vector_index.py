@@ -1,8 +1,6 @@
 """FAISS indices: exact equals numpy, HNSW recall, persistence and staleness, search CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from catalog_helpers import unit_vectors, write_synthetic_catalog
 from index.catalog import read_catalog
 from index.search import Searcher
 from index.vector_index import build_index, index_paths, load_or_build, MethodIndex
+from cli_runner import run_cli
 
 
 def brute_force(vectors, query_rows, k):
@@ -69,16 +68,12 @@ def test_searcher_excludes_the_query_and_returns_ids(tmp_path):
     assert scores[0] == pytest.approx(float(vectors["finetuned"][42] @ vectors["finetuned"][expected[0]]), abs=1e-5)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_index_and_search_cli(tmp_path):
+def test_index_and_searchrun_cli(tmp_path):
     path = tmp_path / "c.parquet"
     write_synthetic_catalog(path, n=100, dim=8)
-    proc = _cli("index", "--catalog", str(path))
+    proc = run_cli("index", "--catalog", str(path))
     assert proc.returncode == 0 and "base: built flat index of 100 vectors" in proc.stdout
-    proc = _cli("search", "--catalog", str(path), "--method", "base", "--query-id", "img00007", "-k", "3", "--json")
+    proc = run_cli("search", "--catalog", str(path), "--method", "base", "--query-id", "img00007", "-k", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["method"] == "base" and out["query_id"] == "img00007" and len(out["results"]) == 3
@@ -86,5 +81,5 @@ def test_index_and_search_cli(tmp_path):
     assert set(out["results"][0]) == {"image_id", "score"}
     for args, message in [(("--method", "nope", "--query-id", "img00007"), "no method 'nope'"),
                           (("--method", "base", "--query-id", "zzz"), "'zzz' is not in the catalog")]:
-        proc = _cli("search", "--catalog", str(path), *args)
+        proc = run_cli("search", "--catalog", str(path), *args)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

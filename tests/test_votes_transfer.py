@@ -2,14 +2,13 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from core.errors import UserError
 from votes.store import VOTE_COLUMNS, ShownRound, VoteStore
 from votes.transfer import export_csv, import_csv
+from cli_runner import run_cli
 
 
 def _store(path, prefix="r", annotator="alice", choices=("left", "right", "tie", "both_bad", "right")):
@@ -63,13 +62,9 @@ def test_import_refuses_duplicates_and_bad_rows_importing_nothing(tmp_path):
         import_csv(bad, tmp_path / "cols.csv")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_stats_and_votes_cli(tmp_path):
+def test_stats_and_votesrun_cli(tmp_path):
     _store(tmp_path / "a.db", choices=("right",) * 9 + ("left", "tie"))
-    proc = _cli("stats", "--votes", str(tmp_path / "a.db"), "--json")
+    proc = run_cli("stats", "--votes", str(tmp_path / "a.db"), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["votes"] == 10 and out["undone"] == 1
@@ -78,12 +73,12 @@ def test_stats_and_votes_cli(tmp_path):
                 "ci_low", "ci_high", "p_value", "position_bias_p"):
         assert key in pair
     assert (pair["method_a"], pair["method_b"], pair["wins_b"], pair["wins_a"], pair["ties"]) == ("base", "finetuned", 9, 1, 0)  # the tie was undone
-    text = _cli("stats", "--votes", str(tmp_path / "a.db"))
+    text = run_cli("stats", "--votes", str(tmp_path / "a.db"))
     assert "finetuned wins 90% of decisive votes" in text.stdout
-    assert _cli("votes", "export", "--votes", str(tmp_path / "a.db"), "-o", str(tmp_path / "v.csv")).returncode == 0
-    proc = _cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
+    assert run_cli("votes", "export", "--votes", str(tmp_path / "a.db"), "-o", str(tmp_path / "v.csv")).returncode == 0
+    proc = run_cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
     assert proc.returncode == 0 and "imported 11 votes" in proc.stdout
-    again = _cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
+    again = run_cli("votes", "import", str(tmp_path / "v.csv"), "--votes", str(tmp_path / "b.db"))
     assert again.returncode == 2 and "nothing was imported" in again.stderr
-    missing = _cli("stats", "--votes", str(tmp_path / "none.db"))
+    missing = run_cli("stats", "--votes", str(tmp_path / "none.db"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -10,20 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import UserError
+from core.spreadsheet import neutralise, restore
 from votes.choices import Choice
 from votes.store import VOTE_COLUMNS, VoteStore
-
-RISKY = ("=", "+", "-", "@")  # spreadsheet formula starts
-
-
-def _neutralise(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(RISKY) else text
-
-
-def _restore(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:2] in RISKY else text
-
 
 def export_csv(store: VoteStore, path: str | Path) -> int:
     votes = store.votes(include_undone=True)
@@ -31,7 +20,7 @@ def export_csv(store: VoteStore, path: str | Path) -> int:
         writer = csv.writer(f)
         writer.writerow(VOTE_COLUMNS)
         for v in votes:
-            writer.writerow([_neutralise(v[c]) for c in VOTE_COLUMNS])
+            writer.writerow([neutralise(v[c]) for c in VOTE_COLUMNS])
     return len(votes)
 
 
@@ -39,7 +28,7 @@ def _check_row(line: int, row: dict) -> tuple:
     def fail(why: str):
         raise UserError(f"Row {line}: {why}; nothing was imported.")
 
-    values = {c: _restore(row[c] or "") for c in VOTE_COLUMNS}
+    values = {c: restore(row[c] or "") for c in VOTE_COLUMNS}
     for required in ("vote_id", "created_at", "round_id", "query_id", "method_left", "method_right", "choice"):
         if not values[required].strip():
             fail(f"{required} is empty")
