@@ -22,6 +22,12 @@ def reference_captions() -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+@lru_cache(maxsize=8)
+def reference_vectors(encoder):
+    """The generic captions' embeddings, once per encoder (not on every click)."""
+    return encoder.encode_texts(list(reference_captions()))
+
+
 def split_captions(text: str) -> list[str]:
     """One caption per non-empty line."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
@@ -46,7 +52,7 @@ def score_image_texts(encoder, image: Image.Image, texts: list[str]) -> list[Sim
         raise UserError("Give at least one caption (one per line).")
     image_vec = encoder.encode_images([image])[0]
     text_vecs = encoder.encode_texts(texts)
-    reference = encoder.encode_texts(list(reference_captions())) @ image_vec
+    reference = reference_vectors(encoder) @ image_vec
     results = []
     for text, vec in zip(texts, text_vecs):
         cosine = float(vec @ image_vec)

@@ -130,8 +130,7 @@ class VoteStore:
         )
 
     def record_round(self, r: ShownRound, status: RoundStatus = RoundStatus.SHOWN) -> None:
-        with self.transaction() as conn:
-            self._insert_round(conn, r, status)
+        self.record_rounds([(r, status)])
 
     def record_rounds(self, rounds: list[tuple[ShownRound, RoundStatus]]) -> None:
         with self.transaction() as conn:
