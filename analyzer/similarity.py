@@ -45,12 +45,15 @@ class SimilarityResult:
         return dict(self.__dict__)
 
 
-def score_image_texts(encoder, image: Image.Image, texts: list[str]) -> list[SimilarityResult]:
-    """Scores of `image` against each text, best first."""
+def score_image_texts(encoder, image: Image.Image | None, texts: list[str],
+                      image_vec: np.ndarray | None = None) -> list[SimilarityResult]:
+    """Scores of `image` (or its embedding `image_vec`, when already computed) against each text,
+    best first."""
     texts = [t for t in (t.strip() for t in texts) if t]
     if not texts:
         raise UserError("Give at least one caption (one per line).")
-    image_vec = encoder.encode_images([image])[0]
+    if image_vec is None:
+        image_vec = encoder.encode_images([image])[0]
     text_vecs = encoder.encode_texts(texts)
     reference = reference_vectors(encoder) @ image_vec
     results = []

@@ -45,7 +45,7 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 @contextmanager
-def hub_access(spec: ModelSpec):
+def hub_access(spec: ModelSpec | str, hint: str = LOCAL_HINT):
     """Load from the hub if it answers; else from the local cache only, failing fast."""
     from huggingface_hub import constants
 
@@ -61,12 +61,13 @@ def hub_access(spec: ModelSpec):
     except ModelLoadError:
         raise
     except Exception as err:  # noqa: BLE001 - every hub failure becomes one sentence
-        raise _hub_failure(spec, err, unreachable) from err
+        raise _hub_failure(spec, err, unreachable, hint) from err
     finally:
         constants.HF_HUB_OFFLINE = saved
 
 
-def _hub_failure(spec: ModelSpec, err: BaseException, unreachable: bool = False) -> ModelLoadError:
+def _hub_failure(spec: ModelSpec | str, err: BaseException, unreachable: bool = False,
+                 hint: str = LOCAL_HINT) -> ModelLoadError:
     """Name the model, say why it could not be had, and how to point at a local file."""
     text = f"{type(err).__name__}: {err}"
     if unreachable:
@@ -77,7 +78,7 @@ def _hub_failure(spec: ModelSpec, err: BaseException, unreachable: bool = False)
         why = "it was not found on the Hugging Face Hub"
     else:
         why = "the Hugging Face Hub could not be reached"
-    return ModelLoadError(f"Could not load model {spec}: {why}; {LOCAL_HINT}.")
+    return ModelLoadError(f"Could not load model {spec}: {why}; {hint}.")
 
 
 def _looks_local(name: str) -> bool:
