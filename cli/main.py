@@ -10,7 +10,8 @@ import sys
 from core.errors import UserError
 from core.version import __version__
 
-COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score")
+COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
+            "analyze", "effectiveness")
 
 
 def build_parser() -> argparse.ArgumentParser:

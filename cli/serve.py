@@ -1,4 +1,5 @@
-"""clip-arena serve [--catalog PATH] [--votes PATH] [--model SPEC] [--host H] [--port P] [--auth USER:PASS]"""
+"""clip-arena serve [--catalog PATH] [--votes PATH] [--model SPEC] [--host H] [--port P] [--auth USER:PASS]
+                  [--effectiveness-model FILE]"""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, help="port (default 7860)")
     p.add_argument("--auth", help="USER:PASS required to open the app")
+    p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
+                   help="trained effectiveness model (clip-arena effectiveness train) for the Analyze tab")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)

@@ -61,6 +61,7 @@ class Settings:
     # Folders local image paths in batch CSVs must stay under; None: local paths off.
     image_roots: list[str] | None = None
     max_upload: str = "50mb"  # largest file the browser may upload (a batch CSV, an image)
+    effectiveness_model: str | None = None  # a trained model file for the Analyze tab's prediction
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -84,6 +85,7 @@ class Settings:
             limits=limits,
             image_roots=_image_roots(),
             max_upload=os.environ.get("CLIP_ARENA_MAX_UPLOAD", "50mb"),
+            effectiveness_model=os.environ.get("CLIP_ARENA_EFFECTIVENESS_MODEL") or None,
         )
 
     def with_overrides(self, **overrides) -> "Settings":

@@ -1,0 +1,26 @@
+"""One analysis from what a user gives (an image path, URL or upload, a text), with the trained
+effectiveness model when one is configured: shared by the CLI and the Analyze tab."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from analyzer.content.report import analyze
+from analyzer.images import load_image
+from core.settings import Settings
+
+
+@lru_cache(maxsize=4)
+def effectiveness_predictor(path: str):
+    """Loaded once per file; a bad file is the user's error, said in one sentence."""
+    from effectiveness.model import load
+    from effectiveness.predict import predictor
+
+    return predictor(load(path), path)
+
+
+def run_analysis(image_source, text: str, settings: Settings, model: str | None = None,
+                 only: set[str] | None = None) -> dict:
+    image = load_image(image_source, settings.limits) if image_source else None
+    predictor = effectiveness_predictor(settings.effectiveness_model) if settings.effectiveness_model else None
+    return analyze(image, text, settings, model=model, only=only, predictor=predictor)
