@@ -27,11 +27,14 @@ def open_arena(settings: Settings):
 
 
 def build_app(settings: Settings) -> gr.Blocks:
-    from analyzer import batch_tab, similarity_tab
+    from analyzer import analyze_tab, batch_tab, similarity_tab
+    from analyzer.content.service import effectiveness_predictor
     from arena import tab as arena_tab
     from votes import results_tab
 
     arena, why_not = open_arena(settings)
+    if settings.effectiveness_model:
+        effectiveness_predictor(settings.effectiveness_model)  # a bad file stops the launch, said clearly
     with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
         with gr.Tab("Arena", id="arena") as arena_tab_ui:
@@ -43,12 +46,14 @@ def build_app(settings: Settings) -> gr.Blocks:
             results_slot = gr.Column()
         with gr.Tab("Similarity", id="similarity") as similarity_tab_ui:
             similarity_tab.build(settings)
+        with gr.Tab("Analyze", id="analyze") as analyze_tab_ui:
+            analyze_tab.build(settings)
         with gr.Tab("Batch CSV", id="batch") as batch_tab_ui:
             batch_tab.build(settings)
         with results_slot:
             if arena is not None:
                 results_tab.build(arena.store, arena.searcher.catalog, results_tab_ui,
-                                  [arena_tab_ui, similarity_tab_ui, batch_tab_ui])
+                                  [arena_tab_ui, similarity_tab_ui, analyze_tab_ui, batch_tab_ui])
             else:
                 gr.Markdown(f"No results: {why_not}")
     return demo

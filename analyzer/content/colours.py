@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 MAX_COLOURS = 5
+MIN_SHARE = 0.01
 MERGE_DELTA_E = 12.0  # CIELAB distance under which two clusters are one colour to the eye
 SAMPLE_SIDE = 96  # k-means on a thumbnail: shares barely move, the cost drops a hundredfold
 
@@ -35,7 +36,8 @@ def colour_name(rgb: np.ndarray) -> str:
 
 
 def dominant_colours(rgb: np.ndarray, k: int = MAX_COLOURS) -> list[dict]:
-    """Up to k colours, largest share first: [{hex, name, share}] with shares summing to 1."""
+    """Up to k colours, largest share first: [{hex, name, share}]; a share is of all pixels, and
+    colours under MIN_SHARE (anti-aliasing, noise) are left out."""
     import cv2
     from sklearn.cluster import KMeans
 
@@ -55,6 +57,8 @@ def dominant_colours(rgb: np.ndarray, k: int = MAX_COLOURS) -> list[dict]:
     centres, counts = _merge_close(centres, counts)
     out = []
     for i in np.argsort(-counts):
+        if counts[i] / counts.sum() < MIN_SHARE:
+            break
         colour = np.clip(np.rint(centres[i]), 0, 255).astype(np.uint8)
         out.append({"hex": "#{:02x}{:02x}{:02x}".format(*colour), "name": colour_name(colour),
                     "share": round(float(counts[i] / counts.sum()), 4)})

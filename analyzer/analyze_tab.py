@@ -1,0 +1,42 @@
+"""Analyze tab: wiring only; the work is in analyzer.analyze_view."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from analyzer.analyze_view import run_analyze
+from core.errors import UserError
+from core.settings import Settings
+from models import known_specs
+
+
+def build(settings: Settings) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(label="Image (upload, paste or drop)", type="filepath",
+                             sources=["upload", "clipboard"], elem_id="an-image")
+            url = gr.Textbox(label="...or image URL", placeholder="https://example.com/ad.jpg", elem_id="an-url")
+        with gr.Column(scale=1):
+            text = gr.Textbox(label="Text (ad copy, caption, listing)", lines=5, elem_id="an-text",
+                              placeholder="Summer sale! 30% off all sneakers. Shop now.")
+            choices = known_specs()
+            if settings.model not in choices:
+                choices = [settings.model] + choices
+            model = gr.Dropdown(choices=choices, value=settings.model, allow_custom_value=True,
+                                label="CLIP model (alignment, labels)", elem_id="an-model")
+            button = gr.Button("Analyze", variant="primary", elem_id="an-run")
+    summary = gr.Markdown(elem_id="an-summary")
+    cards = gr.HTML(elem_id="an-cards")
+    with gr.Row():
+        palette = gr.Plot(label="Palette", elem_id="an-palette")
+        labels = gr.Plot(label="Labels", elem_id="an-labels")
+    download = gr.File(label="Full report (JSON)", elem_id="an-json")
+
+    def on_analyze(image_file, image_url, copy, spec):
+        try:
+            return run_analyze(image_file, image_url, copy, spec, settings)
+        except UserError as err:
+            raise gr.Error(str(err), print_exception=False) from err
+
+    gr.on([button.click, url.submit], on_analyze, inputs=[image, url, text, model],
+          outputs=[cards, palette, labels, download, summary])

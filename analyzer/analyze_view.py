@@ -1,0 +1,153 @@
+"""The Analyze tab's logic as plain functions: the report as cards (HTML), figures and a JSON file."""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from analyzer.content.report import SECTION_NAMES
+from analyzer.content.service import run_analysis
+from core.errors import UserError
+from core.settings import Settings
+
+TITLES = {
+    "alignment": "Image-text alignment", "labels": "Labels (zero-shot)", "caption": "Caption",
+    "objects": "Objects", "ocr": "Text in the image", "sentiment": "Sentiment", "entities": "Entities",
+    "image_properties": "Image properties", "text_properties": "Text properties",
+    "effectiveness": "Predicted effectiveness",
+}
+STATUS_COLOURS = {"ok": "#2a9d8f", "degraded": "#e9a23b", "unavailable": "#8d99ae"}
+HIDDEN = {"status", "backend", "reason", "lines", "face_boxes", "people_boxes", "categories"}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        if all(isinstance(v, dict) for v in value):
+            return "; ".join(", ".join(_fmt(x) for x in v.values() if not isinstance(x, list)) for v in value[:10])
+        return ", ".join(_fmt(v) for v in value[:20])
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items() if v not in ([], {}, None)) or "none"
+    return str(value)
+
+
+def _swatches(colours: list[dict]) -> str:
+    return "".join(
+        f'<span class="an-swatch" title="{html.escape(c["name"])}"><span style="background:{html.escape(c["hex"])}">'
+        f'</span>{html.escape(c["hex"])} {html.escape(c["name"])} {100 * c["share"]:.0f}%</span>' for c in colours)
+
+
+def _rows(sec: dict) -> str:
+    rows = []
+    for key, value in sec.items():
+        if key in HIDDEN or value is None:
+            continue
+        if key == "dominant_colours":
+            shown = _swatches(value)
+        elif key == "top":  # zero-shot labels: the best label of each category
+            shown = "<br>".join(html.escape(f"{t['category']}: {t['label']} ({t['probability']:.0%})") for t in value)
+        elif isinstance(value, dict):
+            shown = "<br>".join(html.escape(f"{k.replace('_', ' ')}: {_fmt(v)}") for k, v in value.items()
+                                if v not in ([], {}, None)) or "none"
+        elif key == "text" and isinstance(value, str):
+            shown = html.escape(value).replace("\n", "<br>") or "none"
+        else:
+            shown = html.escape(_fmt(value))
+        rows.append(f"<tr><th>{html.escape(key.replace('_', ' '))}</th><td>{shown}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>" if rows else ""
+
+
+def section_card(name: str, sec: dict) -> str:
+    status = sec["status"]
+    head = (f'<div class="an-head"><b>{html.escape(TITLES.get(name, name))}</b>'
+            f'<span class="an-status" style="background:{STATUS_COLOURS.get(status, "#888")}">{status}</span></div>')
+    backend = f'<div class="an-backend">backend: {html.escape(sec["backend"])}</div>' if sec.get("backend") else ""
+    reason = f'<div class="an-reason">{html.escape(sec["reason"])}</div>' if sec.get("reason") else ""
+    return (f'<div class="an-card" data-section="{name}" data-status="{status}">'
+            f'{head}{backend}{_rows(sec)}{reason}</div>')
+
+
+CARD_CSS = """
+<style>
+.an-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}
+.an-card{border:1px solid var(--border-color-primary);border-radius:8px;padding:10px 12px}
+.an-head{display:flex;justify-content:space-between;align-items:center;margin-bottom:4px}
+.an-status{color:#fff;border-radius:10px;padding:1px 8px;font-size:.8em}
+.an-backend,.an-reason{font-size:.8em;opacity:.75;margin-top:4px;overflow-wrap:anywhere}
+.an-card table{width:100%;font-size:.9em}.an-card th{text-align:left;font-weight:500;padding-right:8px;vertical-align:top}
+.an-swatch{display:inline-flex;align-items:center;gap:4px;margin-right:8px}
+.an-swatch span{display:inline-block;width:14px;height:14px;border:1px solid #999;border-radius:3px}
+</style>"""
+
+
+def cards_html(report: dict) -> str:
+    cards = "".join(section_card(name, sec) for name, sec in report["sections"].items())
+    return f'{CARD_CSS}<div class="an-grid" id="an-report">{cards}</div>'
+
+
+def palette_figure(report: dict) -> go.Figure | None:
+    sec = report["sections"].get("image_properties", {})
+    colours = sec.get("dominant_colours") or []
+    if not colours:
+        return None
+    fig = go.Figure([go.Bar(x=[c["share"]], y=["palette"], orientation="h", name=f'{c["name"]} {c["hex"]}',
+                            marker_color=c["hex"], marker_line_color="#666", marker_line_width=1,
+                            hovertemplate=f'{c["name"]} {c["hex"]}: %{{x:.1%}}<extra></extra>')
+                     for c in colours])
+    fig.update_layout(barmode="stack", title="Dominant colours (share of pixels)", height=220,
+                      xaxis=dict(tickformat=".0%", range=[0, 1]), margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def labels_figure(report: dict) -> go.Figure | None:
+    sec = report["sections"].get("labels", {})
+    categories = sec.get("categories") or {}
+    if not categories:
+        return None
+    fig = go.Figure()
+    for cat, items in categories.items():
+        items = items[:3]
+        fig.add_trace(go.Bar(x=[i["probability"] for i in items], y=[f"{cat}: {i['label']}" for i in items],
+                             orientation="h", name=cat))
+    fig.update_layout(title="Zero-shot labels (probability within each category)", height=120 + 22 * sum(
+        min(3, len(v)) for v in categories.values()), xaxis=dict(range=[0, 1]), yaxis=dict(autorange="reversed"),
+        margin=dict(l=10, r=10, t=40, b=30), showlegend=False)
+    return fig
+
+
+def summary_line(report: dict) -> str:
+    counts = {s: 0 for s in STATUS_COLOURS}
+    for sec in report["sections"].values():
+        counts[sec["status"]] = counts.get(sec["status"], 0) + 1
+    total_ms = sum(report.get("timings_ms", {}).values())
+    return (f"{len(report['sections'])} sections with model `{report['model']}`: {counts['ok']} ok, "
+            f"{counts['degraded']} degraded (a fallback ran), {counts['unavailable']} unavailable; "
+            f"{total_ms / 1000:.1f} s.")
+
+
+def write_json(report: dict) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="clip-arena-analysis-"))
+    path = folder / "analysis.json"
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    return str(path)
+
+
+def run_analyze(image_file: str | None, image_url: str, text: str, model: str, settings: Settings):
+    """-> (cards HTML, palette figure, labels figure, JSON file path, summary line)."""
+    source = image_file or (image_url or "").strip()
+    if not source and not (text or "").strip():
+        raise UserError("Add an image, a text, or both.")
+    report = run_analysis(source or None, text or "", settings, model=model or None)
+    return cards_html(report), palette_figure(report), labels_figure(report), write_json(report), summary_line(report)
+
+
+assert set(TITLES) == set(SECTION_NAMES)
