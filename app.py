@@ -68,6 +68,13 @@ def warm_up(settings: Settings) -> None:
     def _load():
         try:
             get_encoder(settings.model, settings.device, settings.precision)
+            # The offline analysis tiers import OpenCV, scikit-learn and the OCR session on first use.
+            from PIL import Image
+
+            from analyzer.content.report import analyze
+
+            analyze(Image.new("RGB", (64, 64), "white"), "warm up", settings,
+                    only={"image_properties", "ocr", "sentiment", "text_properties"})
         except Exception:  # noqa: BLE001 - the tab reports the error when the model is used
             pass
 

@@ -13,7 +13,7 @@ from analyzer.content import hub
 from analyzer.content.component import Backend, Component, Context, Unavailable
 
 DETR_THRESHOLD = 0.7  # DETR's own demo threshold
-HAAR_SIDE = 1024  # detect on at most this longest side: time grows with pixels
+HAAR_SIDE = 640  # detect on at most this longest side: time grows with pixels (24 px faces stay findable)
 
 
 def _load_detr(name: str, device: str):
