@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.analyze_view import run_analyze
+from analyzer.widgets import model_picker
 from core.errors import UserError
 from core.settings import Settings
-from models import known_specs
 
 
 def build(settings: Settings) -> None:
@@ -19,11 +19,7 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1):
             text = gr.Textbox(label="Text (ad copy, caption, listing)", lines=5, elem_id="an-text",
                               placeholder="Summer sale! 30% off all sneakers. Shop now.")
-            choices = known_specs()
-            if settings.model not in choices:
-                choices = [settings.model] + choices
-            model = gr.Dropdown(choices=choices, value=settings.model, allow_custom_value=True,
-                                label="CLIP model (alignment, labels)", elem_id="an-model")
+            model = model_picker(settings, "CLIP model (alignment, labels)", "an-model")
             button = gr.Button("Analyze", variant="primary", elem_id="an-run")
     summary = gr.Markdown(elem_id="an-summary")
     cards = gr.HTML(elem_id="an-cards")

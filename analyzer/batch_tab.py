@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.batch_view import columns_of, run_batch
+from analyzer.widgets import model_picker
 from core.errors import UserError
 from core.settings import Settings
-from models import known_specs
 
 
 def build(settings: Settings) -> None:
@@ -19,9 +19,7 @@ def build(settings: Settings) -> None:
         with gr.Column():
             image_col = gr.Dropdown(label="Image column", choices=[], elem_id="batch-image-col")
             caption_col = gr.Dropdown(label="Caption column", choices=[], elem_id="batch-caption-col")
-            choices = known_specs()
-            model = gr.Dropdown(choices=choices if settings.model in choices else [settings.model] + choices,
-                                value=settings.model, allow_custom_value=True, label="Model", elem_id="batch-model")
+            model = model_picker(settings, "Model", "batch-model")
             run = gr.Button("Score", variant="primary", elem_id="batch-run")
     summary = gr.Markdown(elem_id="batch-summary")
     result = gr.File(label="Scored CSV", elem_id="batch-result")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.similarity_view import COLUMNS, run_similarity
+from analyzer.widgets import model_picker
 from core.errors import UserError
 from core.settings import Settings
-from models import known_specs
 
 
 def build(settings: Settings) -> None:
@@ -20,11 +20,7 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1):
             captions = gr.Textbox(label="Captions, one per line", lines=6, elem_id="sim-captions",
                                   placeholder="a red running shoe\na leather handbag")
-            choices = known_specs()
-            if settings.model not in choices:
-                choices = [settings.model] + choices
-            model = gr.Dropdown(choices=choices, value=settings.model, allow_custom_value=True,
-                                label="Model (any registry spec)", elem_id="sim-model")
+            model = model_picker(settings, "Model (any registry spec)", "sim-model")
             button = gr.Button("Score", variant="primary", elem_id="sim-run")
     summary = gr.Markdown(elem_id="sim-summary")
     table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")

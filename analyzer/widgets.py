@@ -1,0 +1,16 @@
+"""Gradio widgets more than one tab builds the same way."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from core.settings import Settings
+from models import known_specs
+
+
+def model_picker(settings: Settings, label: str, elem_id: str) -> gr.Dropdown:
+    """Any registry spec can be typed in; the configured model is always among the choices."""
+    choices = known_specs()
+    if settings.model not in choices:
+        choices = [settings.model] + choices
+    return gr.Dropdown(choices=choices, value=settings.model, allow_custom_value=True, label=label, elem_id=elem_id)
