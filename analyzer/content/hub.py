@@ -24,6 +24,7 @@ RETRY_AFTER_S = 600.0
 _lock = threading.Lock()
 _loaded: dict[tuple, object] = {}
 _failed: dict[tuple, tuple[float, str]] = {}
+_key_locks: dict[tuple, threading.Lock] = {}
 
 
 def model_id(role: str) -> str:
@@ -39,7 +40,9 @@ def load(role: str, loader: Callable[[str, str], object], device: str) -> object
     if not name:
         raise Unavailable(f"turned off (CLIP_ARENA_{role.upper()}_MODEL is empty)")
     key = (role, name, device)
-    with _lock:
+    with _lock:  # one lock per model: a long download of one does not hold up the others
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
         if key in _loaded:
             return _loaded[key]
         failed = _failed.get(key)
