@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.analyze_view import run_analyze
-from analyzer.widgets import model_picker
+from analyzer.widgets import image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
 
@@ -13,9 +13,7 @@ from core.settings import Settings
 def build(settings: Settings) -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image (upload, paste or drop)", type="filepath",
-                             sources=["upload", "clipboard"], elem_id="an-image")
-            url = gr.Textbox(label="...or image URL", placeholder="https://example.com/ad.jpg", elem_id="an-url")
+            image, url = image_inputs("an", "https://example.com/ad.jpg")
         with gr.Column(scale=1):
             text = gr.Textbox(label="Text (ad copy, caption, listing)", lines=5, elem_id="an-text",
                               placeholder="Summer sale! 30% off all sneakers. Shop now.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.similarity_view import COLUMNS, run_similarity
-from analyzer.widgets import model_picker
+from analyzer.widgets import image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
 
@@ -13,10 +13,7 @@ from core.settings import Settings
 def build(settings: Settings) -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image (upload, paste or drop)", type="filepath",
-                             sources=["upload", "clipboard"], elem_id="sim-image")
-            url = gr.Textbox(label="...or image URL", placeholder="https://example.com/photo.jpg",
-                             elem_id="sim-url")
+            image, url = image_inputs("sim", "https://example.com/photo.jpg")
         with gr.Column(scale=1):
             captions = gr.Textbox(label="Captions, one per line", lines=6, elem_id="sim-captions",
                                   placeholder="a red running shoe\na leather handbag")
