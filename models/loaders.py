@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,17 +32,27 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
+_REACHABLE: dict[str, tuple[float, bool]] = {}
+REACHABLE_TTL_S = 60.0
+
+
 def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One TCP connect to the hub endpoint: huggingface_hub itself retries for minutes."""
+    """One TCP connect to the hub endpoint: huggingface_hub itself retries for minutes. The answer
+    is kept a minute, so that loading several models (an analysis has four) probes once."""
     from huggingface_hub import constants
 
+    seen = _REACHABLE.get(constants.ENDPOINT)
+    if seen and time.monotonic() - seen[0] < REACHABLE_TTL_S:
+        return seen[1]
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
-        return True
+        ok = True
     except OSError:
-        return False
+        ok = False
+    _REACHABLE[constants.ENDPOINT] = (time.monotonic(), ok)
+    return ok
 
 
 @contextmanager

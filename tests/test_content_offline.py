@@ -222,3 +222,23 @@ def test_every_component_declares_its_needs(tiny_open_clip_spec):
     for comp in components(tiny_open_clip_spec):
         needs = comp.needs()
         assert needs["backends"] and all("missing" in b for b in needs["backends"])
+
+
+def test_an_unreachable_hub_is_probed_once_for_all_hub_tiers(monkeypatch, tmp_path):
+    import socket
+
+    from huggingface_hub import constants
+
+    from models import loaders
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(loaders, "_REACHABLE", {})
+    probes = []
+    real = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: probes.append(a[0]) or real(*a, **k))
+    sections = run(Image.new("RGB", (64, 64), "white"), "hello", only={"caption", "objects", "sentiment", "entities"})
+    assert probes == [("127.0.0.1", 9)]
+    for sec in sections.values():
+        assert sec["status"] in {"degraded", "unavailable"} and "could not be reached" in sec["reason"]
