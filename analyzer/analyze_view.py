@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import html
 import json
-import tempfile
 from pathlib import Path
 
 import plotly.graph_objects as go
 
 from analyzer.content.report import SECTION_NAMES
 from analyzer.content.service import run_analysis
+from core.downloads import new_folder
 from core.errors import UserError
 from core.settings import Settings
 
@@ -135,7 +135,7 @@ def summary_line(report: dict) -> str:
 
 
 def write_json(report: dict) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="clip-arena-analysis-"))
+    folder = new_folder("analysis")
     path = folder / "analysis.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     return str(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +9,7 @@ import plotly.graph_objects as go
 
 from analyzer.batch import BatchOptions, BatchReport, score_csv
 from analyzer.csv_io import detect_columns, sniff
+from core.downloads import new_folder
 from core.errors import UserError
 from core.settings import Settings
 from models import get_encoder
@@ -50,7 +50,7 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
               progress=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
         raise UserError("Drop a CSV file first.")
-    out_dir = Path(tempfile.mkdtemp(prefix="clip-arena-batch-"))
+    out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
                            image_roots=settings.image_roots, limits=settings.limits)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
+from core.downloads import new_folder
 from votes.figures import cumulative_win_rate, forest, outcome_bars, position_bias
 from votes.store import VoteStore
 from votes.summary import summarize, verdict
@@ -56,7 +56,7 @@ def results(store: VoteStore, catalog, chosen: str | None) -> dict:
 
 
 def export_files(store: VoteStore, summary: dict) -> tuple[str, str]:
-    folder = Path(tempfile.mkdtemp(prefix="clip-arena-export-"))
+    folder = new_folder("export")
     export_csv(store, folder / "votes.csv")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return str(folder / "votes.csv"), str(folder / "summary.json")
