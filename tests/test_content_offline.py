@@ -177,7 +177,7 @@ def test_a_lower_tier_runs_when_a_better_one_cannot():
     def fails(ctx):
         raise Unavailable("weights not reachable")
 
-    comp = Component("demo", "Demo", backends=(
+    comp = Component("demo", backends=(
         Backend("needs-module", lambda ctx: {"x": 1}, modules=("no_such_module_xyz",)),
         Backend("needs-weights", fails),
         Backend("fallback", lambda ctx: {"y": 2}),
@@ -186,7 +186,7 @@ def test_a_lower_tier_runs_when_a_better_one_cannot():
     assert (sec["status"], sec["backend"], sec["y"]) == ("degraded", "fallback", 2)
     assert sec["reason"] == ("needs-module: Python module no_such_module_xyz is not installed; "
                              "needs-weights: weights not reachable")
-    none = Component("none", "None", backends=(Backend("b", fails),)).run(
+    none = Component("none", backends=(Backend("b", fails),)).run(
         Context(image=None, text="", settings=Settings(), model="demo:base"))
     assert (none["status"], none["backend"], none["reason"]) == ("unavailable", None, "b: weights not reachable")
 

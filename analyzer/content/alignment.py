@@ -16,9 +16,7 @@ def align(ctx: Context) -> dict:
 def component(model: str) -> Component:
     return Component(
         name="alignment",
-        title="Image-text alignment",
         needs_image=True,
         needs_text=True,
         backends=(Backend(f"clip:{model}", align),),
-        description="percentile: share of generic captions this image scores below the given text.",
     )

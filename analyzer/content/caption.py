@@ -32,7 +32,6 @@ def component() -> Component:
     name = hub.model_id("caption")
     return Component(
         name="caption",
-        title="Caption",
         needs_image=True,
         backends=(Backend(hub.backend_name("caption"), caption, modules=("transformers",), models=(name,)),),
     )

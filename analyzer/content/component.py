@@ -72,12 +72,10 @@ class Backend:
 
 @dataclass(frozen=True)
 class Component:
-    name: str
-    title: str
+    name: str  # the report's section name; the Analyze tab's card titles are in analyze_view
     backends: tuple[Backend, ...]
     needs_image: bool = False
     needs_text: bool = False
-    description: str = ""
 
     def needs(self) -> dict:
         return {

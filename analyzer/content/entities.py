@@ -64,7 +64,6 @@ def component() -> Component:
     """Built per analysis, so the backend names the model id configured now."""
     return Component(
         name="entities",
-        title="Entities",
         needs_text=True,
         backends=(
             Backend(hub.backend_name("ner", "+rules"), with_model, modules=("transformers",),

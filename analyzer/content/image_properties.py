@@ -57,9 +57,6 @@ def measure(ctx: Context) -> dict:
 def component() -> Component:
     return Component(
         name="image_properties",
-        title="Image properties",
         needs_image=True,
         backends=(Backend("numpy+opencv", measure, modules=("cv2", "sklearn", "webcolors")),),
-        description="brightness and contrast are the mean and standard deviation of BT.601 luma (0..1); "
-                    "sharpness the variance of the Laplacian at 1024 px; colourfulness Hasler-Suesstrunk.",
     )

@@ -49,7 +49,6 @@ def label(ctx: Context) -> dict:
 def component(model: str) -> Component:
     return Component(
         name="labels",
-        title="Labels (zero-shot)",
         needs_image=True,
         backends=(Backend(f"clip:{model}", label),),
     )

@@ -64,7 +64,6 @@ def component() -> Component:
     name = hub.model_id("objects")
     return Component(
         name="objects",
-        title="Objects",
         needs_image=True,
         backends=(
             Backend(hub.backend_name("objects"), with_detr, modules=("transformers", "timm"), models=(name,)),

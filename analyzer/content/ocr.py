@@ -1,6 +1,7 @@
 """Text in the image: RapidOCR with the ONNX models bundled in rapidocr-onnxruntime 1.4 (no
 download), or Debian's tesseract. `text_area_ratio` is the share of the image's pixels inside
-the detected text boxes (their union)."""
+the detected text boxes (their union). Line confidences keep each engine's scale and name:
+`confidence` is RapidOCR's (0..1), `tesseract_conf` tesseract's (0..100)."""
 
 from __future__ import annotations
 
@@ -81,11 +82,9 @@ def with_tesseract(ctx: Context) -> dict:
 def component() -> Component:
     return Component(
         name="ocr",
-        title="Text in the image",
         needs_image=True,
         backends=(
             Backend("rapidocr-onnxruntime", with_rapidocr, modules=("rapidocr_onnxruntime", "cv2")),
             Backend("tesseract", with_tesseract, binaries=("tesseract",), modules=("cv2",)),
         ),
-        description="confidence is RapidOCR's (0..1); tesseract_conf is tesseract's (0..100).",
     )

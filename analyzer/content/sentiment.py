@@ -46,7 +46,6 @@ def component() -> Component:
     """Built per analysis, so the backend names the model id configured now."""
     return Component(
         name="sentiment",
-        title="Sentiment",
         needs_text=True,
         backends=(
             Backend(hub.backend_name("sentiment"), with_model, modules=("transformers",),

@@ -1,6 +1,6 @@
 """Text properties (offline): length, readability, emoji, punctuation, calls to action.
 
-Readability is Flesch reading ease, 206.835 - 1.015 (words / sentences) - 84.6 (syllables / words),
+Readability is Flesch reading ease (higher is easier; 60-70 is plain English), 206.835 - 1.015 (words / sentences) - 84.6 (syllables / words),
 and the Flesch-Kincaid grade, 0.39 (words / sentences) + 11.8 (syllables / words) - 15.59, with
 syllables counted from pyphen's bundled hyphenation dictionary (no download; hyphenation points
 slightly undercount syllables, so scores read a little easier than dictionary-based tools)."""
@@ -79,11 +79,9 @@ def properties(text: str, count_syllables) -> dict:
 def component() -> Component:
     return Component(
         name="text_properties",
-        title="Text properties",
         needs_text=True,
         backends=(
             Backend("rules+pyphen", lambda ctx: properties(ctx.text, syllables_pyphen), modules=("pyphen", "emoji")),
             Backend("rules+vowel-groups", lambda ctx: properties(ctx.text, syllables_vowels), modules=("emoji",)),
         ),
-        description="Flesch reading ease (higher is easier; 60-70 is plain English) and Flesch-Kincaid grade.",
     )
