@@ -4,6 +4,7 @@ tab (the CSV's own columns), img / txt (CLIP embeddings), ana (numbers from the 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -99,16 +100,10 @@ def creative_features(df: pd.DataFrame, image_column: str | None, text_column: s
                     problems.append(f"row {i + 1}: {err}")
             if progress:
                 progress(i + 1, 2 * n, "reading images")
-    texts = [str(t) if isinstance(t, str) else "" for t in (df[text_column] if text_column else [""] * n)]
-    dim = encoder.encode_texts(["x"]).shape[1]
-    img = np.full((n, dim), np.nan, dtype=np.float32)
-    rows = [i for i in range(n) if images[i] is not None]
-    if rows:
-        img[rows] = encoder.encode_images([images[i] for i in rows])
-    txt = np.full((n, dim), np.nan, dtype=np.float32)
-    rows_t = [i for i in range(n) if texts[i].strip()]
-    if rows_t:
-        txt[rows_t] = encoder.encode_texts([texts[i] for i in rows_t])
+    texts = [t.strip() if isinstance(t, str) else "" for t in (df[text_column] if text_column else [""] * n)]
+    dim = embedding_dim(encoder)
+    img = embedding_rows(encoder.encode_images, images, dim)
+    txt = embedding_rows(encoder.encode_texts, texts, dim)
     analysed = []
     for i in range(n):
         vector = img[i] if images[i] is not None else None
@@ -116,10 +111,32 @@ def creative_features(df: pd.DataFrame, image_column: str | None, text_column: s
         analysed.append(flatten_numbers(report["sections"]))
         if progress:
             progress(n + i + 1, 2 * n, "analysing")
-    frames = [tabular_frame(df, schema).reset_index(drop=True)]
-    if image_column:
-        frames.append(embedding_columns("img", img))
-    if text_column:
-        frames.append(embedding_columns("txt", txt))
-    frames.append(pd.DataFrame(analysed))
-    return pd.concat(frames, axis=1), problems
+    return feature_frame(tabular_frame(df, schema), img if image_column else None,
+                         txt if text_column else None, analysed), problems
+
+
+@lru_cache(maxsize=8)
+def embedding_dim(encoder) -> int:
+    return int(encoder.encode_texts(["x"]).shape[1])
+
+
+def embedding_rows(encode, items: list, dim: int) -> np.ndarray:
+    """encode(present items), one row per item; a missing image (None) or an empty text is a row
+    of NaN, a missing modality that the regressor takes as it is."""
+    out = np.full((len(items), dim), np.nan, dtype=np.float32)
+    rows = [i for i, item in enumerate(items) if item is not None and item != ""]
+    if rows:
+        out[rows] = encode([items[i] for i in rows])
+    return out
+
+
+def feature_frame(tabular: pd.DataFrame, img: np.ndarray | None, txt: np.ndarray | None,
+                  analysed: list[dict]) -> pd.DataFrame:
+    """The columns of every modality side by side, one row per creative."""
+    parts = [tabular.reset_index(drop=True)]
+    if img is not None:
+        parts.append(embedding_columns("img", img))
+    if txt is not None:
+        parts.append(embedding_columns("txt", txt))
+    parts.append(pd.DataFrame(analysed))
+    return pd.concat(parts, axis=1)

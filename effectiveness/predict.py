@@ -3,31 +3,30 @@ the cross-validated error that says how far to trust it."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from analyzer.content.component import DEGRADED, OK, Context, section
-from effectiveness.features import embedding_columns, flatten_numbers, tabular_frame
+from effectiveness.features import embedding_dim, embedding_rows, feature_frame, flatten_numbers, tabular_frame
 from effectiveness.model import TrainedModel
 
 
 def features_for(model: TrainedModel, ctx: Context, sections: dict) -> pd.DataFrame:
-    """The same features as in training; the analysis reuses the sections already computed when
-    they came from the same CLIP model."""
+    """The same features as in training. When the analysis ran with the model's CLIP, its sections
+    and image embedding are reused; otherwise they are computed again with that CLIP."""
     from analyzer.content.report import analyze
 
-    if ctx.model != model.clip_model or not set(model.sections) <= set(sections):
+    if ctx.model != model.clip_model:
+        ctx = Context(image=ctx.image, text=ctx.text, settings=ctx.settings, model=model.clip_model)
+        sections = {}
+    if not set(model.sections) <= set(sections):
+        vector = ctx.image_vector if ctx.image is not None else None
         sections = analyze(ctx.image, ctx.text, ctx.settings, model=model.clip_model,
-                           only=set(model.sections))["sections"]
-    from models import get_encoder
-
-    encoder = get_encoder(model.clip_model, ctx.settings.device, ctx.settings.precision)
-    dim = encoder.encode_texts(["x"]).shape[1]
-    img = encoder.encode_images([ctx.image]) if ctx.image is not None else np.full((1, dim), np.nan)
-    txt = encoder.encode_texts([ctx.text]) if ctx.text else np.full((1, dim), np.nan)
-    parts = [tabular_frame(pd.DataFrame(index=[0]), model.schema), embedding_columns("img", img),
-             embedding_columns("txt", txt), pd.DataFrame([flatten_numbers(sections)])]
-    return pd.concat(parts, axis=1)
+                           only=set(model.sections), image_vector=vector)["sections"]
+    dim = embedding_dim(ctx.encoder)
+    img = embedding_rows(lambda images: ctx.image_vector[None], [ctx.image], dim)
+    txt = embedding_rows(ctx.encoder.encode_texts, [ctx.text], dim)
+    tabular = tabular_frame(pd.DataFrame(index=[0]), model.schema)
+    return feature_frame(tabular, img, txt, [flatten_numbers(sections)])
 
 
 def predictor(model: TrainedModel, path: str = ""):
