@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzer.csv_io import sniff
 from core.errors import UserError
 from core.settings import Settings
 from effectiveness import model as em
@@ -37,10 +38,13 @@ def _check_columns(df: pd.DataFrame, opts: TrainOptions) -> None:
 
 
 def read_creatives(path: str | os.PathLike, opts: TrainOptions) -> pd.DataFrame:
+    delimiter, _ = sniff(path)  # as the Batch tab reads CSVs: UTF-8 with or without BOM, , ; tab or |
     try:
-        df = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False, na_values=[""])
+        df = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig", dtype=str, keep_default_na=False,
+                         na_values=[""])
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise UserError(f"{path} could not be read as a CSV: {err}.") from err
+    df.columns = [c.strip() for c in df.columns]
     _check_columns(df, opts)
     target = pd.to_numeric(df[opts.target], errors="coerce")
     if target.notna().sum() == 0:

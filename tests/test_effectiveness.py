@@ -77,6 +77,18 @@ def test_tabular_only_model_learns_a_category_effect(tmp_path):
     assert trained.report["beats_dummy"] and trained.report["ablation"] == {}
 
 
+def test_creatives_csv_is_read_as_the_batch_tab_reads_csvs(tmp_path):
+    rng = np.random.default_rng(2)
+    channel = rng.choice(["web", "app"], 40)
+    df = pd.DataFrame({"channel": channel, "ctr": np.where(channel == "web", 0.02, 0.05)})
+    df.to_csv(tmp_path / "excel.csv", index=False, sep=";", encoding="utf-8-sig")  # Excel's "CSV UTF-8"
+    opts = TrainOptions(target="ctr", image_column=None, text_column=None, model="demo:base")
+    assert train(tmp_path / "excel.csv", tmp_path / "m.joblib", opts, Settings()).schema == {"channel": ["app", "web"]}
+    (tmp_path / "latin1.csv").write_bytes("channel;ctr\ncaf\xe9;0.1\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        train(tmp_path / "latin1.csv", tmp_path / "m.joblib", opts, Settings())
+
+
 def test_saved_model_loads_and_predicts_brighter_ads_higher(planted, tiny_open_clip_spec):
     trained, folder = planted
     loaded = em.load(folder / "model.joblib")
