@@ -151,17 +151,9 @@ class TrainedModel:
     format: str = FORMAT
 
     def predict_frame(self, X: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict(align_columns(X, self.columns, self.schema))
-
-
-def align_columns(X: pd.DataFrame, columns: list[str], schema: dict) -> pd.DataFrame:
-    """The training columns, in order; features absent here are missing."""
-    out = X.reindex(columns=columns)
-    for col, kind in schema.items():
-        name = f"tab__{col}"
-        if kind != "numeric" and not isinstance(out[name].dtype, pd.CategoricalDtype):
-            out[name] = pd.Categorical(out[name], categories=kind)
-    return out
+        """X from features.feature_frame (tabular columns already typed by the schema); the
+        training columns are taken in order, and features absent here are missing."""
+        return self.pipeline.predict(X.reindex(columns=self.columns))
 
 
 def fit(X: pd.DataFrame, y: np.ndarray, seed: int = 0) -> Pipeline:
