@@ -52,6 +52,7 @@ class RoundMaker:
         frame = catalog.frame([c for c in ("split", "category") if c in catalog.table.column_names] or None)
         splits = frame["split"].to_numpy() if "split" in frame else None
         use_test = splits is not None and (splits == "test").any()
+        self.has_test_split = bool(use_test)
         self.candidates = np.flatnonzero(splits == "test") if use_test else np.arange(len(self.ids))
         self.categories = frame["category"].to_numpy() if "category" in frame else None
         self.methods = sorted(searcher.indices)

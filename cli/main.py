@@ -11,7 +11,7 @@ from core.errors import UserError
 from core.version import __version__
 
 COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
-            "analyze", "effectiveness")
+            "analyze", "effectiveness", "users_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,7 +53,8 @@ class Settings:
     votes: str = "votes.db"
     host: str = "127.0.0.1"
     port: int = 7860
-    auth: str | None = None
+    auth: str | None = None  # one NAME:PASSWORD pair
+    users_file: str | None = None  # one name:password per line (passwords may be hashed): see core/auth.py
     offline: bool = False
     device: str | None = None  # None: pick CUDA, MPS or CPU by itself
     precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
@@ -79,6 +80,7 @@ class Settings:
             host=os.environ.get("CLIP_ARENA_HOST") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=_env_int("CLIP_ARENA_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
             auth=os.environ.get("CLIP_ARENA_AUTH") or None,
+            users_file=os.environ.get("CLIP_ARENA_USERS") or None,
             offline=_env_bool("HF_HUB_OFFLINE") or _env_bool("CLIP_ARENA_OFFLINE"),
             device=os.environ.get("CLIP_ARENA_DEVICE") or None,
             precision=os.environ.get("CLIP_ARENA_PRECISION") or None,
