@@ -38,20 +38,31 @@ KEYBOARD_JS = """
   const KEYS = {a: 'left', arrowleft: 'left', b: 'right', arrowright: 'right', t: 'tie', arrowdown: 'tie',
                 x: 'both_bad', n: 'skip', ' ': 'skip', u: 'undo', q: 'finish'};
   let readyAt = 0, busyUntil = 0, lastText = null;
+  // #arena-root's data-arena-ready says whether a key press would be taken now (tests wait on it).
+  const mark = () => {
+    const root = document.getElementById('arena-root'), now = performance.now();
+    if (root) root.dataset.arenaReady = now >= readyAt && now >= busyUntil ? 'yes' : 'no';
+  };
+  const later = (ms) => { mark(); setTimeout(mark, ms + 5); };
   const statusText = () => {
     const s = document.getElementById('arena-status');
     return s ? (s.querySelector('.prose, .md') || s).textContent : null;
   };
-  const watch = () => {
+  const watch = setInterval(() => {
     const s = document.getElementById('arena-status');
-    if (!s || s.dataset.arenaWatched) return;
-    s.dataset.arenaWatched = '1';
+    if (!s) return;
+    clearInterval(watch);
     lastText = statusText();
+    mark();
     new MutationObserver(() => {
       const text = statusText();
-      if (text !== lastText) { lastText = text; readyAt = performance.now() + DEBOUNCE_MS; busyUntil = 0; }
+      if (text === lastText) return;
+      lastText = text;
+      readyAt = performance.now() + DEBOUNCE_MS;
+      busyUntil = 0;
+      later(DEBOUNCE_MS);
     }).observe(s, {subtree: true, childList: true, characterData: true});
-  };
+  }, 200);
   document.addEventListener('keydown', (e) => {
     if (e.repeat || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
     const t = e.target, tag = (t && t.tagName || '').toLowerCase();
@@ -64,10 +75,10 @@ KEYBOARD_JS = """
     const button = document.getElementById('arena-btn-' + action);
     if (!button || button.disabled) return;  // before Start, after Finish, after a reload
     e.preventDefault();
-    watch();
     const now = performance.now();
     if (now < readyAt || now < busyUntil) return;  // a bounce, or the last press still on its way
-    busyUntil = now + 3000;
+    busyUntil = now + 3000;  // until the page changes (or, if it does not, 3 s)
+    later(3000);
     button.click();
   });
 })();
@@ -92,11 +103,11 @@ def build(arena: Arena, login_name: bool = False) -> None:
         message = gr.HTML("", elem_id="arena-message")
         round_id = gr.Textbox(visible=False, elem_id="arena-round-id")
         with gr.Row(equal_height=True):
-            query = gr.Image(label="Query", type="filepath", height=200, interactive=False, scale=1,
+            query = gr.Image(label="Query", type="filepath", height=150, interactive=False, scale=1,
                              elem_id="arena-query", buttons=["fullscreen"])
-            left = gr.Gallery(label="Left", columns=arena.maker.k, height=200, allow_preview=True, scale=4,
+            left = gr.Gallery(label="Left", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
                               elem_id="arena-left", object_fit="contain")
-            right = gr.Gallery(label="Right", columns=arena.maker.k, height=200, allow_preview=True, scale=4,
+            right = gr.Gallery(label="Right", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
                                elem_id="arena-right", object_fit="contain")
         with gr.Row(elem_id="arena-buttons"):
             buttons = {a: gr.Button(LABELS[a], elem_id=f"arena-btn-{a}", interactive=False, min_width=0,
