@@ -77,3 +77,15 @@ def test_a_hashed_password_matches_only_itself(password, other):
     assert check_password(password, stored)
     assert check_password(other, stored) == (other == password)
     assert not check_password(password, stored.replace("$10$", "$11$"))
+
+
+def test_users_hash_prints_a_line_the_users_file_accepts(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "cli.main", "users", "hash", "alice"], input="pa ss\n",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "pa ss" not in result.stdout
+    (tmp_path / "users.txt").write_text(result.stdout)
+    users = Users(read_users(tmp_path / "users.txt"))
+    assert users("alice", "pa ss") and not users("alice", "pass")
