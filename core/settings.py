@@ -44,6 +44,8 @@ class FetchLimits:
     max_pixels: int = 40_000_000
     max_redirects: int = 5
     allow_private_urls: bool = False
+    # Pixels being decoded at once across all threads (memory bound); 0: unbounded.
+    decode_pixels: int = 120_000_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Settings:
             timeout_s=float(os.environ.get("CLIP_ARENA_FETCH_TIMEOUT", FetchLimits.timeout_s)),
             max_pixels=_env_int("CLIP_ARENA_MAX_PIXELS", FetchLimits.max_pixels),
             allow_private_urls=_env_bool("CLIP_ARENA_ALLOW_PRIVATE_URLS"),
+            decode_pixels=_env_int("CLIP_ARENA_DECODE_PIXELS", FetchLimits.decode_pixels),
         )
         return cls(
             model=os.environ.get("CLIP_ARENA_MODEL", DEFAULT_MODEL),
