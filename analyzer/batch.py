@@ -361,6 +361,6 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
             finish(*pending)
     report.seconds = time.perf_counter() - start
     if stopped:
-        raise BatchCancelled(f"Cancelled after {report.rows + done:,} rows; those rows are in the output, "
-                             "and --resume continues after them.")
+        raise BatchCancelled(f"Cancelled after {report.rows + done:,} rows; the rows scored so far are in "
+                             f"{output_path.name}.")
     return report

@@ -100,3 +100,9 @@ class ImagePolicy:
                 raise ImageLoadError("not_found", "The uploaded image has expired; upload it again.") from err
             raise
         return decode_image(data, name, self.limits)
+
+    def load_from_tab(self, image_file: str | None, image_text: str | None, upload_dir: str | None = None):
+        """What an image tab gives: an uploaded file, else the URL (or path) box."""
+        if image_file:
+            return self.load_upload(image_file, upload_dir)
+        return self.load(image_text)
