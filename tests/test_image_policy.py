@@ -192,7 +192,7 @@ def test_the_pixel_budget_bounds_pixels_decoded_at_once():
 def test_any_cell_gives_an_image_or_one_image_error(tmp_path, monkeypatch, cell):
     # Every name resolves to loopback here, so no test ever leaves the machine, and every URL that
     # gets as far as a connection is refused as private.
-    monkeypatch.setattr(fetch, "_getaddrinfo", lambda host, port: [(0, 0, 0, "", ("127.0.0.1", port))])
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(0, 0, 0, "", ("127.0.0.1", port))])
     try:
         ImagePolicy((str(tmp_path),), FetchLimits(timeout_s=0.5)).load(cell)
     except ImageLoadError as err:
