@@ -68,7 +68,7 @@ class Settings:
     # command line may load any spec.
     browser_models: tuple[str, ...] = ()
     queue_size: int = 64  # events waiting in the web queue before new ones are turned away
-    batch_jobs: int = 1  # Batch CSV runs at once (each uses the fetch threads and the model)
+    batch_jobs: int = 2  # Batch CSV runs at once: a small batch need not wait behind a long one
     model_jobs: int = 2  # Similarity and Analyze runs at once, each tab its own group
     upload_max_age_s: int = 3600  # uploads and results older than this are deleted from the temp folder
 
@@ -98,7 +98,7 @@ class Settings:
             effectiveness_model=os.environ.get("CLIP_ARENA_EFFECTIVENESS_MODEL") or None,
             browser_models=tuple(m.strip() for m in os.environ.get("CLIP_ARENA_MODELS", "").split(",") if m.strip()),
             queue_size=_env_int("CLIP_ARENA_QUEUE_SIZE", 64),
-            batch_jobs=_env_int("CLIP_ARENA_BATCH_JOBS", 1),
+            batch_jobs=_env_int("CLIP_ARENA_BATCH_JOBS", 2),
             model_jobs=_env_int("CLIP_ARENA_MODEL_JOBS", 2),
             upload_max_age_s=_env_int("CLIP_ARENA_UPLOAD_MAX_AGE", 3600),
         )
