@@ -96,7 +96,7 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
     policy = ImagePolicy.for_server(settings)
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
-                           limits=settings.limits, audience=BROWSER)
+                           limits=settings.limits, audience=BROWSER, chunk_rows=256)  # 256: Cancel answers sooner
     encoder = get_encoder(model, settings.device, settings.precision)
     try:
         report = score_csv(csv_path, output, encoder, options, progress, should_stop)
