@@ -37,4 +37,4 @@ def image_inputs(elem_prefix: str, placeholder: str) -> tuple[gr.Image, gr.Textb
 
 def error_text(message: str) -> str:
     """What a tab shows in its summary when a run fails: one plain sentence."""
-    return f"**Error:** {message}"
+    return f"**Error:** {message[:1].upper()}{message[1:]}"
