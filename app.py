@@ -49,7 +49,9 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     arena, why_not = (arena, None) if arena is not None else open_arena(settings)
     if settings.effectiveness_model:
         effectiveness_predictor(settings.effectiveness_model)  # a bad file stops the launch, said clearly
-    with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
+    # Uploads and results are deleted from the temp folder once they are upload_max_age_s old.
+    age = max(60, settings.upload_max_age_s)
+    with gr.Blocks(title="CLIP Arena", analytics_enabled=False, delete_cache=(max(60, age // 4), age)) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
         with gr.Tab("Arena", id="arena") as arena_tab_ui:
             if arena is not None:
@@ -104,7 +106,9 @@ def launch(settings: Settings, arena=None) -> None:
     warm_up(settings)
     # No allowed_paths: the browser gets catalog images one by one, by catalog row (arena/images.py),
     # and nothing else from the catalog's folder (its Parquet, FAISS files, a votes.db).
-    demo.queue().launch(
+    # Model work (batch, analyze, similarity) runs in its own bounded concurrency groups (see the
+    # tabs); the queue turns new events away past queue_size instead of growing without end.
+    demo.queue(max_size=settings.queue_size).launch(
         server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
         max_file_size=settings.max_upload, footer_links=["api", "settings"], show_error=True,
     )

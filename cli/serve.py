@@ -17,7 +17,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--catalog", help="catalog Parquet for the arena (default: the bundled demo)")
     p.add_argument("--votes", help="SQLite file where votes are stored (default: votes.db)")
     p.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
-                   help="folder local paths in batch CSVs must stay under (repeatable)")
+                   help="folder local image paths (Similarity, Analyze and Batch tabs) must stay under "
+                        "(repeatable; default: the working folder, none when hosted)")
+    p.add_argument("--browser-model", action="append", dest="browser_models", metavar="SPEC",
+                   help="a model the browser may choose besides --model (repeatable; default: the demo models)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, help="port (default 7860)")
     p.add_argument("--auth", help="NAME:PASSWORD required to open the app (the name is the annotator)")

@@ -84,6 +84,8 @@ def import_csv(store: VoteStore, path: str | Path) -> int:
             rows = [_check_row(line, row) for line, row in enumerate(reader, start=2)]
     except OSError as err:
         raise UserError(f"Cannot read {path}: {err.strerror}.") from err
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path.name} is not UTF-8 text; save it as CSV UTF-8 and import it again.") from err
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         if row[0] in seen:
