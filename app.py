@@ -21,7 +21,7 @@ def open_arena(settings: Settings):
 
     try:
         catalog = read_catalog(settings.catalog)
-        return Arena(Searcher.open(catalog), VoteStore(settings.votes)), None
+        return Arena(Searcher.open(catalog), VoteStore(settings.votes), gold_share=settings.gold_share), None
     except UserError as err:
         return None, str(err)
 

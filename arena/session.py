@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from arena.gold import GoldRounds
 from arena.rounds import Round, RoundMaker
 from core.errors import UserError
 from index.search import Searcher
@@ -37,8 +38,10 @@ class SessionState:
 
 
 class Arena:
-    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None):
+    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None,
+                 gold_share: float = 0.0):
         self.searcher, self.store = searcher, store
+        self.gold = GoldRounds(gold_share, seed)  # rounds shown again, sides swapped (arena/gold.py)
         self.maker = RoundMaker(searcher, k=k, seed=seed)
         self.maker.load_counts(store.votes_per_query())
         self.pair_counts = store.rounds_per_pair()
@@ -73,6 +76,9 @@ class Arena:
     def _prepare_next(self, state: SessionState) -> tuple[Round, list]:
         """The next round, and the rows to record: rounds whose two lists are identical are
         recorded as auto-skipped, the round to show as shown."""
+        again = self.gold.take(state.session_id, self.maker)
+        if again is not None:
+            return again, [(self._shown(state, again), RoundStatus.SHOWN)]
         records = []
         for _ in range(MAX_AUTO_SKIPS):
             r = self._make(state)
@@ -115,6 +121,7 @@ class Arena:
                 self.maker.count_vote(r.query_row, -1)
             raise
         state.votes += 1
+        self.gold.remember(state.session_id, r)
         state.last_reveal = {"choice": Choice(choice).value, "left": r.method_left, "right": r.method_right,
                              "query_id": r.query_id}
         return self._show(state, following)

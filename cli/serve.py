@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--auth", help="USER:PASS required to open the app")
     p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
                    help="trained effectiveness model (clip-arena effectiveness train) for the Analyze tab")
+    p.add_argument("--gold-share", dest="gold_share", type=float, metavar="SHARE",
+                   help="share of arena rounds shown again later with the sides swapped, to measure each "
+                        "annotator's self-consistency (0 to 0.5, default 0)")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -25,6 +28,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     settings = settings_from_args(args)
+    if not 0.0 <= settings.gold_share <= 0.5:
+        raise UserError("--gold-share must be between 0 and 0.5.")
     if settings.auth and ":" not in settings.auth:
         raise UserError("--auth must be USER:PASS.")
     import app

@@ -62,6 +62,7 @@ class Settings:
     image_roots: list[str] | None = None
     max_upload: str = "50mb"  # largest file the browser may upload (a batch CSV, an image)
     effectiveness_model: str | None = None  # a trained model file for the Analyze tab's prediction
+    gold_share: float = 0.0  # share of arena rounds shown again with sides swapped (arena/gold.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -86,6 +87,7 @@ class Settings:
             image_roots=_image_roots(),
             max_upload=os.environ.get("CLIP_ARENA_MAX_UPLOAD", "50mb"),
             effectiveness_model=os.environ.get("CLIP_ARENA_EFFECTIVENESS_MODEL") or None,
+            gold_share=float(os.environ.get("CLIP_ARENA_GOLD_SHARE") or 0.0),
         )
 
     def with_overrides(self, **overrides) -> "Settings":
