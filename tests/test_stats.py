@@ -413,3 +413,63 @@ def test_excluded_annotators_and_non_blind_votes_leave_the_verdict():
     assert {r["annotator"]: r["excluded"] for r in kept["annotators"]["table"]} == {"spammer": True, "good": False}
     counted = summarize(votes, [], include_non_blind=True)
     assert counted["votes"] == 45 and counted["non_blind"]["counted"]
+
+
+# -- hostile input ---------------------------------------------------------------------------------
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from votes.stats import is_blind, vote_time  # noqa: E402
+
+
+@given(st.text(max_size=40))
+def test_any_time_text_parses_to_an_aware_utc_time_or_sorts_last(text):
+    t = vote_time({"created_at": text})
+    assert t.tzinfo is not None and t.utcoffset() == timedelta(0)
+
+
+@given(st.lists(st.tuples(st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30)),
+                          st.integers(-14 * 60, 14 * 60)), max_size=30))
+def test_votes_sort_by_instant_whatever_their_offsets(stamps):
+    votes = [vote("right", t=moment.replace(tzinfo=timezone(timedelta(minutes=offset))).isoformat())
+             for moment, offset in stamps]
+    ordered = in_time_order(votes)
+    assert sorted(map(id, ordered)) == sorted(map(id, votes))
+    instants = [datetime.fromisoformat(v["created_at"]).timestamp() for v in ordered]
+    assert instants == sorted(instants)
+
+
+@given(st.one_of(st.booleans(), st.none(), st.text(max_size=8), st.integers()))
+def test_blind_field_of_any_shape(value):
+    expected = not (value is False or value == 0 or (isinstance(value, str) and value.strip().lower() in
+                                                     ("false", "0", "no")))
+    assert is_blind({"blind": value}) == expected and is_blind({})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=1, max_size=60))
+def test_headline_is_symmetric_and_its_interval_holds_the_estimate(decided):
+    queries = [f"q{q}" for q, _ in decided]
+    outcomes = [float(o) for _, o in decided]
+    h = headline(queries, outcomes)
+    flipped = headline(queries, [1 - o for o in outcomes])
+    assert 0 <= h.ci_low <= h.estimate <= h.ci_high <= 1
+    assert 0 < h.sequential_p_value <= 1
+    assert flipped.sequential_p_value == pytest.approx(h.sequential_p_value)
+    assert flipped.direction == -h.direction and flipped.estimate == pytest.approx(1 - h.estimate)
+
+
+@given(st.text(max_size=12))
+def test_min_effect_option_takes_a_win_rate_or_says_why_not(text):
+    import argparse
+
+    from cli.stats import _win_rate
+
+    try:
+        value = _win_rate(text)
+    except argparse.ArgumentTypeError as err:
+        assert str(err)
+    else:
+        assert 0 < value < 1 and value != 0.5

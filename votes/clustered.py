@@ -38,7 +38,8 @@ def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact at the ends (0 and 1 are bounds, not rounding), and the estimate always inside
+    return (min(p, max(0.0, centre - half)) if p > 0 else 0.0, max(p, min(1.0, centre + half)) if p < 1 else 1.0)
 
 
 def query_shares(queries: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
