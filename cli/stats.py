@@ -58,8 +58,9 @@ def run(args) -> int:
     if args.json:
         print_json(result)
         return 0
+    several = len(result["pairs"]) > 1
     for pair in result["pairs"]:
-        print(pair["plain"])
+        print(f"{pair['method_a']} vs {pair['method_b']}: {pair['plain']}" if several else pair["plain"])
     for pair in result["pairs"]:
         print(f"\n{pair['method_a']} vs {pair['method_b']}:")
         print("  " + numbers(pair).replace("\n", "\n  "))

@@ -65,3 +65,13 @@ def test_proxy_never_matches_images_missing_from_the_catalog(tmp_path):
               "results_left": json.dumps(["gone1", "gone2"]), "results_right": json.dumps(["gone3", "img1"])}]
     assert proxy_metrics(catalog, votes) == {"alphamodel": {"precision@k": 0.0, "k": 2, "queries": 1},
                                              "omegamodel": {"precision@k": 0.0, "k": 2, "queries": 1}}
+
+
+def test_each_plain_verdict_names_its_pair_when_there_are_several(tmp_path):
+    store = VoteStore(tmp_path / "v.db")
+    for i, (left, right) in enumerate([("a", "b"), ("b", "c"), ("a", "c")] * 4):
+        _vote(store, i, "right", left=left, right=right, query=f"q{i}")
+    out = results(store, None, None)
+    lines = out["verdict"].split("\n\n")
+    assert [line.split(":")[0] for line in lines] == ["**a vs b", "**a vs c", "**b vs c"]
+    assert [row[1] for row in out["leaderboard"]] == ["c", "b", "a"]

@@ -103,19 +103,22 @@ def annotator_table(votes: list[dict], excluded: set[str] = frozenset()) -> list
 
 
 def annotator_agreement(votes: list[dict]) -> dict:
-    """Per-annotator counts, and how often two annotators who judged the same query (and pair)
-    preferred the same method (ties and both-bad count as a shared 'no preference')."""
+    """Per-annotator counts, and how often two votes by different annotators on the same query
+    (and pair) said the same thing (ties and both-bad count as a shared 'no preference'): the
+    same count the annotator table gives per annotator."""
     per_annotator: dict[str, int] = defaultdict(int)
-    by_query: dict[tuple, dict[str, str]] = defaultdict(dict)
+    by_query: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for v in votes:
         per_annotator[v["annotator"]] += 1
-        by_query[(v["query_id"], _pair(v))][v["annotator"]] = winner(v) or "none"
+        by_query[(v["query_id"], _pair(v))][v["annotator"]].append(_outcome(v))
     agree = pairs = 0
     for judged in by_query.values():
-        outcomes = list(judged.values())
-        for i in range(len(outcomes)):
-            for j in range(i + 1, len(outcomes)):
-                pairs += 1
-                agree += outcomes[i] == outcomes[j]
+        names = list(judged)
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                for a in judged[names[i]]:
+                    for b in judged[names[j]]:
+                        pairs += 1
+                        agree += a == b
     return {"per_annotator": dict(per_annotator), "shared_pairs": pairs,
             "agreement": agree / pairs if pairs else None}

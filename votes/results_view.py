@@ -45,7 +45,9 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
                and v["annotator"] not in set(exclude or ())]
     labels = [pair_label(p) for p in summary["pairs"]]
     pair = next((p for p in summary["pairs"] if pair_label(p) == chosen), summary["pairs"][0] if summary["pairs"] else None)
-    lines = [p["plain"] for p in summary["pairs"]] or ["No votes yet: vote in the Arena tab."]
+    several = len(summary["pairs"]) > 1
+    lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
+        "No votes yet: vote in the Arena tab."]
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
     details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
