@@ -10,6 +10,7 @@ side assignment (Fisher's exact test); per-query majority; votes still needed fr
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -48,20 +49,54 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
+def _critical(n: np.ndarray, alpha: float) -> np.ndarray:
+    """The largest count c with 2 * P(Bin(n, 1/2) <= c) <= alpha (-1 when none), per n: a normal
+    guess corrected by exact binomial tails (faster than binom.ppf on long arrays)."""
+    c = np.floor(n / 2 - norm.ppf(1 - alpha / 2) * np.sqrt(n) / 2).astype(np.int64)
+    c = np.clip(c, -1, n)
+    for _ in range(n.size and 50):
+        up = 2 * binom.cdf(c + 1, n, 0.5) <= alpha
+        down = (c >= 0) & (2 * binom.cdf(c, n, 0.5) > alpha)
+        if not (up.any() or down.any()):
+            break
+        c = c + up - down
+    return c
+
+
 def sign_test_power(n: np.ndarray, win_rate: float, alpha: float = ALPHA) -> np.ndarray:
     """Exact power of the two-sided sign test at alpha on n decisive votes (an array of sizes)
     when B truly wins with probability `win_rate`. It rejects when min(k, n-k) <= c, c the largest
     count with 2 * P(Bin(n, 1/2) <= c) <= alpha (the two-sided binomtest p-value at p = 1/2)."""
     n = np.asarray(n, np.int64)
-    c = binom.ppf(alpha / 2, n, 0.5).astype(np.int64)
-    c = np.where(2 * binom.cdf(c, n, 0.5) > alpha, c - 1, c)  # ppf gives the first count with cdf >= alpha/2
+    c = _critical(n, alpha)
     lower = np.where(c >= 0, binom.cdf(c, n, win_rate), 0.0)
     upper = np.where(c >= 0, binom.sf(n - c - 1, n, win_rate), 0.0)
     return lower + upper
 
 
+@lru_cache(maxsize=512)  # the Results tab asks again every 10 seconds
+def _total_needed(win_rate: float, power: float, alpha: float, most: int) -> int | None:
+    """The smallest n from which on the exact power stays at `power` or more (checked up to a
+    generous bound past the normal approximation); None beyond `most`."""
+    z_a, z_b = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    guess = ((z_a * 0.5 + z_b * math.sqrt(win_rate * (1 - win_rate))) / (win_rate - 0.5)) ** 2
+    start = max(1, int(0.7 * guess) - 20)  # exact power is below the target well before the guess
+    top = int(min(most, max(1.5 * guess, guess + 200)))
+    while True:
+        n = np.arange(start, top + 1)
+        short = np.flatnonzero(sign_test_power(n, win_rate, alpha) < power)
+        if start > 1 and not (len(short) and short[0] == 0):
+            start = 1  # the window began above the target: look from the start
+        elif len(short) and short[-1] == len(n) - 1:  # still short at the top
+            if top >= most:
+                return None
+            top = min(most, 2 * top)
+        else:
+            return int(n[short[-1]] + 1) if len(short) else int(n[0])
+
+
 def votes_needed(win_rate: float, decisive: int, power: float = POWER, alpha: float = ALPHA,
-                 most: int = 1_000_000) -> int | None:
+                 most: int = 200_000) -> int | None:
     """Further decisive votes after which the exact power of the two-sided sign test to detect a
     true win rate `win_rate` is at least `power`, and stays so for every larger number of votes
     (exact power zig-zags with n). None for a nil effect, or when more than `most` votes in all
@@ -69,16 +104,8 @@ def votes_needed(win_rate: float, decisive: int, power: float = POWER, alpha: fl
     effect = abs(win_rate - 0.5)
     if effect < 1e-9:
         return None
-    # normal approximation, only to size the exact search
-    z_a, z_b = norm.ppf(1 - alpha / 2), norm.ppf(power)
-    guess = ((z_a * 0.5 + z_b * math.sqrt(win_rate * (1 - win_rate))) / effect) ** 2
-    top = int(min(most, max(2 * guess, guess + 200)))
-    n = np.arange(1, top + 1)
-    short = np.flatnonzero(sign_test_power(n, 0.5 + effect, alpha) < power)
-    if len(short) and short[-1] == top - 1:
-        return None
-    total = int(n[short[-1]] + 1) if len(short) else 1
-    return max(0, total - decisive)
+    total = _total_needed(0.5 + effect, power, alpha, most)
+    return None if total is None else max(0, total - decisive)
 
 
 def winner(vote: dict) -> str | None:
