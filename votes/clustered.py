@@ -43,7 +43,7 @@ def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
 
 
 def query_shares(queries: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
-    """Per query (in first-seen order is irrelevant): the share of its decisive votes that B won."""
+    """Per query (in sorted order of the ids): the share of its decisive votes that B won."""
     _, inverse = np.unique(queries, return_inverse=True)
     return np.bincount(inverse, weights=outcomes) / np.bincount(inverse)
 
