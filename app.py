@@ -26,7 +26,7 @@ def open_strict(settings: Settings):
         store = VoteStore(settings.votes)
     except (OSError, sqlite3.Error) as err:
         raise UserError(f"Cannot open the votes file {settings.votes}: {err}.") from err
-    return Arena(Searcher.open(catalog), store)
+    return Arena(Searcher.open(catalog), store, gold_share=settings.gold_share)
 
 
 def open_arena(settings: Settings):

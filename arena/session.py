@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from arena.gold import GoldRounds
 from arena.rounds import MethodsAgree, Round, RoundMaker
 from core.errors import UserError
 from index.search import Searcher
@@ -40,8 +41,10 @@ class SessionState:
 
 
 class Arena:
-    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None):
+    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None,
+                 gold_share: float = 0.0):
         self.searcher, self.store = searcher, store
+        self.gold = GoldRounds(gold_share, seed)  # rounds shown again, sides swapped (arena/gold.py)
         self.maker = RoundMaker(searcher, k=k, seed=seed)
         self.maker.load_counts(store.votes_per_query())
         self.pair_counts = store.rounds_per_pair()
@@ -78,6 +81,10 @@ class Arena:
         show, why. Rows: each newly found identical-list round once, as auto-skipped, then the
         round to show once, as shown. A query found identical for a pair is never drawn again
         for it, so this ends."""
+        again = self.gold.take(state.session_id, self.maker)
+        if again is not None:  # a repeat is blind only if the round it repeats was never revealed
+            again.blind = again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
+            return again, [(self._shown(state, again), RoundStatus.SHOWN)], None
         records = []
         while True:
             try:
@@ -142,6 +149,7 @@ class Arena:
                     self.maker.count_vote(r.query_row, -1)
                 raise
             state.votes += 1
+            self.gold.remember(state.session_id, r)
             state.last_reveal = None
             if reveal:
                 state.revealed.add(r.round_id)

@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
                    help="users file: one name:password per line, passwords in clear or from `clip-arena users hash`")
     p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
                    help="trained effectiveness model (clip-arena effectiveness train) for the Analyze tab")
+    p.add_argument("--gold-share", dest="gold_share", type=float, metavar="SHARE",
+                   help="share of arena rounds shown again later with the sides swapped, to measure each "
+                        "annotator's self-consistency (0 to 0.5, default 0)")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -72,6 +75,8 @@ def describe(settings, arena, users) -> list[str]:
 
 def run(args) -> int:
     settings = settings_from_args(args)
+    if not 0.0 <= settings.gold_share <= 0.5:
+        raise UserError("--gold-share must be between 0 and 0.5.")
     arena, users = check(settings)
     print("CLIP Arena serves\n  " + "\n  ".join(describe(settings, arena, users)), flush=True)
     import app

@@ -72,6 +72,7 @@ class Settings:
     batch_jobs: int = 2  # Batch CSV runs at once: a small batch need not wait behind a long one
     model_jobs: int = 2  # Similarity and Analyze runs at once, each tab its own group
     upload_max_age_s: int = 3600  # uploads and results older than this are deleted from the temp folder
+    gold_share: float = 0.0  # share of arena rounds shown again with sides swapped (arena/gold.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -103,6 +104,7 @@ class Settings:
             batch_jobs=_env_int("CLIP_ARENA_BATCH_JOBS", 2),
             model_jobs=_env_int("CLIP_ARENA_MODEL_JOBS", 2),
             upload_max_age_s=_env_int("CLIP_ARENA_UPLOAD_MAX_AGE", 3600),
+            gold_share=float(os.environ.get("CLIP_ARENA_GOLD_SHARE") or 0.0),
         )
 
     def with_overrides(self, **overrides) -> "Settings":
