@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -21,6 +22,9 @@ from PIL import Image
 from index.catalog import Catalog
 
 PLACEHOLDER = "missing.png"
+# Gradio's delete_cache removes files of its cache older than its age (by ctime): a copy handed out
+# is made anew once it is this old, so a page never links to a deleted file on a long-running server.
+REFRESH_S = 30.0
 # Images a browser shows inline and that carry no script (SVG can).
 SHOWN_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"}
 
@@ -43,7 +47,7 @@ class CatalogImages:
     def __call__(self, row: int) -> str:
         """What the page may load for a catalog row: the image's URL, or the path of its copy."""
         served = self._served.get(row)
-        if served is None:
+        if served is None or not _fresh(served):
             served = self._serve(row)
             with self._lock:
                 self._served[row] = served
@@ -58,17 +62,27 @@ class CatalogImages:
         if kind not in SHOWN_TYPES or not source.is_file() or not _is_image(source):
             return self._placeholder()
         target = self.folder / f"{row}{source.suffix.lower()}"
-        if not target.exists():
+        if not _fresh(str(target)):
             _link_or_copy(source, target)
         return str(target)
 
     def _placeholder(self) -> str:
         target = self.folder / PLACEHOLDER
-        if not target.exists():
+        if not _fresh(str(target)):
             with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".png", delete=False) as tmp:
                 Image.new("RGB", (64, 64), (200, 200, 200)).save(tmp, format="PNG")
             os.replace(tmp.name, target)
         return str(target)
+
+
+def _fresh(served: str) -> bool:
+    """A URL, or a local copy that exists and was made less than REFRESH_S ago."""
+    if is_url(served):
+        return True
+    try:
+        return time.time() - os.lstat(served).st_ctime < REFRESH_S
+    except OSError:
+        return False
 
 
 def _is_image(path: Path) -> bool:

@@ -61,3 +61,17 @@ def test_any_image_uri_serves_an_image_a_url_or_the_placeholder(tmp_path, uri):
         assert Path(out).parent == images.folder
         with Image.open(out) as im:
             assert im.format in {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
+
+
+def test_a_copy_removed_by_gradios_cache_cleaning_is_served_again(tmp_path):
+    """delete_cache removes old files from Gradio's cache; the next round must not link a dead file."""
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    Image.new("RGB", (8, 8), "red").save(cat_dir / "red.png")
+    images = CatalogImages(_catalog(cat_dir, ["red.png", "missing.png"]), tmp_path / "served")
+    first, placeholder = images(0), images(1)
+    os.remove(first), os.remove(placeholder)  # what Gradio's cache cleaning does once they are old
+    again, placeholder_again = images(0), images(1)
+    assert Path(again).read_bytes() == (cat_dir / "red.png").read_bytes()
+    with Image.open(placeholder_again) as im:
+        assert im.format == "PNG"
