@@ -47,7 +47,7 @@ def test_import_refuses_duplicates_and_bad_rows_importing_nothing(tmp_path):
     lines = (tmp_path / "votes.csv").read_text().splitlines()
     bad = VoteStore(tmp_path / "c.db")
     cases = {
-        "choice": lines[1].replace(",left,", ",maybe,"),
+        "choice": lines[1].replace(',"left",', ',"maybe",'),
         "results_left": lines[1].replace('"[""a"", ""b""]"', "not-json", 1),
         "repeats": lines[1],
     }
@@ -124,3 +124,12 @@ def test_a_store_made_before_the_blind_column_opens_with_its_votes_blind(tmp_pat
     reopened = VoteStore(db)
     assert [v["blind"] for v in reopened.votes()] == [True] * 5
     assert len(store.votes()) == 5
+
+
+def test_export_quotes_every_cell_so_a_semicolon_spreadsheet_cannot_split_one(tmp_path):
+    store = _store(tmp_path / "a.db", annotator="x;=cmd|' /C calc'!A0")
+    export_csv(store, tmp_path / "votes.csv")
+    text = (tmp_path / "votes.csv").read_text(encoding="utf-8")
+    assert "\"x;=cmd|' /C calc'!A0\"" in text  # quoted whole: `;` inside quotes starts no cell
+    assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
+    assert {v["annotator"] for v in store.votes()} == {"x;=cmd|' /C calc'!A0"}

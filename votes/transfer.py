@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import UserError
-from core.spreadsheet import neutralise, restore
+from core.spreadsheet import neutralise, restore, safe_writer
 from votes.choices import Choice
 from votes.store import VOTE_COLUMNS, VoteStore
 
@@ -28,7 +28,7 @@ def _cell(value) -> str:
 def export_csv(store: VoteStore, path: str | Path) -> int:
     votes = store.votes(include_undone=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        writer = safe_writer(f)  # every cell quoted: a `;`-locale spreadsheet cannot split one
         writer.writerow(VOTE_COLUMNS)
         for v in votes:
             writer.writerow([_cell(v[c]) for c in VOTE_COLUMNS])
