@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.batch_view import columns_of, run_batch
+from analyzer.batch_view import SHOWS, SORTS, columns_of, preview_datatypes, refresh_preview, run_batch
+from analyzer import model_notice
 from analyzer.widgets import model_picker
 from core.errors import UserError
 from core.settings import Settings
@@ -21,10 +22,15 @@ def build(settings: Settings) -> None:
             caption_col = gr.Dropdown(label="Caption column", choices=[], elem_id="batch-caption-col")
             model = model_picker(settings, "Model", "batch-model")
             run = gr.Button("Score", variant="primary", elem_id="batch-run")
+    model_notice.place(settings, model, "batch")
     summary = gr.Markdown(elem_id="batch-summary")
     result = gr.File(label="Scored CSV", elem_id="batch-result")
     plot = gr.Plot(elem_id="batch-plot")
-    preview = gr.Dataframe(label="First rows", interactive=False, elem_id="batch-preview")
+    with gr.Row():
+        sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Sort the preview", elem_id="batch-sort")
+        show = gr.Dropdown(list(SHOWS), value=SHOWS[0], label="Show", elem_id="batch-show")
+    preview = gr.Dataframe(label="Preview (first rows as sorted and filtered)", interactive=False,
+                           elem_id="batch-preview")
 
     def on_upload(path):
         if not path:
@@ -43,6 +49,15 @@ def build(settings: Settings) -> None:
                                                  lambda fraction, desc: progress(fraction, desc=desc))
         except UserError as err:
             raise gr.Error(str(err), print_exception=False) from err
-        return table, fig, text, output
+        return gr.Dataframe(table, datatype=preview_datatypes(table)), fig, text, output
 
     run.click(on_run, [upload, image_col, caption_col, model], [preview, plot, summary, result])
+
+    def on_view(scored, image, how, which, spec):
+        try:
+            table = refresh_preview(scored, image, how, which, spec, settings)
+        except UserError as err:
+            raise gr.Error(str(err), print_exception=False) from err
+        return gr.Dataframe(table, datatype=preview_datatypes(table)) if table is not None else gr.skip()
+
+    gr.on([sort.change, show.change], on_view, [result, image_col, sort, show, model], [preview])
