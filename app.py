@@ -29,6 +29,7 @@ def open_arena(settings: Settings):
 def build_app(settings: Settings) -> gr.Blocks:
     from analyzer import analyze_tab, batch_tab, similarity_tab
     from analyzer.content.service import effectiveness_predictor
+    from arena import explore_tab
     from arena import tab as arena_tab
     from votes import results_tab
 
@@ -44,6 +45,11 @@ def build_app(settings: Settings) -> gr.Blocks:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Results", id="results") as results_tab_ui:
             results_slot = gr.Column()
+        with gr.Tab("Explore", id="explore"):
+            if arena is not None:
+                explore_tab.build(arena.searcher, settings)
+            else:
+                gr.Markdown(f"Explore is not available: {why_not}", elem_id="explore-unavailable")
         with gr.Tab("Similarity", id="similarity") as similarity_tab_ui:
             similarity_tab.build(settings)
         with gr.Tab("Analyze", id="analyze") as analyze_tab_ui:
