@@ -116,3 +116,16 @@ def test_cli_similarity_with_a_named_model_that_cannot_load_fails_in_one_sentenc
     assert code != 0
     err = capsys.readouterr().err
     assert "ViT-B-16" in err and "Traceback" not in err
+
+
+def test_cli_analyze_notes_the_fallback_on_stderr_and_in_json(tmp_path, capsys, monkeypatch):
+    from cli.main import main
+
+    monkeypatch.delenv("CLIP_ARENA_MODEL", raising=False)
+    photo().save(tmp_path / "photo.png")
+    code = main(["analyze", "--image", str(tmp_path / "photo.png"), "--text", "a cat", "--section", "alignment",
+                 "--json"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 0 and report["model"] == FALLBACK_MODEL and report["model_notice"].startswith(DEMO_NOTICE)
+    assert report["sections"]["alignment"]["status"] == "degraded" and "note: demo model" in err
