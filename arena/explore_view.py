@@ -10,6 +10,7 @@ from PIL import Image
 
 from analyzer.images import load_image
 from core.settings import Settings
+from index.catalog import SUFFIX
 from index.explore import Hit, search_all
 from index.search import Searcher
 
@@ -38,7 +39,9 @@ def gallery_items(searcher: Searcher, hits: list[Hit]) -> list[tuple[Image.Image
 
 def details_markdown(searcher: Searcher, method: str, rank: int, hit: Hit) -> str:
     """The metadata of one result: its id, caption, score and every metadata column."""
-    row = searcher.catalog.frame().iloc[hit.row]  # noqa: PD011 - one row of scalars
+    table = searcher.catalog.table
+    columns = [n for n in table.column_names if not n.endswith(SUFFIX)]
+    row = table.select(columns).slice(hit.row, 1).to_pylist()[0]  # one row, whatever the catalog's size
     lines = [f"**{html.escape(method)} #{rank}**: `{html.escape(hit.image_id)}`, score {hit.score:.4f}", ""]
     lines += ["| field | value |", "|---|---|"]
     for name, value in row.items():
