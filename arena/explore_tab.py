@@ -10,14 +10,16 @@ from core.settings import Settings
 from index.search import Searcher
 
 
-def build(searcher: Searcher, settings: Settings) -> None:
+def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
+    """The Explore tab. Method names fill in only when the tab is shown, as on the Results tab:
+    they must not reach the page while the Arena tab is in use."""
     methods = list(searcher.indices)
     gr.Markdown("Search the catalog by a text or an image with each method, side by side. Not blind: "
                 "this is for looking at what the methods retrieve.")
     with gr.Row():
         with gr.Column(scale=2):
             text = gr.Textbox(label="Text query", placeholder="a smiling face", elem_id="explore-text")
-            chosen = gr.CheckboxGroup(methods, value=methods, label="Methods", elem_id="explore-methods")
+            chosen = gr.CheckboxGroup([], label="Methods", elem_id="explore-methods")
         with gr.Column(scale=1):
             image = gr.Image(label="...or an image query (upload, paste or drop)", type="filepath", height=160,
                              sources=["upload", "clipboard"], elem_id="explore-image")
@@ -28,11 +30,16 @@ def build(searcher: Searcher, settings: Settings) -> None:
     hits_state = gr.State({})
     galleries = {}
     with gr.Row():
-        for method in methods:
+        for i, method in enumerate(methods):
             with gr.Column():
-                galleries[method] = gr.Gallery(label=method, columns=4, height=420, object_fit="contain",
-                                               allow_preview=True, elem_id=f"explore-gallery-{method}")
+                galleries[method] = gr.Gallery(label=f"method {i + 1}", columns=4, height=420, object_fit="contain",
+                                               allow_preview=True, elem_id=f"explore-gallery-{i}")
     details = gr.Markdown(elem_id="explore-details")
+
+    def on_show(picked):
+        return [gr.update(choices=methods, value=picked or methods)] + [gr.update(label=m) for m in methods]
+
+    tab.select(on_show, [chosen], [chosen] + [galleries[m] for m in methods])
 
     def on_search(query, image_file, picked, count):
         try:

@@ -18,11 +18,13 @@ def test_explore_text_query_returns_the_right_subgroup_with_the_finetuned_method
     subgroup = dict(zip(*[read_catalog(DEFAULT_CATALOG).frame()[c] for c in ("caption", "subcategory")]))
     page.goto(serve_app("--votes", str(tmp_path / "votes.db")))  # the bundled demo
     page.get_by_role("tab", name="Explore").click()
+    page.locator("#explore-methods").get_by_text("finetuned").wait_for()
     page.locator("#explore-text input, #explore-text textarea").first.fill(QUERY)
     page.locator("#explore-run").click()
-    finetuned = page.locator("#explore-gallery-finetuned")
+    finetuned = page.locator("#explore-gallery-1")  # the catalog's second method
+    assert "finetuned" in finetuned.inner_text()
     finetuned.locator("img").nth(7).wait_for(timeout=60_000)
-    page.locator("#explore-gallery-base img").nth(7).wait_for()
+    page.locator("#explore-gallery-0 img").nth(7).wait_for()
     labels = [t.strip() for t in finetuned.locator(".caption-label").all_inner_texts()]
     assert len(labels) == 8
     scores = [float(re.match(r"(-?\d\.\d{3}) · ", t).group(1)) for t in labels]
