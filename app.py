@@ -43,6 +43,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     """The app; `arena` when the caller has opened it already (serve checks it before launching)."""
     from analyzer import analyze_tab, batch_tab, similarity_tab
     from analyzer.content.service import effectiveness_predictor
+    from arena import explore_tab
     from arena import tab as arena_tab
     from votes import results_tab
 
@@ -60,6 +61,11 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Results", id="results") as results_tab_ui:
             results_slot = gr.Column()
+        with gr.Tab("Explore", id="explore") as explore_tab_ui:
+            if arena is not None:
+                explore_tab.build(arena.searcher, settings, explore_tab_ui)
+            else:
+                gr.Markdown(f"Explore is not available: {why_not}", elem_id="explore-unavailable")
         with gr.Tab("Similarity", id="similarity") as similarity_tab_ui:
             similarity_tab.build(settings)
         with gr.Tab("Analyze", id="analyze") as analyze_tab_ui:
@@ -69,7 +75,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
         with results_slot:
             if arena is not None:
                 results_tab.build(arena.store, arena.searcher.catalog, results_tab_ui,
-                                  [arena_tab_ui, similarity_tab_ui, analyze_tab_ui, batch_tab_ui])
+                                  [arena_tab_ui, explore_tab_ui, similarity_tab_ui, analyze_tab_ui, batch_tab_ui])
             else:
                 gr.Markdown(f"No results: {why_not}")
     return demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.analyze_view import run_analyze
+from analyzer import model_notice
 from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
@@ -19,6 +20,7 @@ def build(settings: Settings) -> None:
                               placeholder="Summer sale! 30% off all sneakers. Shop now.")
             model = model_picker(settings, "CLIP model (alignment, labels)", "an-model")
             button = gr.Button("Analyze", variant="primary", elem_id="an-run")
+    model_notice.place(settings, model, "an")
     summary = gr.Markdown(elem_id="an-summary")
     cards = gr.HTML(elem_id="an-cards")
     with gr.Row():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.batch_view import CancelFlags, columns_of, local_paths_text, run_batch
+from analyzer.batch_view import (SHOWS, SORTS, CancelFlags, columns_of, local_paths_text, preview_datatypes,
+                                 refresh_preview, run_batch)
+from analyzer import model_notice
 from analyzer.widgets import error_text, model_picker
 from core.errors import UserError
 from core.settings import Settings
@@ -22,10 +24,15 @@ def build(settings: Settings) -> None:
             with gr.Row():
                 run = gr.Button("Score", variant="primary", elem_id="batch-run")
                 cancel = gr.Button("Cancel", variant="secondary", elem_id="batch-cancel")
+    model_notice.place(settings, model, "batch")
     summary = gr.Markdown(elem_id="batch-summary")
     result = gr.File(label="Scored CSV", elem_id="batch-result")
     plot = gr.Plot(elem_id="batch-plot")
-    preview = gr.Dataframe(label="First rows", interactive=False, elem_id="batch-preview")
+    with gr.Row():
+        sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Sort the preview", elem_id="batch-sort")
+        show = gr.Dropdown(list(SHOWS), value=SHOWS[0], label="Show", elem_id="batch-show")
+    preview = gr.Dataframe(label="Preview (first rows as sorted and filtered)", interactive=False,
+                           elem_id="batch-preview")
     flags = CancelFlags()
 
     def on_upload(path):
@@ -44,12 +51,13 @@ def build(settings: Settings) -> None:
         key = request.session_hash or ""
         flag = flags.start(key)
         try:
-            return run_batch(path, image, caption, spec, settings,
-                             lambda fraction, desc: progress(fraction, desc=desc), flag.is_set)
+            table, fig, text, output = run_batch(path, image, caption, spec, settings,
+                                                 lambda fraction, desc: progress(fraction, desc=desc), flag.is_set)
         except UserError as err:  # say it in the summary and clear the last result
             return None, None, error_text(str(err)), None
         finally:
             flags.finish(key)
+        return gr.Dataframe(table, datatype=preview_datatypes(table)), fig, text, output
 
     def on_cancel(request: gr.Request):
         if flags.cancel(request.session_hash or ""):
@@ -58,3 +66,13 @@ def build(settings: Settings) -> None:
     run.click(on_run, [upload, image_col, caption_col, model], [preview, plot, summary, result],
               concurrency_id="batch", concurrency_limit=settings.batch_jobs)
     cancel.click(on_cancel, None, None, concurrency_limit=None, queue=False)
+
+    def on_view(scored, image, how, which, spec):
+        try:
+            table = refresh_preview(scored, image, how, which, spec, settings)
+        except UserError:
+            return gr.skip()  # the scored file is gone (cleaned after an hour): keep what is shown
+        return gr.Dataframe(table, datatype=preview_datatypes(table)) if table is not None else gr.skip()
+
+    gr.on([sort.change, show.change], on_view, [result, image_col, sort, show, model], [preview],
+          concurrency_id="batch-preview", concurrency_limit=settings.model_jobs)

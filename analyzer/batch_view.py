@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import threading
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
-
-import threading
 
 from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, score_csv
 from analyzer.csv_io import detect_columns, sniff
@@ -16,9 +17,12 @@ from analyzer.policy import BROWSER, ImagePolicy
 from core.downloads import new_folder
 from core.errors import UserError
 from core.settings import Settings
-from models import get_encoder
+from models.fallback import pick_photo_model
 
 PREVIEW_ROWS = 50
+THUMBNAIL_PX = 64
+SORTS = ("input order", "cosine, high to low", "cosine, low to high")
+SHOWS = ("all rows", "scored rows", "rows with errors")
 
 
 def columns_of(csv_path: str) -> tuple[list[str], str | None, str | None]:
@@ -82,10 +86,6 @@ def local_paths_text(settings: Settings) -> str:
     return "Local paths are read only under the image folders configured on the server."
 
 
-def _preview(output: Path) -> pd.DataFrame:
-    return pd.read_csv(output, dtype=str, keep_default_na=False, nrows=PREVIEW_ROWS)
-
-
 def run_batch(csv_path: str, image_column: str, caption_column: str, model: str, settings: Settings,
               progress=None, should_stop=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
@@ -97,9 +97,90 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
                            limits=settings.limits, audience=BROWSER, chunk_rows=256)  # 256: Cancel answers sooner
-    encoder = get_encoder(model, settings.device, settings.precision)
+    encoder, _ = pick_photo_model(model, settings.model, settings.device, settings.precision)
     try:
         report = score_csv(csv_path, output, encoder, options, progress, should_stop)
     except BatchCancelled as err:
-        return _preview(output), histogram(output), f"**Cancelled:** {err}", str(output)
-    return _preview(output), histogram(output), errors_text(report), str(output)
+        preview = refresh_preview(str(output), image_column, SORTS[0], SHOWS[0], model, settings)
+        return preview, histogram(output), f"**Cancelled:** {err}", str(output)
+    preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], encoder, settings)
+    return preview, histogram(output), errors_text(report), str(output)
+
+
+def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
+                 limit: int = PREVIEW_ROWS) -> pd.DataFrame:
+    """The rows of a scored CSV to preview, read in chunks (any size of file): `show` filters them
+    by error, `sort` orders them by cosine; `row` is each row's number in the input."""
+    if sort not in SORTS or show not in SHOWS:
+        raise UserError(f"Sort by one of {', '.join(SORTS)}; show one of {', '.join(SHOWS)}.")
+    kept, start = None, 0
+    for chunk in pd.read_csv(scored, dtype=str, keep_default_na=False, chunksize=20_000):
+        chunk.insert(0, "row", range(start + 1, start + 1 + len(chunk)))
+        start += len(chunk)
+        failed = chunk["error"].str.len() > 0
+        chunk = chunk[~failed] if show == SHOWS[1] else chunk[failed] if show == SHOWS[2] else chunk
+        kept = chunk if kept is None else pd.concat([kept, chunk])
+        if sort == SORTS[0]:
+            if len(kept) >= limit:
+                break
+        else:
+            key = pd.to_numeric(kept["cosine"], errors="coerce")
+            order = key.sort_values(ascending=sort == SORTS[2], na_position="last", kind="stable").index
+            kept = kept.loc[order].head(limit)  # chunks number their rows on: the index is unique
+    return (kept if kept is not None else pd.DataFrame(columns=["row"])).head(limit).reset_index(drop=True)
+
+
+def thumbnail_markdown(image) -> str:
+    """A small inline picture (a data URL: the browser gets pixels, never a path on the server)."""
+    small = image.copy()
+    small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    small.convert("RGB").save(buffer, format="JPEG", quality=80)
+    return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Settings) -> pd.DataFrame:
+    """Each scored row with its image's thumbnail and its percentile among generic captions for
+    that image (as the Similarity tab reports it); rows with an error get neither."""
+    from analyzer.similarity import percentile_among_references
+    from core.errors import ImageLoadError
+    from core.spreadsheet import restore
+
+    policy = ImagePolicy.for_server(settings)  # the same roots and refusals as the scoring itself
+
+    thumbs, percentiles = [], []
+    for _, row in rows.iterrows():
+        thumb, pct = "", ""
+        if not row.get("error") and image_column in row and row.get("cosine", "") != "":
+            try:
+                image = policy.load(restore(row[image_column]))
+                thumb = thumbnail_markdown(image)
+                vector = encoder.encode_images([image])[0]
+                pct = f"{percentile_among_references(encoder, vector, float(row['cosine'])):.1f}"
+            except (ImageLoadError, ValueError):
+                pass  # changed since it was scored: the table still shows the row
+        thumbs.append(thumb)
+        percentiles.append(pct)
+    out = rows.copy()
+    out.insert(1, "thumbnail", thumbs)
+    at = list(out.columns).index("cosine") + 1 if "cosine" in out.columns else len(out.columns)
+    out.insert(at, "percentile", percentiles)
+    return out
+
+
+def preview_table(scored: str | Path, image_column: str, sort: str, show: str, encoder, settings: Settings) -> pd.DataFrame:
+    return with_thumbnails(preview_rows(scored, sort, show), image_column, encoder, settings)
+
+
+def refresh_preview(scored: str | None, image_column: str, sort: str, show: str, model: str, settings: Settings) -> pd.DataFrame | None:
+    """The preview again, sorted or filtered another way, from the scored file on disk."""
+    if not scored:
+        return None
+    _, header = sniff(scored)
+    image_column = detect_columns(header, image_column or None, None)[0]
+    encoder, _ = pick_photo_model(model, settings.model, settings.device, settings.precision)
+    return preview_table(scored, image_column, sort, show, encoder, settings)
+
+
+def preview_datatypes(frame: pd.DataFrame) -> list[str]:
+    return ["markdown" if c == "thumbnail" else "str" for c in frame.columns]

@@ -45,6 +45,12 @@ class SimilarityResult:
         return dict(self.__dict__)
 
 
+def percentile_among_references(encoder, image_vec: np.ndarray, cosine: float) -> float:
+    """The share (in %) of generic captions whose cosine with this image is below `cosine`."""
+    reference = reference_vectors(encoder) @ image_vec
+    return round(100.0 * float(np.mean(reference < cosine)), 1)
+
+
 def score_image_texts(encoder, image: Image.Image | None, texts: list[str],
                       image_vec: np.ndarray | None = None) -> list[SimilarityResult]:
     """Scores of `image` (or its embedding `image_vec`, when already computed) against each text,
@@ -55,10 +61,9 @@ def score_image_texts(encoder, image: Image.Image | None, texts: list[str],
     if image_vec is None:
         image_vec = encoder.encode_images([image])[0]
     text_vecs = encoder.encode_texts(texts)
-    reference = reference_vectors(encoder) @ image_vec
     results = []
     for text, vec in zip(texts, text_vecs):
         cosine = float(vec @ image_vec)
-        percentile = 100.0 * float(np.mean(reference < cosine))
-        results.append(SimilarityResult(text=text, percentile=round(percentile, 1), **scores_from_cosine(cosine)))
+        percentile = percentile_among_references(encoder, image_vec, cosine)
+        results.append(SimilarityResult(text=text, percentile=percentile, **scores_from_cosine(cosine)))
     return sorted(results, key=lambda r: r.cosine, reverse=True)

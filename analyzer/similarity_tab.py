@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from analyzer.similarity_view import COLUMNS, run_similarity
+from analyzer import model_notice
 from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
@@ -20,6 +21,7 @@ def build(settings: Settings) -> None:
                                   placeholder="a red running shoe\na leather handbag")
             model = model_picker(settings, "Model", "sim-model")
             button = gr.Button("Score", variant="primary", elem_id="sim-run")
+    model_notice.place(settings, model, "sim")
     summary = gr.Markdown(elem_id="sim-summary")
     table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")
     plot = gr.Plot(label="Scores", elem_id="sim-plot")

@@ -10,7 +10,7 @@ from analyzer.policy import ImagePolicy
 from analyzer.similarity import SimilarityResult, score_image_texts, split_captions
 from core.errors import UserError
 from core.settings import Settings
-from models import get_encoder
+from models.fallback import pick_photo_model
 
 COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"]
 
@@ -58,6 +58,6 @@ def run_similarity(image_file: str | None, image_url: str, captions: str, model:
         raise UserError("Give at least one caption (one per line).")
     model = check_browser_model(model, settings)
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir)
-    encoder = get_encoder(model, settings.device, settings.precision)
+    encoder, used = pick_photo_model(model, settings.model, settings.device, settings.precision)
     results = score_image_texts(encoder, image, texts)
-    return results_table(results), results_figure(results), summary_line(results, model)
+    return results_table(results), results_figure(results), summary_line(results, used.used)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from cli.common import add_fetch_options, add_image_root_option, add_model_options, print_json, settings_from_args
 from core.errors import UserError
@@ -36,6 +37,8 @@ def run(args) -> int:
         raise UserError(f"Unknown section {', '.join(unknown)}; the sections are: {', '.join(SECTION_NAMES)}.")
     report = run_analysis(args.image or None, args.text, settings, only=set(args.sections) if args.sections else None,
                           policy=ImagePolicy.for_cli(settings, args.image_roots))
+    if report.get("model_notice"):
+        print(f"note: {report['model_notice']}", file=sys.stderr)
     if args.json:
         print_json(report)
         return 0

@@ -10,7 +10,8 @@ from core.settings import Settings, apply_offline
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model spec (default: $CLIP_ARENA_MODEL or the bundled demo model)")
+    parser.add_argument("--model", help="model spec (default: $CLIP_ARENA_MODEL or open_clip:ViT-B-32@openai, "
+                                        "with the demo model standing in when that cannot be loaded)")
     add_device_options(parser)
 
 

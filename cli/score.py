@@ -30,7 +30,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from analyzer.batch import BatchOptions, score_csv
-    from models import get_encoder
+    from models.fallback import photo_model_for_cli
 
     settings = settings_from_args(args)
     roots = None if args.no_local_paths else [str(Path(r).resolve()) for r in
@@ -38,7 +38,7 @@ def run(args) -> int:
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
                            resume=args.resume)
-    encoder = get_encoder(settings.model, settings.device, settings.precision)
+    encoder, _ = photo_model_for_cli(settings)
     with tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(fraction, text):

@@ -1,18 +1,24 @@
-"""clip-arena search --catalog PATH --method NAME --query-id ID [-k 4] [--json]"""
+"""clip-arena search --catalog PATH --method NAME (--query-id ID | --text TEXT | --image PATH_OR_URL)
+[-k 4] [--json]"""
 
 from __future__ import annotations
 
-from cli.common import print_json
+from cli.common import add_device_options, add_fetch_options, print_json, settings_from_args
 from core.errors import UserError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("search", help="nearest catalog images to one catalog image")
+    p = subparsers.add_parser("search", help="nearest catalog images to a catalog image, a text or an image")
     p.add_argument("--catalog", required=True, help="catalog Parquet file")
     p.add_argument("--method", required=True, help="embedding method (column <method>_embedding)")
-    p.add_argument("--query-id", required=True, help="image_id of the query image")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--query-id", help="image_id of a catalog image (itself left out of the results)")
+    query.add_argument("--text", help="a text, embedded by the method's model")
+    query.add_argument("--image", help="an image path or URL, embedded by the method's model")
     p.add_argument("-k", type=int, default=4, help="number of results (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_device_options(p)
+    add_fetch_options(p)
     p.set_defaults(run=run)
 
 
@@ -25,9 +31,24 @@ def run(args) -> int:
     catalog = read_catalog(args.catalog)
     if args.method not in catalog.methods:
         raise UserError(f"The catalog has no method {args.method!r}; it has {', '.join(catalog.methods)}.")
-    results = Searcher.open(catalog, [args.method]).search_id(args.method, args.query_id, args.k)
+    searcher = Searcher.open(catalog, [args.method])
+    if args.query_id is not None:
+        results, query = searcher.search_id(args.method, args.query_id, args.k), {"query_id": args.query_id}
+    else:
+        from analyzer.images import load_image
+        from index.explore import search_image, search_text
+
+        settings = settings_from_args(args)
+        if args.text is not None:
+            hits, query = search_text(searcher, args.method, args.text, args.k, settings.device,
+                                      settings.precision), {"query_text": args.text}
+        else:
+            image = load_image(args.image, settings.limits)
+            hits, query = search_image(searcher, args.method, image, args.k, settings.device,
+                                       settings.precision), {"query_image": args.image}
+        results = [h.as_dict() for h in hits]
     if args.json:
-        print_json({"method": args.method, "query_id": args.query_id, "results": results})
+        print_json({"method": args.method, **query, "results": results})
     else:
         for rank, r in enumerate(results, start=1):
             print(f"{rank:>3}  {r['score']:.4f}  {r['image_id']}")

@@ -19,18 +19,19 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from analyzer.policy import ImagePolicy
     from analyzer.similarity import score_image_texts
-    from models import get_encoder
+    from models.fallback import photo_model_for_cli
 
     settings = settings_from_args(args)
     image = ImagePolicy.for_cli(settings, args.image_roots).load(args.image)
-    encoder = get_encoder(settings.model, settings.device, settings.precision)
+    encoder, used = photo_model_for_cli(settings)
     results = score_image_texts(encoder, image, args.text)
     if args.json:
         keys = ("text", "cosine", "similarity", "clip_score", "percentile")
-        print_json({"model": settings.model, "results": [{k: r.as_dict()[k] for k in keys} for r in results]})
+        out = {"model": used.used, "results": [{k: r.as_dict()[k] for k in keys} for r in results]}
+        print_json({**out, "model_notice": used.notice()} if used.notice() else out)
         return 0
     width = max(len(r.text) for r in results)
-    print(f"model: {settings.model}")
+    print(f"model: {used.used}")
     print(f"{'caption':<{width}}  {'cosine':>7}  {'similarity':>10}  {'clip_score':>10}  {'pctl':>5}")
     for r in results:
         print(f"{r.text:<{width}}  {r.cosine:7.4f}  {r.similarity:10.4f}  {r.clip_score:10.2f}  {r.percentile:5.1f}")

@@ -10,7 +10,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 
-DEFAULT_MODEL = "demo:finetuned"
+# Photos are scored by a real CLIP; the demo model stands in only when it cannot be loaded
+# (models.fallback).
+DEFAULT_MODEL = "open_clip:ViT-B-32@openai"
 DEFAULT_CATALOG = ASSETS_DIR / "demo" / "catalog.parquet"
 
 

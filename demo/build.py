@@ -6,9 +6,12 @@
    category = Unicode group, subcategory = subgroup; a seeded split stratified by subgroup.
 2. demo:base: the tiny open_clip model of demo_model.json trained from scratch ("full") on the
    train split with plain captions.
-3. demo:finetuned: demo:base fine-tuned with dual_lora on captions enriched with the category and
-   subcategory, as a real catalog's cleaned attributes would enrich its product captions.
+3. demo:finetuned: demo:base fine-tuned (every weight) on captions enriched with the category and
+   subcategory, as a real catalog's cleaned attributes would enrich its product captions, with the
+   emoji of one subgroup as positives of each other and batches drawn from one group.
 4. The catalog with base_embedding and finetuned_embedding (float16), and the test-split metrics.
+
+    python -m demo.build --reuse-base   # keep the installed demo:base (step 2 is deterministic)
 """
 
 from __future__ import annotations
@@ -32,11 +35,23 @@ from models.loaders import DEMO_MODELS_DIR, load_open_clip
 from models.spec import ModelSpec
 
 DEMO_DIR = ASSETS_DIR / "demo"
+METRICS = DEMO_DIR / "metrics.json"
 CONFIG = Path(__file__).with_name("demo_model.json")
 SEED = 0
 BASE = TrainConfig(scenario="full", epochs=60, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=50, seed=SEED)
-FINETUNED = TrainConfig(scenario="dual_lora", epochs=30, batch_size=128, lr=1e-3, weight_decay=0.0, warmup_steps=20,
-                        caption_template="{caption}, {category}, {subcategory}", lora_rank=16, seed=SEED)
+# The fine-tune a catalog team would run with its cleaned attributes: every weight, captions enriched
+# with group and subgroup, emoji of one subgroup counted as positives of each other (half the target
+# on the pair's own caption), and batches drawn from one Unicode group so the negatives are its
+# near neighbours.
+FINETUNED = TrainConfig(scenario="full", epochs=15, batch_size=128, lr=3e-4, weight_decay=0.0, warmup_steps=20,
+                        caption_template="{caption}, {category}, {subcategory}", seed=SEED,
+                        positives="subcategory", positive_weight=0.5, batch_groups="category")
+
+
+def recipe() -> dict:
+    from dataclasses import asdict
+
+    return {"base": asdict(BASE), "finetuned": asdict(FINETUNED)}
 
 
 def _encoder(folder: Path, name: str) -> OpenClipEncoder:
@@ -44,6 +59,19 @@ def _encoder(folder: Path, name: str) -> OpenClipEncoder:
     encoder = load_open_clip(ModelSpec("open_clip", f"local-dir:{folder}"), "cpu", "fp32")
     encoder.spec = name
     return encoder
+
+
+def identical_share(catalog_path: Path, k: int = 4) -> float:
+    """Share of test queries whose top-k lists (as the arena searches: the whole catalog, the query
+    itself left out) are the same for base and finetuned: rounds the arena skips."""
+    from index.search import Searcher
+
+    catalog = read_catalog(catalog_path)
+    searcher = Searcher.open(catalog, ["base", "finetuned"])
+    test = np.flatnonzero(catalog.frame()["split"].to_numpy() == "test")
+    same = [np.array_equal(searcher.neighbours("base", int(q), k)[0], searcher.neighbours("finetuned", int(q), k)[0])
+            for q in test]
+    return float(np.mean(same))
 
 
 def measure(catalog_path: Path) -> dict:
@@ -61,6 +89,7 @@ def measure(catalog_path: Path) -> dict:
         out[method] = {**text_to_image_recall(texts, images[test]),
                        "precision@4": precision_at_k(images[test], test, images, labels, 4),
                        "test_images": int(len(test))}
+    out["identical_top4_share"] = identical_share(catalog_path)
     return out
 
 
@@ -69,8 +98,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="shorten training for a smoke run")
+    parser.add_argument("--reuse-base", action="store_true",
+                        help="keep the installed demo:base (the same bytes step 2 makes) and redo the rest")
     args = parser.parse_args()
+    if args.reuse_base and not (DEMO_MODELS_DIR / "demo_base" / "open_clip_config.json").is_file():
+        parser.error(f"--reuse-base needs a demo:base in {DEMO_MODELS_DIR / 'demo_base'}")
     torch.set_num_threads(2)  # results depend on the thread count; 2 makes them repeatable
+    previous = json.loads(METRICS.read_text()) if METRICS.is_file() else {}
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     rows = build_images(DEMO_DIR / "images", SEED)
@@ -82,17 +116,21 @@ def main() -> None:
                       require_embeddings=False)
         shutil.copytree(DEMO_DIR / "images", tmp / "images")
         scale = lambda cfg: TrainConfig(**{**cfg.__dict__, "epochs": max(1, round(cfg.epochs * args.epochs_scale))})  # noqa: E731
-        base = finetune(staging, f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
-        _install(base.model_dir, "base")
+        if args.reuse_base:
+            base_history = previous.get("training", {}).get("base", [])  # kept from the run that made it
+        else:
+            base = finetune(staging, f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
+            _install(base.model_dir, "base")
+            base_history = base.history
         tuned = finetune(staging, "demo:base", tmp / "finetuned_run", scale(FINETUNED))
         _install(tuned.model_dir, "finetuned")
-        history = {"base": base.history, "finetuned": tuned.history}
+        history = {"base": base_history, "finetuned": tuned.history}
     encoders = {m: _encoder(DEMO_MODELS_DIR / f"demo_{m}", f"demo:{m}") for m in ("base", "finetuned")}
     items = [ImageItem(r["image_id"], str((DEMO_DIR / r["image_uri"]).resolve()), r["caption"],
                        {k: r[k] for k in ("split", "category", "subcategory", "emoji")}) for r in rows]
     build_catalog(items, encoders, DEMO_DIR / "catalog.parquet", dtype="float16", workers=0, progress=False)
     metrics = measure(DEMO_DIR / "catalog.parquet")
-    (DEMO_DIR / "metrics.json").write_text(json.dumps({"metrics": metrics, "training": history}, indent=2))
+    METRICS.write_text(json.dumps({"metrics": metrics, "recipe": recipe(), "training": history}, indent=2))
     print(json.dumps(metrics, indent=2))
 
 

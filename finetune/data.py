@@ -40,9 +40,11 @@ def split_rows(catalog: Catalog, split: str) -> list[int]:
 class PairDataset(Dataset):
     """Decoded, transformed images with their tokenised captions. Small catalogs are cached."""
 
-    def __init__(self, catalog: Catalog, rows: list[int], template: str, transform, tokenizer, cache: bool = True):
+    def __init__(self, catalog: Catalog, rows: list[int], template: str, transform, tokenizer, cache: bool = True,
+                 group_column: str | None = None):
         uris = catalog.table.column("image_uri").to_pylist()
         self.sources = [catalog.resolve_uri(uris[r]) for r in rows]
+        self.groups = column_codes(catalog, group_column, rows) if group_column else list(range(len(rows)))
         self.tokens = tokenizer(make_captions(catalog, template, rows))
         self.transform = transform
         self.images = [load_image(s) for s in self.sources] if cache else None
@@ -52,9 +54,19 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int):
         image = self.images[i] if self.images is not None else load_image(self.sources[i])
-        return self.transform(image), self.tokens[i]
+        return self.transform(image), self.tokens[i], self.groups[i]
+
+
+def column_codes(catalog: Catalog, column: str, rows: list[int]) -> list[int]:
+    """A metadata column's values as integer codes (rows with no value each get a group of their own)."""
+    if column not in catalog.table.column_names:
+        raise UserError(f"The catalog has no column {column!r} to group training pairs by.")
+    values = catalog.table.column(column).to_pylist()
+    codes: dict = {}
+    return [codes.setdefault(values[r], len(codes)) if values[r] not in (None, "") else -1 - i
+            for i, r in enumerate(rows)]
 
 
 def collate(batch):
-    images, tokens = zip(*batch)
-    return torch.stack(images), torch.stack(tokens)
+    images, tokens, groups = zip(*batch)
+    return torch.stack(images), torch.stack(tokens), torch.tensor(groups)

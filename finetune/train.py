@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader
 
 from core.errors import UserError
 from finetune.data import PairDataset, collate, split_rows
+from finetune.losses import group_clip_loss, image_group_loss
+from finetune.sampling import GroupBatchSampler
 from finetune.evaluate import text_to_image_recall
 from finetune.export import save_local_dir
 from finetune.scenarios import merge_lora, prepare, trainable
@@ -38,6 +40,10 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     max_steps: int | None = None  # stop early (tests, smoke runs)
+    positives: str | None = None  # metadata column: pairs sharing its value are positives of each other
+    positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
+    batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
+    image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
 
 
 @dataclass
@@ -77,7 +83,7 @@ def _optimizer(model, cfg: TrainConfig):
 def evaluate(model, dataset: PairDataset, device: str, batch_size: int = 256) -> dict[str, float]:
     model.eval()
     images, texts = [], []
-    for pixels, tokens in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+    for pixels, tokens, _ in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
         images.append(model.encode_image(pixels.to(device), normalize=True).float().cpu())
         texts.append(model.encode_text(tokens.to(device), normalize=True).float().cpu())
     model.train()
@@ -119,7 +125,8 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
     train_rows, val_rows = split_rows(catalog, "train"), split_rows(catalog, "val")
     if not train_rows:
         raise UserError("The catalog has no rows with split 'train'.")
-    train_set = PairDataset(catalog, train_rows, cfg.caption_template, parts["train_transform"], parts["tokenizer"])
+    train_set = PairDataset(catalog, train_rows, cfg.caption_template, parts["train_transform"], parts["tokenizer"],
+                            group_column=cfg.positives)
     val_set = PairDataset(catalog, val_rows, cfg.caption_template, parts["transform"], parts["tokenizer"]) if val_rows else None
     history: list[dict] = []
     if cfg.scenario == "zero_shot":
@@ -127,15 +134,23 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         return TrainResult(save_local_dir(model, parts["model_cfg"], output_dir / "model"), history)
 
     generator = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                        collate_fn=collate, num_workers=cfg.workers, generator=generator)
+    if cfg.batch_groups:
+        from finetune.data import column_codes
+
+        sampler = GroupBatchSampler(column_codes(catalog, cfg.batch_groups, train_rows), cfg.batch_size, cfg.seed)
+        loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers)
+    else:
+        sampler = None
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
+                            drop_last=len(train_set) > cfg.batch_size, collate_fn=collate, num_workers=cfg.workers,
+                            generator=generator)
     steps_per_epoch = math.ceil(len(loader) / cfg.accum_steps)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = _optimizer(model, cfg)
     scheduler = _schedule(optimizer, cfg.warmup_steps, total_steps)
+    clip_loss = ClipLoss()
     amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda") if amp else None
-    loss_fn = ClipLoss()
     start_epoch, step = 1, 0
 
     latest = _latest_checkpoint(ckpt_dir) if resume else None
@@ -156,17 +171,27 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         random.setstate(state["rng"]["python"])
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
         generator.manual_seed(cfg.seed + state["epoch"])
+        if sampler is not None:
+            sampler.epoch = state["epoch"]
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs + 1):
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, dynamic_ncols=True)
         optimizer.zero_grad(set_to_none=True)
-        for i, (pixels, tokens) in enumerate(bar):
+        for i, (pixels, tokens, groups) in enumerate(bar):
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 image = model.encode_image(pixels.to(device), normalize=True)
                 text = model.encode_text(tokens.to(device), normalize=True)
-                loss = loss_fn(image, text, model.logit_scale.exp()) / cfg.accum_steps
+                scale = model.logit_scale.exp()
+                if cfg.positives:
+                    groups = groups.to(device)
+                    loss = group_clip_loss(image, text, scale, groups, cfg.positive_weight)
+                    if cfg.image_loss_weight:
+                        loss = loss + cfg.image_loss_weight * image_group_loss(image, groups, scale)
+                else:
+                    loss = clip_loss(image, text, scale)
+                loss = loss / cfg.accum_steps
             (scaler.scale(loss) if scaler else loss).backward()
             losses.append(loss.item() * cfg.accum_steps)
             if (i + 1) % cfg.accum_steps == 0 or i + 1 == len(loader):

@@ -76,14 +76,65 @@ def test_demo_models_rank_an_image_own_caption_above_unrelated_ones(spec):
     assert np.median(beaten) >= 0.9 and np.mean(beaten > 0.5) >= 0.9
 
 
-def test_finetuned_beats_base_on_same_subcategory_precision():
-    """Recomputed from the committed catalog, and equal to the metrics the build wrote."""
+@pytest.fixture(scope="module")
+def demo_catalog():
     catalog = read_catalog(DEFAULT_CATALOG)
     frame = catalog.frame()
-    test = np.flatnonzero(frame["split"].to_numpy() == "test")
+    return catalog, frame, np.flatnonzero(frame["split"].to_numpy() == "test")
+
+
+def subgroup_precision(demo_catalog) -> dict[str, float]:
+    """precision@4 of same-subgroup neighbours of the test images among the whole catalog,
+    recomputed from the committed catalog's embeddings (not read from metrics.json)."""
+    catalog, frame, test = demo_catalog
     labels = frame["subcategory"].to_numpy()
-    p = {m: precision_at_k(catalog.embeddings(m)[test], test, catalog.embeddings(m), labels, 4) for m in catalog.methods}
-    assert p["finetuned"] > p["base"]
+    return {m: precision_at_k(catalog.embeddings(m)[test], test, catalog.embeddings(m), labels, 4)
+            for m in catalog.methods}
+
+
+def test_finetuned_beats_base_on_same_subcategory_precision(demo_catalog):
+    p = subgroup_precision(demo_catalog)
+    assert p["finetuned"] > p["base"], p
     written = json.loads((Path(DEFAULT_CATALOG).parent / "metrics.json").read_text())["metrics"]
     for method in p:
         assert written[method]["precision@4"] == pytest.approx(p[method], abs=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16's bar, missed by the committed demo: finetuned 0.351 vs base "
+                                       "0.346 (README, The bundled demo); strict, so meeting it fails here")
+def test_finetuned_gains_a_catalog_teams_margin_on_same_subcategory_precision(demo_catalog):
+    """The gain a catalog team's fine-tune shows: at least 0.10 of precision@4."""
+    p = subgroup_precision(demo_catalog)
+    assert p["finetuned"] >= p["base"] + 0.10, p
+
+
+def test_few_arena_rounds_show_the_same_list_for_both_methods(demo_catalog):
+    """As the arena searches (whole catalog, the query left out): fewer than 10% identical lists."""
+    from index.search import Searcher
+
+    catalog, _, test = demo_catalog
+    searcher = Searcher.open(catalog)
+    same = [np.array_equal(searcher.neighbours("base", int(q), 4)[0], searcher.neighbours("finetuned", int(q), 4)[0])
+            for q in test]
+    assert np.mean(same) < 0.10, f"{sum(same)} of {len(test)} test queries give identical lists"
+
+
+def plain_name_recall(demo_catalog) -> dict[str, dict[str, float]]:
+    """Text-to-image recall@1/5/10 of the plain names over the test images, each model's own text
+    embeddings against the catalog's image embeddings."""
+    from finetune.evaluate import text_to_image_recall
+
+    catalog, frame, test = demo_catalog
+    recall = {}
+    for method in catalog.methods:
+        texts = get_encoder(f"demo:{method}").encode_texts(frame["caption"].iloc[test].tolist())
+        recall[method] = text_to_image_recall(texts, catalog.embeddings(method)[test])
+    return recall
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16's bar, missed by the committed demo at recall@1: 0.113 vs "
+                                       "0.116, one query of 284 (README); strict, so meeting it fails here")
+def test_finetuned_recalls_plain_names_no_worse_than_base(demo_catalog):
+    recall = plain_name_recall(demo_catalog)
+    for k in ("recall@1", "recall@5", "recall@10"):
+        assert recall["finetuned"][k] >= recall["base"][k], recall

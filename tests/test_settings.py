@@ -10,7 +10,8 @@ def test_defaults_serve_the_bundled_demo(monkeypatch):
         if name.startswith(("CLIP_ARENA_", "GRADIO_SERVER", "SPACE_ID")):
             monkeypatch.delenv(name)
     s = Settings.from_env()
-    assert (s.model, s.catalog, s.host, s.port) == ("demo:finetuned", str(DEFAULT_CATALOG), "127.0.0.1", 7860)
+    # photos get a real CLIP; the demo model stands in only when it cannot load (models.fallback)
+    assert (s.model, s.catalog, s.host, s.port) == ("open_clip:ViT-B-32@openai", str(DEFAULT_CATALOG), "127.0.0.1", 7860)
     assert s.image_roots == [os.getcwd()] and not s.limits.allow_private_urls and s.max_upload == "50mb"
 
 

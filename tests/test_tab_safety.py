@@ -39,7 +39,7 @@ def test_hosted_turns_local_paths_off_on_the_image_tabs(secret, tiny_open_clip_s
 
 def test_the_browser_may_choose_only_configured_models(make_image, tiny_open_clip_spec, monkeypatch, tmp_path):
     loaded = []
-    monkeypatch.setattr(similarity_view, "get_encoder", lambda *a, **k: loaded.append(a) or 1 / 0)
+    monkeypatch.setattr(similarity_view, "pick_photo_model", lambda *a, **k: loaded.append(a) or 1 / 0)
     settings = Settings(model=tiny_open_clip_spec)
     for spec in ("open_clip:ViT-B-32@openai", "hf:someone/huge-model"):
         with pytest.raises(UserError, match="not offered here"):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from analyzer.content.component import Backend, Component, Context
+from analyzer.content.component import Backend, Component, Context, demo_model_caveat
 from analyzer.similarity import score_image_texts
 
 
@@ -17,6 +17,7 @@ def component(model: str) -> Component:
     return Component(
         name="alignment",
         needs_image=True,
+        caveat=demo_model_caveat,
         needs_text=True,
         backends=(Backend(f"clip:{model}", align),),
     )

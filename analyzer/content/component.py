@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core.settings import Settings
+from models.fallback import PhotoModel, is_demo_spec, looks_like_emoji
 
 OK, DEGRADED, UNAVAILABLE = "ok", "degraded", "unavailable"
 
@@ -34,6 +35,7 @@ class Context:
     text: str
     settings: Settings
     model: str  # CLIP encoder spec
+    photo_model: "PhotoModel | None" = None  # set when the fallback rule picked the model
 
     @cached_property
     def encoder(self):
@@ -76,6 +78,7 @@ class Component:
     backends: tuple[Backend, ...]
     needs_image: bool = False
     needs_text: bool = False
+    caveat: Callable[[Context], str | None] | None = None  # a reason to call a section's result degraded
 
     def needs(self) -> dict:
         return {
@@ -98,10 +101,21 @@ class Component:
                 except Unavailable as err:
                     why = str(err)
                 else:
-                    status = OK if tier == 0 else DEGRADED
+                    caveat = self.caveat(ctx) if self.caveat else None
+                    if caveat:
+                        reasons.append(caveat)
+                    status = OK if tier == 0 and not caveat else DEGRADED
                     return section(status, backend.name, "; ".join(reasons) or None, values)
             reasons.append(f"{backend.name}: {why}")
         return section(UNAVAILABLE, None, "; ".join(reasons))
+
+
+def demo_model_caveat(ctx: Context) -> str | None:
+    """CLIP sections made by the demo model on an image outside its domain (emoji) mean little."""
+    used = ctx.photo_model.used if ctx.photo_model else ctx.model
+    if not is_demo_spec(used) or ctx.image is None or looks_like_emoji(ctx.image):
+        return None
+    return ctx.photo_model.notice() if ctx.photo_model else PhotoModel(used, used).notice()
 
 
 def section(status: str, backend: str | None, reason: str | None, values: dict | None = None) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.content.component import Backend, Component, Context
+from analyzer.content.component import Backend, Component, Context, demo_model_caveat
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.json")
 LOGIT_SCALE = 100.0
@@ -50,5 +50,6 @@ def component(model: str) -> Component:
     return Component(
         name="labels",
         needs_image=True,
+        caveat=demo_model_caveat,
         backends=(Backend(f"clip:{model}", label),),
     )

@@ -12,12 +12,15 @@ from PIL import Image
 from analyzer.content import (alignment, caption, entities, image_properties, labels, objects, ocr,
                               sentiment, text_properties)
 from analyzer.content.component import UNAVAILABLE, Component, Context, section
+from core.errors import ModelLoadError
 from core.settings import Settings
+from models.fallback import pick_photo_model
 
 log = logging.getLogger(__name__)
 
 SECTION_NAMES = ("alignment", "labels", "caption", "objects", "ocr", "sentiment", "entities",
                  "image_properties", "text_properties", "effectiveness")
+CLIP_SECTIONS = {"alignment", "labels"}
 # A predictor turns the context and the sections so far into the effectiveness section.
 Predictor = Callable[[Context, dict], dict]
 
@@ -34,7 +37,16 @@ def analyze(image: Image.Image | None, text: str, settings: Settings, model: str
     """The full report; `only` restricts it to some sections (the others are left out);
     `image_vector`, the image's embedding under `model` when the caller already has it."""
     model = model or settings.model
-    ctx = Context(image=image, text=(text or "").strip(), settings=settings, model=model)
+    photo_model, encoder = None, None
+    if image is not None and image_vector is None and (only is None or only & CLIP_SECTIONS):
+        try:  # the fallback rule: the demo model stands in for a configured model that cannot load
+            encoder, photo_model = pick_photo_model(model, settings.model, settings.device, settings.precision)
+            model = photo_model.used
+        except ModelLoadError:
+            pass  # a model picked by hand that cannot load: the CLIP sections say why
+    ctx = Context(image=image, text=(text or "").strip(), settings=settings, model=model, photo_model=photo_model)
+    if encoder is not None:
+        ctx.encoder = encoder  # fills the cached property
     if image_vector is not None:
         ctx.image_vector = image_vector  # fills the cached property
     sections, timings = {}, {}
@@ -49,7 +61,10 @@ def analyze(image: Image.Image | None, text: str, settings: Settings, model: str
             sections["effectiveness"] = section(UNAVAILABLE, None, "no trained model")
         else:
             sections["effectiveness"] = predictor(ctx, sections)
-    return {"model": model, "sections": sections, "timings_ms": timings}
+    report = {"model": model, "sections": sections, "timings_ms": timings}
+    if photo_model is not None and photo_model.notice():
+        report["model_notice"] = photo_model.notice()
+    return report
 
 
 def run_guarded(comp: Component, ctx: Context) -> dict:

@@ -1,0 +1,69 @@
+"""The Batch tab's preview: sorted and filtered over the whole scored file, with thumbnails and
+the percentile the Similarity tab reports."""
+
+import base64
+import io
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from analyzer.batch_view import SHOWS, SORTS, preview_rows, refresh_preview, run_batch, with_thumbnails
+from analyzer.similarity import score_image_texts
+from core.errors import UserError
+from core.settings import Settings
+from models import get_encoder
+
+
+def scored_csv(tmp_path, cosines, errors):
+    path = tmp_path / "scored.csv"
+    pd.DataFrame({"url": [f"img{i}.png" for i in range(len(cosines))], "caption": "x",
+                  "cosine": ["" if c is None else str(c) for c in cosines], "error": errors}).to_csv(path, index=False)
+    return path
+
+
+def test_preview_sorts_the_whole_file_by_cosine_and_keeps_input_row_numbers(tmp_path):
+    cosines = [0.1, None, 0.9, -0.3, 0.5] * 30000  # more rows than one chunk
+    errors = ["" if c is not None else "not_found: gone" for c in cosines]
+    path = scored_csv(tmp_path, cosines, errors)
+    top = preview_rows(path, SORTS[1], SHOWS[0], limit=5)
+    assert top["cosine"].tolist() == ["0.9"] * 5 and top["row"].tolist() == [3, 8, 13, 18, 23]
+    low = preview_rows(path, SORTS[2], SHOWS[1], limit=3)
+    assert low["cosine"].tolist() == ["-0.3"] * 3
+    first = preview_rows(path, SORTS[0], SHOWS[0], limit=4)
+    assert first["row"].tolist() == [1, 2, 3, 4]
+
+
+def test_preview_filters_by_error(tmp_path):
+    path = scored_csv(tmp_path, [0.2, None, 0.4, None], ["", "not_found: a", "", "decode: b"])
+    errors = preview_rows(path, SORTS[0], SHOWS[2])
+    assert errors["row"].tolist() == [2, 4] and errors["error"].str.len().gt(0).all()
+    assert preview_rows(path, SORTS[1], SHOWS[1])["row"].tolist() == [3, 1]
+    with pytest.raises(UserError):
+        preview_rows(path, "by colour", SHOWS[0])
+
+
+def test_thumbnails_and_percentiles_match_the_similarity_tab(tmp_path, tiny_open_clip_spec, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (90, 60), (200, 30, 30)).save(tmp_path / "red.png")
+    source = tmp_path / "pairs.csv"
+    source.write_text("url,title\nred.png,a red square\nmissing.png,gone\n")
+    settings = Settings(model=tiny_open_clip_spec, image_roots=[str(tmp_path)])
+    table, _, _, output = run_batch(str(source), "url", "title", tiny_open_clip_spec, settings)
+    assert list(table.columns[:2]) == ["row", "thumbnail"] and "percentile" in table.columns
+    thumb = table.loc[0, "thumbnail"]
+    data = base64.b64decode(thumb.split("base64,", 1)[1].rstrip(")"))
+    small = Image.open(io.BytesIO(data))
+    assert max(small.size) <= 64 and small.getpixel((small.width // 2, small.height // 2))[0] > 150
+    expected = score_image_texts(get_encoder(tiny_open_clip_spec), Image.open(tmp_path / "red.png").convert("RGB"),
+                                 ["a red square"])[0]
+    assert float(table.loc[0, "percentile"]) == pytest.approx(expected.percentile, abs=0.11)
+    assert table.loc[1, "thumbnail"] == "" and table.loc[1, "percentile"] == ""  # the row with an error
+    again = refresh_preview(output, "", SORTS[0], SHOWS[2], tiny_open_clip_spec, settings)
+    assert again["row"].tolist() == [2]
+
+
+def test_a_changed_image_leaves_the_row_without_thumbnail(tmp_path, tiny_open_clip_spec):
+    rows = pd.DataFrame({"row": [1], "url": [str(tmp_path / "gone.png")], "cosine": ["0.3"], "error": [""]})
+    out = with_thumbnails(rows, "url", get_encoder(tiny_open_clip_spec), Settings(image_roots=[str(tmp_path)]))
+    assert out.loc[0, "thumbnail"] == "" and out.loc[0, "percentile"] == ""

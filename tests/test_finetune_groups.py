@@ -1,0 +1,88 @@
+"""Fine-tuning with the catalog's groups: multi-positive losses and batches drawn from one group."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from open_clip import ClipLoss
+
+from finetune.losses import group_clip_loss, image_group_loss
+from finetune.sampling import GroupBatchSampler, group_batches
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.integers(1, 20), st.integers(0, 2**16))
+@settings(max_examples=60, deadline=None)
+def test_group_batches_cover_every_row_once_and_split_groups_as_little_as_possible(groups, size, seed):
+    batches = group_batches(groups, size, np.random.default_rng(seed))
+    rows = sorted(r for b in batches for r in b)
+    assert rows == list(range(len(groups)))
+    assert all(1 <= len(b) <= size for b in batches)
+    mixed = sum(len({groups[r] for r in b}) - 1 for b in batches)
+    assert mixed <= len(set(groups)) - 1  # groups laid end to end: each boundary mixes one batch
+
+
+def test_sampler_draws_a_new_arrangement_each_epoch_and_repeats_with_the_seed():
+    groups = [i % 5 for i in range(100)]
+    a, b = GroupBatchSampler(groups, 16, seed=3), GroupBatchSampler(groups, 16, seed=3)
+    first, second = list(a), list(a)
+    assert first != second and first == list(b) and len(a) == len(first) == 7
+
+
+def normed(x):
+    return F.normalize(x, dim=-1)
+
+
+def test_group_loss_is_clips_loss_when_every_pair_is_its_own_group():
+    torch.manual_seed(0)
+    image, text = normed(torch.randn(8, 16)), normed(torch.randn(8, 16))
+    scale = torch.tensor(20.0)
+    ours = group_clip_loss(image, text, scale, torch.arange(8))
+    assert torch.allclose(ours, ClipLoss()(image, text, scale), atol=1e-5)
+
+
+def test_group_loss_does_not_push_apart_captions_of_the_same_group():
+    torch.manual_seed(0)
+    text = normed(torch.randn(6, 16))
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    scale = torch.tensor(20.0)
+    # every image matched to its group's first caption: plain CLIP calls that wrong, the group loss
+    # calls it better than images matched to the other group's first caption
+    mean_of_group = normed(text[[0, 0, 0, 3, 3, 3]])
+    crossed = normed(text[[3, 3, 3, 0, 0, 0]])
+    assert group_clip_loss(mean_of_group, text, scale, groups) < group_clip_loss(crossed, text, scale, groups)
+
+
+def test_image_group_loss_rewards_images_that_cluster_by_group():
+    torch.manual_seed(0)
+    centres = normed(torch.randn(3, 16))
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    clustered = normed(centres[groups] + 0.05 * torch.randn(6, 16))
+    scattered = normed(torch.randn(6, 16))
+    scale = torch.tensor(10.0)
+    assert image_group_loss(clustered, groups, scale) < image_group_loss(scattered, groups, scale)
+    alone = image_group_loss(scattered, torch.arange(6), scale)  # no positives at all: no loss, no NaN
+    assert alone.item() == 0.0
+
+
+from test_finetune import tiny_catalog  # noqa: E402,F401 - the fixture
+
+
+def test_finetune_with_groups_trains_saves_and_resumes(tiny_catalog, tmp_path):  # noqa: F811
+    import pytest
+
+    from core.errors import UserError
+    from finetune.train import TrainConfig, finetune
+    from models import get_encoder
+
+    catalog, init = tiny_catalog
+    cfg = TrainConfig(scenario="full", epochs=2, batch_size=3, lr=1e-3, warmup_steps=1, seed=0,
+                      positives="category", batch_groups="category", image_loss_weight=1.0)
+    first = finetune(catalog, init, tmp_path / "run", cfg, progress=False)
+    assert [h["step"] for h in first.history] == [2, 4] and all(np.isfinite(h["train_loss"]) for h in first.history)
+    resumed = finetune(catalog, init, tmp_path / "run", TrainConfig(**{**cfg.__dict__, "epochs": 3}), resume=True,
+                       progress=False)
+    assert resumed.history[:2] == first.history and len(resumed.history) == 3
+    assert get_encoder(f"open_clip:local-dir:{resumed.model_dir}").encode_texts(["a red square"]).shape == (1, 32)
+    with pytest.raises(UserError, match="no column 'colour'"):
+        finetune(catalog, init, tmp_path / "bad", TrainConfig(scenario="full", positives="colour"), progress=False)
