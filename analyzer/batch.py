@@ -101,6 +101,25 @@ def _fetch_chunk(pool: ThreadPoolExecutor, sources: list[str], options: BatchOpt
     return dict(pool.map(work, todo))
 
 
+def output_columns(header: list[str]) -> list[str]:
+    """The scored CSV's columns: the input's, then the score columns it does not already have."""
+    return header + [c for c in SCORE_COLUMNS if c not in header]
+
+
+def csv_writer(out):
+    """The writer of every scored CSV, whichever engine produced the rows."""
+    return csv.writer(out)
+
+
+def read_chunks(raw, delimiter: str, chunk_rows: int, skip_rows: int = 0):
+    """The input CSV as DataFrames of `chunk_rows` string cells (header names stripped)."""
+    reader = pd.read_csv(raw, sep=delimiter, dtype=str, keep_default_na=False, chunksize=chunk_rows,
+                         skiprows=range(1, skip_rows + 1) if skip_rows else None)
+    for chunk in reader:
+        chunk.columns = [c.strip() for c in chunk.columns]
+        yield chunk
+
+
 def _count_done(output: Path) -> int:
     with open(output, encoding="utf-8", newline="") as f:
         return max(0, sum(1 for _ in csv.reader(f)) - 1)
@@ -164,7 +183,7 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
     delimiter, header = sniff(input_path)
     image_col, caption_col = detect_columns(header, options.image_column, options.caption_column)
     report = BatchReport(image_column=image_col, caption_column=caption_col)
-    out_columns = header + [c for c in SCORE_COLUMNS if c not in header]
+    out_columns = output_columns(header)
     done = 0
     if options.resume and output_path.exists():
         with open(output_path, encoding="utf-8", newline="") as f:
@@ -178,11 +197,9 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
             open(output_path, "a" if done else "w", encoding="utf-8", newline="") as out, \
             ThreadPoolExecutor(options.fetch_workers, thread_name_prefix="fetch") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as ahead:
-        writer = csv.writer(out)
+        writer = csv_writer(out)
         if not done:
             writer.writerow(out_columns)
-        reader = pd.read_csv(raw, sep=delimiter, dtype=str, keep_default_na=False, chunksize=options.chunk_rows,
-                             skiprows=range(1, done + 1) if done else None)
 
         def finish(chunk, future):
             writer.writerows(_score_chunk(chunk, future.result(), encoder, options, cache, report, image_col,
@@ -194,8 +211,7 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
 
         pending = None
         try:
-            for chunk in reader:
-                chunk.columns = [c.strip() for c in chunk.columns]
+            for chunk in read_chunks(raw, delimiter, options.chunk_rows, done):
                 # fetch this chunk while the previous one is encoded
                 future = ahead.submit(_fetch_chunk, pool, chunk[image_col].tolist(), options, cache,
                                       encoder.image_transform)

@@ -35,3 +35,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray Data options of `embed` and `score` (engines/ray_runtime.py)."""
+    group = parser.add_argument_group("engine (past one machine: --engine ray, needs clip-arena[ray])")
+    group.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local (default): this process; ray: Ray Data, on this machine or a cluster")
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start Ray here)")
+    group.add_argument("--actors", type=int, default=1, help="encoding actors, each loading the model once")
+    group.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: encode on CPU)")
+    group.add_argument("--part-rows", type=int, default=256,
+                       help="rows (or images) per part: the unit of scheduling and of resume")
+
+
+def ray_options_from_args(args: argparse.Namespace):
+    from engines.ray_runtime import RayOptions, require_ray
+
+    require_ray()  # the install hint before any work
+    return RayOptions(address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+                      part_rows=args.part_rows)

@@ -1,0 +1,271 @@
+"""`--engine ray` (Ray Data in local mode, on CPU): the same outputs as the local engine, row for row,
+bad rows included; a killed job resumes without redoing finished parts; no Ray, one sentence."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from analyzer.batch import BatchOptions, score_csv
+from cli_runner import run_cli
+from core.settings import FetchLimits
+from http_server import LocalServer, Route
+from index.catalog import read_catalog
+from index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
+from models import get_encoder
+
+ray = pytest.importorskip("ray", reason="the Ray extra is not installed: pip install -e '.[ray]'")
+
+from engines.ray_embed import build_catalog_ray  # noqa: E402
+from engines.ray_runtime import RayOptions, ray_session  # noqa: E402
+from engines.ray_score import score_csv_ray  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One small local Ray instance for the in-process tests (2 CPUs, no dashboard, no usage stats)."""
+    with ray_session(RayOptions(), num_cpus=2):
+        yield
+    assert not ray.is_initialized()
+
+
+def _png(colour, size=(24, 20)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _read(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as s:
+        s.routes.update({
+            "/red.png": Route(_png("red")),
+            "/html": Route(b"<html>not an image</html>", headers={"Content-Type": "text/html"}),
+            "/cut.png": Route(_png("blue")[:60]),
+        })
+        yield s
+
+
+@pytest.fixture
+def hostile_csv(tmp_path, server):
+    """Good and bad rows of every kind, repeated images across parts, formula cells and header."""
+    root = tmp_path / "root"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (30 + i, 26, 3), np.uint8)).save(root / f"p{i}.png")
+    (root / "fake.png").write_text("not an image")
+    (tmp_path / "secret.png").write_bytes(_png("white"))
+    u = server.url
+    rows = [
+        ("p0.png", "a noisy square", "fine"),
+        (u("/red.png"), "a red rectangle", "url"),
+        (u("/html"), "html", "non-image"),
+        (u("/missing.png"), "gone", "404"),
+        ("../secret.png", "escape", "traversal"),
+        ("p1.png", "", "missing caption"),
+        ("fake.png", "fake", "not an image"),
+        ("", "no image", "empty cell"),
+        ("ftp://example.com/a.png", "ftp", "scheme"),
+        (u("/cut.png"), "cut", "truncated"),
+        ("p2.png", "=HYPERLINK(\"http://evil\")", "@formula"),
+        ("p0.png", "a noisy square, again", "+repeat"),
+        ("p3.png", "two\nlines", "-multi"),
+        ("nowhere.png", "missing", "not found"),
+        ("p2.png", "x" * 500, "long"),
+        (u("/red.png"), "red again", "repeat url"),
+        ("p1.png", "the last one", "=last"),
+    ]
+    path = tmp_path / "pairs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["image", "caption", "=note"])
+        w.writerows(rows)
+    return path, root, rows
+
+
+def test_score_on_ray_writes_the_local_engines_file(local_ray, hostile_csv, tmp_path, tiny_open_clip_spec):
+    path, root, rows = hostile_csv
+    options = BatchOptions(image_roots=[str(root)], chunk_rows=4,
+                           limits=FetchLimits(allow_private_urls=True, timeout_s=2.0))
+    local = score_csv(path, tmp_path / "local.csv", get_encoder(tiny_open_clip_spec), options)
+    seen = []
+    report = score_csv_ray(path, tmp_path / "ray.csv", tiny_open_clip_spec, options,
+                           RayOptions(actors=2, part_rows=4), progress=lambda f, text: seen.append((f, text)))
+    out = _read(tmp_path / "ray.csv")
+    assert len(out) == len(rows) + 1 and out[1:] == _read(tmp_path / "local.csv")[1:]  # every row, every cell
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()  # header and quoting too
+    errors = {r[2]: r[-1] for r in out[1:]}
+    assert errors["'+repeat"] == "" and errors["fine"] == "" and errors["url"] == ""
+    assert errors["non-image"].startswith("not_image:") and errors["traversal"].startswith("outside_roots:")
+    assert errors["missing caption"].startswith("missing_caption:") and errors["404"].startswith("http_error:")
+    assert out[11][1].startswith("'=HYPERLINK")
+    assert (report.rows, report.scored, report.errors) == (local.rows, local.scored, local.errors)
+    assert seen[-1] == (1.0, f"{len(rows)} of {len(rows)} rows scored")
+    assert not (tmp_path / "ray.csv.parts").exists()  # parts are joined, then removed
+
+
+def test_score_on_ray_keeps_refusing_private_addresses(local_ray, hostile_csv, tmp_path, tiny_open_clip_spec, server):
+    path, root, _ = hostile_csv
+    score_csv_ray(path, tmp_path / "ray.csv", tiny_open_clip_spec, BatchOptions(image_roots=[str(root)]),
+                  RayOptions(part_rows=8))
+    out = _read(tmp_path / "ray.csv")
+    urls = [r for r in out[1:] if r[0].startswith("http://127.0.0.1")]
+    assert urls and all(r[-1].startswith("private_address:") for r in urls)
+    assert server.hits == []  # nothing was fetched, from any Ray worker
+
+
+def _images(folder, n):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (24 + i, 30, 3), np.uint8)).save(folder / f"im{i:02d}.jpg")
+    (folder / "broken.jpg").write_text("not an image")
+    return folder
+
+
+def _same_catalog(a_path, b_path, methods):
+    a, b = read_catalog(a_path), read_catalog(b_path)
+    columns = [f"{m}_embedding" for m in methods]
+    assert a.table.drop(columns).equals(b.table.drop(columns))  # ids, uris, captions, metadata, order
+    assert a.table.schema.equals(b.table.schema, check_metadata=False)
+    for m in methods:
+        np.testing.assert_allclose(a.embeddings(m), b.embeddings(m), atol=1e-5)
+    meta_a, meta_b = a.meta, b.meta
+    for meta in (meta_a, meta_b):
+        for method in meta["methods"].values():
+            method.pop("created_at")
+    assert meta_a == meta_b
+
+
+def test_embed_on_ray_writes_the_local_engines_catalog(local_ray, tmp_path, tiny_open_clip_spec, tiny_hf_spec):
+    folder = _images(tmp_path / "images", 11)
+    meta = tmp_path / "meta.csv"
+    meta.write_text("image_uri,caption,split,category\nim00.jpg,=a formula caption,test,noise\n"
+                    "im03.jpg,another,train,noise\nbroken.jpg,broken,val,x\nmissing.jpg,gone,val,x\n")
+    items = merge_items(items_from_folder(folder), items_from_csv(meta, folder))
+    specs = {"base": tiny_open_clip_spec, "finetuned": tiny_hf_spec}
+    encoders = {m: get_encoder(s) for m, s in specs.items()}
+    local = build_catalog(items, encoders, tmp_path / "local" / "catalog.parquet", dtype="float16", batch_size=4,
+                          workers=0, progress=False)
+    ours = build_catalog_ray(items, specs, tmp_path / "ray" / "catalog.parquet", RayOptions(actors=2, part_rows=4),
+                             dtype="float16", batch_size=4, progress=False)
+    assert (ours.added, ours.kept) == (local.added, local.kept) == (11, 0)
+    assert sorted(ours.failed) == sorted(local.failed) and {f[1] for f in ours.failed} == {"not_image", "not_found"}
+    _same_catalog(tmp_path / "local" / "catalog.parquet", tmp_path / "ray" / "catalog.parquet", list(specs))
+    assert not (tmp_path / "ray" / "catalog.parquet.parts").exists()
+
+    # Grown folder: both engines keep the catalog's rows and embed only the new images.
+    for i in (20, 21):
+        Image.new("RGB", (30, 30), (i, 90, 200)).save(folder / f"new{i}.png")
+    items = merge_items(items_from_folder(folder), items_from_csv(meta, folder))
+    local = build_catalog(items, encoders, tmp_path / "local" / "catalog.parquet", dtype="float16", batch_size=4,
+                          workers=0, progress=False)
+    ours = build_catalog_ray(items, specs, tmp_path / "ray" / "catalog.parquet", RayOptions(part_rows=4),
+                             dtype="float16", batch_size=4, progress=False)
+    assert (ours.added, ours.kept) == (local.added, local.kept) == (2, 11)
+    _same_catalog(tmp_path / "local" / "catalog.parquet", tmp_path / "ray" / "catalog.parquet", list(specs))
+
+
+def _cli(*args, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+
+
+def _ray_processes_of(session_root: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if session_root in line]
+
+
+def test_a_killed_score_job_resumes_without_redoing_finished_parts(tmp_path, tiny_open_clip_spec):
+    """A real `clip-arena score --engine ray` process is killed (SIGKILL, Ray and all) mid-run; the
+    re-run with --resume fetches none of the finished parts' images again and writes the local file."""
+    n = 12
+    with LocalServer() as server:
+        for i in range(n):  # one distinct image per row, so a fetch names its row; later rows slow
+            server.routes[f"/{i}.png"] = Route(_png((20 * i, 50, 90)), delay_s=0.0 if i < 4 else 1.5)
+        path = tmp_path / "pairs.csv"
+        path.write_text("image,caption\n" + "".join(f"{server.url(f'/{i}.png')},caption {i}\n" for i in range(n)))
+        out = tmp_path / "scored.csv"
+        ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+        env = dict(os.environ, PYTHONPATH=ROOT, RAY_TMPDIR=ray_tmp)
+        args = ["score", str(path), "-o", str(out), "--model", tiny_open_clip_spec, "--allow-private-urls",
+                "--engine", "ray", "--actors", "1", "--part-rows", "2"]
+        proc = _cli(*args, env=env)
+        parts = tmp_path / "scored.csv.parts"
+        deadline = time.monotonic() + 240
+        while len(list(parts.glob("part-*.csv"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+        proc.communicate()
+        finished = sorted(p.name for p in parts.glob("part-*.csv"))
+        assert 2 <= len(finished) < n // 2 and not out.exists()
+        done_rows = {int(name.split("-")[1]) * 2 + k for name in finished for k in (0, 1)}
+        hits_before = len(server.hits)
+
+        proc = _cli(*args, "--resume", env=env)
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert f"({len(done_rows)} already done)" in stdout
+        refetched = {int(h.strip("/").split(".")[0]) for h in server.hits[hits_before:]}
+        assert refetched and not refetched & done_rows  # no finished part was redone
+    options = BatchOptions(limits=FetchLimits(allow_private_urls=True))
+    with LocalServer() as again:  # the local engine on the same rows, for the expected file
+        for i in range(n):
+            again.routes[f"/{i}.png"] = Route(_png((20 * i, 50, 90)))
+        local_in = tmp_path / "local_pairs.csv"
+        local_in.write_text(path.read_text().replace(f":{server.port}/", f":{again.port}/"))
+        score_csv(local_in, tmp_path / "local.csv", get_encoder(tiny_open_clip_spec), options)
+    ours = [r[1:] for r in _read(out)]
+    theirs = [r[1:] for r in _read(tmp_path / "local.csv")]
+    assert ours == theirs and len(ours) == n + 1
+    assert _ray_processes_of(ray_tmp) == []  # nothing of Ray left running
+
+
+def test_engine_ray_without_ray_says_how_to_install_and_local_never_imports_it(tmp_path, tiny_open_clip_spec):
+    blocker = tmp_path / "no_ray"
+    (blocker / "ray").mkdir(parents=True)
+    (blocker / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    Image.new("RGB", (20, 20), "green").save(tmp_path / "a.png")
+    (tmp_path / "in.csv").write_text("image,caption\na.png,green\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), ROOT]))
+    base = ["score", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--model", tiny_open_clip_spec]
+    proc = _cli(*base, "--engine", "ray", env=env)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "clip-arena score: error: --engine ray needs Ray, which is not installed: pip install 'clip-arena[ray]'.")
+    proc = _cli("embed", "--images", str(tmp_path), "--method", f"base={tiny_open_clip_spec}", "-o",
+                str(tmp_path / "c.parquet"), "--engine", "ray", env=env)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "pip install 'clip-arena[ray]'" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "c.parquet").exists()
+    proc = _cli(*base, env=env)  # the default engine works where `import ray` would fail
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert _read(tmp_path / "out.csv")[1][-1] == ""
+
+
+def test_bad_engine_options_are_one_sentence(tmp_path):
+    (tmp_path / "in.csv").write_text("image,caption\na.png,green\n")
+    proc = run_cli("score", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"), "--engine", "ray",
+                   "--actors", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--actors and --part-rows must be at least 1" in proc.stderr
