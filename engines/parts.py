@@ -35,9 +35,6 @@ class PartStore:
     def done(self, index: int, key: str) -> bool:
         return self.path(index, key).is_file()
 
-    def read(self, index: int, key: str) -> bytes:
-        return self.path(index, key).read_bytes()
-
     def write(self, index: int, key: str, data: bytes) -> Path:
         """Write then rename: a part on disk is always whole, whenever the job is killed."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -49,9 +46,6 @@ class PartStore:
             os.fsync(f.fileno())
         os.replace(tmp, final)
         return final
-
-    def count(self) -> int:
-        return len(list(self.folder.glob(f"part-*{self.suffix}"))) if self.folder.is_dir() else 0
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -3,7 +3,6 @@ bad rows included; a killed job resumes without redoing finished parts; no Ray, 
 
 import csv
 import io
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,6 @@ import tempfile
 import time
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
