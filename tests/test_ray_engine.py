@@ -145,6 +145,37 @@ def test_score_on_ray_keeps_refusing_private_addresses(local_ray, hostile_csv, t
     assert server.hits == []  # nothing was fetched, from any Ray worker
 
 
+def test_resume_reuses_only_the_parts_of_the_same_rows(local_ray, tmp_path, tiny_open_clip_spec):
+    """Parts are named by what they were computed from (rows, model, settings): after an edit to the
+    input, --resume redoes the edited part and reuses the others."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(6):
+        Image.new("RGB", (20, 20 + i), (40 * i, 90, 30)).save(root / f"{i}.png")
+    path = tmp_path / "pairs.csv"
+    lines = [f"{i}.png,caption {i}" for i in range(6)]
+    path.write_text("image,caption\n" + "\n".join(lines) + "\n")
+    options = BatchOptions(image_roots=[str(root)], chunk_rows=2)
+
+    def stop(fraction, text):
+        if fraction >= 0.5:
+            raise KeyboardInterrupt  # killed once two of its three parts are on disk
+
+    with pytest.raises(KeyboardInterrupt):
+        score_csv_ray(path, tmp_path / "out.csv", tiny_open_clip_spec, options, RayOptions(part_rows=2), progress=stop)
+    first = {int(p.name.split("-")[1]) for p in (tmp_path / "out.csv.parts").glob("part-*.csv")}
+    assert len(first) == 2
+    edited = min(first)
+    lines[2 * edited] = f"{2 * edited}.png,an edited caption"
+    path.write_text("image,caption\n" + "\n".join(lines) + "\n")
+    resumed = BatchOptions(image_roots=[str(root)], chunk_rows=2, resume=True)
+    report = score_csv_ray(path, tmp_path / "out.csv", tiny_open_clip_spec, resumed, RayOptions(part_rows=2))
+    assert (report.skipped_resumed, report.rows) == (2, 4)  # one part kept; the edited one and the last redone
+    score_csv(path, tmp_path / "local.csv", get_encoder(tiny_open_clip_spec), options)
+    _same_scored(_read(tmp_path / "out.csv"), _read(tmp_path / "local.csv"))
+    assert _read(tmp_path / "out.csv")[2 * edited + 1][1] == "an edited caption"
+
+
 def _images(folder, n):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -185,21 +216,11 @@ def test_embed_on_ray_writes_the_local_engines_catalog(local_ray, tmp_path, tiny
     _same_catalog(tmp_path / "local" / "catalog.parquet", tmp_path / "ray" / "catalog.parquet", list(specs))
     assert not (tmp_path / "ray" / "catalog.parquet.parts").exists()
 
-    # Grown folder: both engines keep the catalog's rows and embed only the new images.
-    for i in (20, 21):
-        Image.new("RGB", (30, 30), (i, 90, 200)).save(folder / f"new{i}.png")
-    items = merge_items(items_from_folder(folder), items_from_csv(meta, folder))
-    local = build_catalog(items, encoders, tmp_path / "local" / "catalog.parquet", dtype="float16", batch_size=4,
-                          workers=0, progress=False)
-    ours = build_catalog_ray(items, specs, tmp_path / "ray" / "catalog.parquet", RayOptions(part_rows=4),
-                             dtype="float16", batch_size=4, progress=False)
-    assert (ours.added, ours.kept) == (local.added, local.kept) == (2, 11)
-    _same_catalog(tmp_path / "local" / "catalog.parquet", tmp_path / "ray" / "catalog.parquet", list(specs))
 
 
 def test_an_interrupted_embed_reuses_its_finished_parts(local_ray, tmp_path, tiny_open_clip_spec, monkeypatch):
-    """The job dies once its first part reached the catalog writer; the re-run fetches no image of a
-    part already on disk and writes the local engine's catalog."""
+    """Growing a catalog, the job dies once its first part reached the writer; the re-run fetches no
+    image of a part already on disk, keeps the catalog's rows and writes the local engine's catalog."""
     import engines.ray_embed as ray_embed
 
     n, part_rows = 10, 2
@@ -212,6 +233,10 @@ def test_an_interrupted_embed_reuses_its_finished_parts(local_ray, tmp_path, tin
                                                                  for i in range(n)))
         items = items_from_csv(meta)
         out = tmp_path / "ray" / "catalog.parquet"
+        encoders = {"base": get_encoder(tiny_open_clip_spec)}
+        for folder in ("ray", "local"):  # an existing catalog of the first three images, to be grown
+            build_catalog(items[:3], encoders, tmp_path / folder / "catalog.parquet", batch_size=2, workers=0,
+                          limits=limits, progress=False)
         real_build = ray_embed.build_catalog
 
         def dies_after_one_part(*args, encode, **kwargs):
@@ -230,16 +255,17 @@ def test_an_interrupted_embed_reuses_its_finished_parts(local_ray, tmp_path, tin
             build_catalog_ray(items, {"base": tiny_open_clip_spec}, out, RayOptions(part_rows=part_rows),
                               batch_size=2, limits=limits, progress=False)
         monkeypatch.setattr(ray_embed, "build_catalog", real_build)
-        assert not out.exists()
+        assert len(read_catalog(out)) == 3  # the catalog is replaced only by a finished job
         finished = {int(p.name.split("-")[1]) for p in (tmp_path / "ray" / "catalog.parquet.parts").glob("part-*.npz")}
-        assert 0 in finished and len(finished) < n // part_rows
+        assert 0 in finished and len(finished) < (n - 3 + part_rows - 1) // part_rows
         hits_before = len(server.hits)
         report = build_catalog_ray(items, {"base": tiny_open_clip_spec}, out, RayOptions(part_rows=part_rows),
                                    batch_size=2, limits=limits, progress=False)
-        refetched = {int(h.strip("/").split(".")[0]) // part_rows for h in server.hits[hits_before:]}
-        assert report.added == n and refetched and not refetched & finished
-        build_catalog(items, {"base": get_encoder(tiny_open_clip_spec)}, tmp_path / "local" / "catalog.parquet",
-                      batch_size=2, workers=0, limits=limits, progress=False)
+        refetched = {(int(h.strip("/").split(".")[0]) - 3) // part_rows for h in server.hits[hits_before:]}
+        assert (report.added, report.kept) == (n - 3, 3) and refetched and not refetched & finished
+        local = build_catalog(items, encoders, tmp_path / "local" / "catalog.parquet", batch_size=2, workers=0,
+                              limits=limits, progress=False)
+        assert (local.added, local.kept) == (n - 3, 3)
     _same_catalog(tmp_path / "local" / "catalog.parquet", out, ["base"])
 
 
