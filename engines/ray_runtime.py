@@ -65,10 +65,24 @@ def ray_session(options: RayOptions, num_cpus: int | None = None):
     context.enable_progress_bars = False  # ours is the one progress bar
     context.print_on_execution_start = False
     try:
+        if options.address is None:
+            _check_fits(ray.cluster_resources(), options)
         yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_fits(resources: dict, options: RayOptions) -> None:
+    """On this machine, actors that can never all start would make Ray wait for ever: say so instead.
+    (A cluster may still grow, so there Ray's own waiting is left alone.)"""
+    gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 0)
+    n, g = options.actors, options.gpus_per_actor
+    if g and n * g > gpus:
+        raise UserError(f"--actors {n} with --gpus-per-actor {g:g} need {n * g:g} GPUs; this machine has {gpus:g}.")
+    needed = n + (1 if g else 0)  # a CPU per actor, and one for the decoding tasks beside GPU actors
+    if needed > cpus:
+        raise UserError(f"--actors {n} need {needed} CPUs here; this machine gives Ray {cpus:g}: use fewer actors.")
 
 
 def _prepend_pythonpath(folder: str) -> None:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from analyzer.batch import BatchOptions, score_csv
 from cli_runner import run_cli
+from core.errors import UserError
 from core.settings import FetchLimits
 from http_server import LocalServer, Route
 from index.catalog import read_catalog
@@ -356,3 +357,15 @@ def test_bad_engine_options_are_one_sentence(tmp_path):
                    "--actors", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--actors and --part-rows must be at least 1" in proc.stderr
+
+
+def test_actors_that_cannot_start_here_are_refused_instead_of_waiting(local_ray, hostile_csv, tmp_path,
+                                                                       tiny_open_clip_spec):
+    path, root, _ = hostile_csv
+    options = BatchOptions(image_roots=[str(root)])
+    with pytest.raises(UserError, match=r"--gpus-per-actor 1 need 1 GPUs; this machine has 0"):
+        score_csv_ray(path, tmp_path / "o.csv", tiny_open_clip_spec, options, RayOptions(gpus_per_actor=1))
+    with pytest.raises(UserError, match=r"--actors 3 need 3 CPUs here; this machine gives Ray 2"):
+        build_catalog_ray(items_from_folder(root), {"base": tiny_open_clip_spec}, tmp_path / "c.parquet",
+                          RayOptions(actors=3), progress=False)
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "c.parquet").exists()
