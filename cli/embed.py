@@ -49,14 +49,15 @@ def run(args) -> int:
         raise UserError("Give --images DIR, --metadata CSV, or both.")
     settings = settings_from_args(args)
     methods = parse_methods(args.method)
+    ray_options = ray_options_from_args(args)
     folder_items = items_from_folder(args.images) if args.images else []
     csv_items = items_from_csv(args.metadata, args.images) if args.metadata else []
     items = merge_items(folder_items, csv_items)
     dtype = "float16" if args.float16 else "float32"
-    if args.engine == "ray":
+    if ray_options is not None:
         from engines.ray_embed import build_catalog_ray
 
-        report = build_catalog_ray(items, methods, args.output, ray_options_from_args(args), dtype=dtype,
+        report = build_catalog_ray(items, methods, args.output, ray_options, dtype=dtype,
                                    batch_size=args.batch_size, limits=settings.limits, device=settings.device,
                                    precision=settings.precision)
     else:

@@ -39,8 +39,8 @@ def run(args) -> int:
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
                            resume=args.resume)
-    ray_options = ray_options_from_args(args) if args.engine == "ray" else None
-    encoder = None if ray_options else get_encoder(settings.model, settings.device, settings.precision)
+    ray_options = ray_options_from_args(args)
+    encoder = None if ray_options is not None else get_encoder(settings.model, settings.device, settings.precision)
     with tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(fraction, text):

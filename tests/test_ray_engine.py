@@ -357,6 +357,11 @@ def test_bad_engine_options_are_one_sentence(tmp_path):
                    "--actors", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--actors and --part-rows must be at least 1" in proc.stderr
+    proc = run_cli("embed", "--images", str(tmp_path), "--method", "base=demo:base", "-o", str(tmp_path / "c.parquet"),
+                   "--actors", "4", "--ray-address", "auto")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "clip-arena embed: error: --ray-address, --actors only apply with --engine ray.")
 
 
 def test_actors_that_cannot_start_here_are_refused_instead_of_waiting(local_ray, hostile_csv, tmp_path,
