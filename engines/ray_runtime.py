@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +44,14 @@ def require_ray():
 def ray_session(options: RayOptions, num_cpus: int | None = None):
     """Connect to (or start) Ray for one job; a session already open (tests, notebooks) is reused
     and left open. `num_cpus` caps a local instance (default: every core)."""
-    ray = require_ray()
+    if options.address is None and "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+        # Ray's servers listen on every interface: a one-off token keeps the network out of a local
+        # instance. Ray reads it when imported, so it is set before, and kept for the process's life.
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray core's internal warnings, not the user's
-    started = False
+    ray = require_ray()
+    started, pythonpath = False, os.environ.get("PYTHONPATH")
     if not ray.is_initialized():
         kwargs = {}
         if options.address is None:
@@ -56,6 +62,7 @@ def ray_session(options: RayOptions, num_cpus: int | None = None):
         try:
             ray.init(address=options.address, log_to_driver=False, logging_level=logging.ERROR, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
+            _set_pythonpath(pythonpath)
             where = options.address or "this machine"
             raise UserError(f"Could not start or reach Ray at {where}: {str(err).splitlines()[0]}") from err
         started = True
@@ -71,6 +78,14 @@ def ray_session(options: RayOptions, num_cpus: int | None = None):
     finally:
         if started:
             ray.shutdown()
+            _set_pythonpath(pythonpath)
+
+
+def _set_pythonpath(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = value
 
 
 def _check_fits(resources: dict, options: RayOptions) -> None:

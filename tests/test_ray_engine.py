@@ -2,6 +2,7 @@
 bad rows included; a killed job resumes without redoing finished parts; no Ray, one sentence."""
 
 import csv
+import importlib.util
 import io
 import os
 import signal
@@ -23,7 +24,8 @@ from index.catalog import read_catalog
 from index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
 from models import get_encoder
 
-ray = pytest.importorskip("ray", reason="the Ray extra is not installed: pip install -e '.[ray]'")
+if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when imported
+    pytest.skip("the Ray extra is not installed: pip install -e '.[ray]'", allow_module_level=True)
 
 from engines.ray_embed import build_catalog_ray  # noqa: E402
 from engines.ray_runtime import RayOptions, ray_session  # noqa: E402
@@ -35,9 +37,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def local_ray():
     """One small local Ray instance for the in-process tests (2 CPUs, no dashboard, no usage stats)."""
-    with ray_session(RayOptions(), num_cpus=2):
+    pythonpath = os.environ.get("PYTHONPATH")
+    auth_before = os.environ.get("RAY_AUTH_MODE")
+    with ray_session(RayOptions(), num_cpus=2) as ray:
+        # Ray listens on every interface: the local instance requires a one-off token
+        assert auth_before or (os.environ["RAY_AUTH_MODE"] == "token" and len(os.environ["RAY_AUTH_TOKEN"]) == 64)
         yield
     assert not ray.is_initialized()
+    assert os.environ.get("PYTHONPATH") == pythonpath  # the process's search path is given back
 
 
 def _png(colour, size=(24, 20)) -> bytes:
