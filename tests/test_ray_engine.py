@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -332,6 +333,7 @@ def test_a_killed_score_job_resumes_without_redoing_finished_parts(tmp_path, tin
     assert len(ours) == n + 1
     _same_scored([r[1:] for r in ours], [r[1:] for r in theirs])  # the URLs' ports differ
     assert _ray_processes_of(ray_tmp) == []  # nothing of Ray left running
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_engine_ray_without_ray_says_how_to_install_and_local_never_imports_it(tmp_path, tiny_open_clip_spec):
