@@ -11,35 +11,51 @@ from core.settings import Settings
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-def open_arena(settings: Settings):
-    """The arena over the configured catalog, or None (with the reason) when it cannot run."""
+def open_strict(settings: Settings):
+    """The arena over the configured catalog and vote store; raises UserError when it cannot run."""
+    import sqlite3
+
     from arena.session import Arena
     from core.errors import UserError
     from index.catalog import read_catalog
     from index.search import Searcher
     from votes.store import VoteStore
 
+    catalog = read_catalog(settings.catalog)
     try:
-        catalog = read_catalog(settings.catalog)
-        return Arena(Searcher.open(catalog), VoteStore(settings.votes)), None
+        store = VoteStore(settings.votes)
+    except (OSError, sqlite3.Error) as err:
+        raise UserError(f"Cannot open the votes file {settings.votes}: {err}.") from err
+    return Arena(Searcher.open(catalog), store, gold_share=settings.gold_share)
+
+
+def open_arena(settings: Settings):
+    """The arena over the configured catalog, or None (with the reason) when it cannot run."""
+    from core.errors import UserError
+
+    try:
+        return open_strict(settings), None
     except UserError as err:
         return None, str(err)
 
 
-def build_app(settings: Settings) -> gr.Blocks:
+def build_app(settings: Settings, arena=None) -> gr.Blocks:
+    """The app; `arena` when the caller has opened it already (serve checks it before launching)."""
     from analyzer import analyze_tab, batch_tab, similarity_tab
     from analyzer.content.service import effectiveness_predictor
     from arena import tab as arena_tab
     from votes import results_tab
 
-    arena, why_not = open_arena(settings)
+    arena, why_not = (arena, None) if arena is not None else open_arena(settings)
     if settings.effectiveness_model:
         effectiveness_predictor(settings.effectiveness_model)  # a bad file stops the launch, said clearly
-    with gr.Blocks(title="CLIP Arena", analytics_enabled=False) as demo:
+    # Uploads and results are deleted from the temp folder once they are upload_max_age_s old.
+    age = max(60, settings.upload_max_age_s)
+    with gr.Blocks(title="CLIP Arena", analytics_enabled=False, delete_cache=(max(60, age // 4), age)) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
         with gr.Tab("Arena", id="arena") as arena_tab_ui:
             if arena is not None:
-                arena_tab.build(arena, login_name=bool(settings.auth))
+                arena_tab.build(arena, login_name=bool(settings.auth or settings.users_file))
             else:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Results", id="results") as results_tab_ui:
@@ -81,18 +97,20 @@ def warm_up(settings: Settings) -> None:
     threading.Thread(target=_load, daemon=True, name="warm-up").start()
 
 
-def launch(settings: Settings) -> None:
-    demo = build_app(settings)
-    warm_up(settings)
-    auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
-    from pathlib import Path
-
+def launch(settings: Settings, arena=None) -> None:
     from arena.tab import KEYBOARD_JS
+    from core.auth import Users
 
-    demo.queue().launch(
+    auth = Users.from_settings(settings.auth, settings.users_file)
+    demo = build_app(settings, arena)
+    warm_up(settings)
+    # No allowed_paths: the browser gets catalog images one by one, by catalog row (arena/images.py),
+    # and nothing else from the catalog's folder (its Parquet, FAISS files, a votes.db).
+    # Model work (batch, analyze, similarity) runs in its own bounded concurrency groups (see the
+    # tabs); the queue turns new events away past queue_size instead of growing without end.
+    demo.queue(max_size=settings.queue_size).launch(
         server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
         max_file_size=settings.max_upload, footer_links=["api", "settings"], show_error=True,
-        allowed_paths=[str(Path(settings.catalog).resolve().parent)],
     )
 
 

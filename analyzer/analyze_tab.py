@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from analyzer.analyze_view import run_analyze
-from analyzer.widgets import image_inputs, model_picker
+from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
 
@@ -28,9 +28,10 @@ def build(settings: Settings) -> None:
 
     def on_analyze(image_file, image_url, copy, spec):
         try:
-            return run_analyze(image_file, image_url, copy, spec, settings)
-        except UserError as err:
-            raise gr.Error(str(err), print_exception=False) from err
+            return run_analyze(image_file, image_url, copy, spec, settings, image.GRADIO_CACHE)
+        except UserError as err:  # say it in the summary and clear the last report
+            return "", None, None, None, error_text(str(err))
 
     gr.on([button.click, url.submit], on_analyze, inputs=[image, url, text, model],
-          outputs=[cards, palette, labels, download, summary])
+          outputs=[cards, palette, labels, download, summary], concurrency_id="analyze",
+          concurrency_limit=settings.model_jobs)

@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 
 from analyzer.content.report import SECTION_NAMES
 from analyzer.content.service import run_analysis
+from analyzer.model_choice import check_browser_model
+from analyzer.policy import ImagePolicy
 from core.downloads import new_folder
 from core.errors import UserError
 from core.settings import Settings
@@ -141,12 +143,15 @@ def write_json(report: dict) -> str:
     return str(path)
 
 
-def run_analyze(image_file: str | None, image_url: str, text: str, model: str, settings: Settings):
+def run_analyze(image_file: str | None, image_url: str, text: str, model: str, settings: Settings,
+                upload_dir: str | None = None):
     """-> (cards HTML, palette figure, labels figure, JSON file path, summary line)."""
-    source = image_file or (image_url or "").strip()
-    if not source and not (text or "").strip():
+    given = bool(image_file or (image_url or "").strip())
+    if not given and not (text or "").strip():
         raise UserError("Add an image, a text, or both.")
-    report = run_analysis(source or None, text or "", settings, model=model or None)
+    model = check_browser_model(model, settings)
+    image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir) if given else None
+    report = run_analysis(image, text or "", settings, model=model)
     return cards_html(report), palette_figure(report), labels_figure(report), write_json(report), summary_line(report)
 
 

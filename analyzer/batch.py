@@ -1,10 +1,15 @@
 """Batch CSV scoring: one streaming pass, bounded memory, images fetched while the model encodes.
 
-The CSV is read in chunks of rows. For each chunk the distinct image sources are fetched and
-decoded by a thread pool (I/O bound) while the previous chunk is being encoded, repeated images
-are fetched and encoded once (a bounded cache across chunks), and the scored chunk is appended to
-the output, in input order, before the next one. A bad row never stops the batch: it gets an
-`error` and empty scores. `resume` continues an interrupted run after the rows already written.
+The CSV is read record by record (csv module, bytes counted, so progress follows rows) in chunks.
+For each chunk the distinct image sources are fetched and decoded by a thread pool (I/O bound)
+while the previous chunk is being encoded, repeated images are fetched and encoded once (a bounded
+cache across chunks), and the scored chunk is appended to the output, in input order, before the
+next one. A bad row never stops the batch: whatever its cells hold, it gets an `error` and empty
+scores. `resume` cuts the output back to its last complete record and continues after it.
+
+Row-level functions, shared with other engines (Ray Data) so every engine scores a row the same
+way: `load_cell` (resolve the source under the policy, load, decode, transform; never raises),
+`row_error`, `score_values`, `output_header` and `output_row` (neutralised cells).
 """
 
 from __future__ import annotations
@@ -16,19 +21,20 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from analyzer.csv_io import detect_columns, sniff
-from analyzer.images import load_image
+from analyzer.policy import CLI, ImagePolicy
 from analyzer.scores import scores_from_cosines
 from core.errors import ImageLoadError, UserError
 from core.settings import FetchLimits
-from core.spreadsheet import neutralise
+from core.spreadsheet import neutralise_row, safe_writer
 
 SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "error")
+MAX_LINE_BYTES = 16 * 1024 * 1024
+csv.field_size_limit(MAX_LINE_BYTES)
 
 
 @dataclass
@@ -42,6 +48,16 @@ class BatchOptions:
     fetch_workers: int = 16
     cache_size: int = 4096  # distinct images whose embeddings are kept across chunks
     resume: bool = False
+    audience: str = CLI  # how refusals read: naming folders and options (CLI) or not (browser)
+    reduced_decode: bool = True  # decode JPEGs reduced in the DCT to the model's input size
+
+    def policy(self) -> ImagePolicy:
+        roots = tuple(str(r) for r in self.image_roots) if self.image_roots is not None else None
+        return ImagePolicy(roots, self.limits, self.audience)
+
+
+class BatchCancelled(UserError):
+    """The user cancelled; the rows written so far stay, and --resume continues after them."""
 
 
 @dataclass
@@ -65,6 +81,69 @@ class BatchReport:
                 f"(by kind: {kinds}), {self.rows_per_s:,.1f} rows/s")
 
 
+class Loaded(NamedTuple):
+    pixels: object  # the model's input tensor, or None
+    kind: str | None
+    message: str | None
+
+
+# --- row-level functions (shared by every engine) -------------------------------------------------
+
+def input_size(encoder) -> int:
+    """The side, in pixels, of the encoder's input (what a reduced JPEG decode must keep)."""
+    from PIL import Image
+
+    return int(encoder.image_transform(Image.new("RGB", (32, 32))).shape[-1])
+
+
+def load_cell(source: str, policy: ImagePolicy, transform, target_size: int | None = None) -> Loaded:
+    """One image cell -> its pixels tensor, or the error kind and message. Never raises: whatever
+    the cell holds (NUL bytes, a 6,000-character path, `http://[::1`), it is that row's error."""
+    try:
+        if not isinstance(source, str) or not source.strip():
+            raise ImageLoadError("missing", "The image cell is empty.")
+        return Loaded(policy.load(source, target_size=target_size, then=transform), None, None)
+    except ImageLoadError as err:
+        return Loaded(None, err.kind, str(err))
+    except Exception as err:  # noqa: BLE001 - one row's problem must not stop the batch
+        return Loaded(None, "unreadable", f"The image could not be read ({type(err).__name__}).")
+
+
+def row_error(loaded_kind: str | None, loaded_message: str | None, caption: str) -> tuple[str | None, str]:
+    """(kind, `error` cell) of a row from its image's outcome and its caption; kind None: scorable."""
+    if loaded_kind:
+        return loaded_kind, f"{loaded_kind}: {loaded_message}"
+    if not caption.strip():
+        return "missing_caption", "missing_caption: The caption cell is empty."
+    return None, ""
+
+
+def score_values(cosine: float) -> list[str]:
+    """The score cells of one scored row: cosine, similarity, clip_score (one definition)."""
+    s = scores_from_cosines(np.array([cosine]))
+    return [f"{s['cosine'][0]:.6f}", f"{s['similarity'][0]:.4f}", f"{s['clip_score'][0]:.4f}"]
+
+
+def output_header(header: list[str]) -> list[str]:
+    """The output's header: the input's columns, then the score columns it lacks (neutralised)."""
+    return neutralise_row(header + [c for c in SCORE_COLUMNS if c not in header])
+
+
+def output_row(values: list[str], cosine: float | None, error: str) -> list[str]:
+    """One output row: the input cells, then the scores or the error, every cell neutralised."""
+    scores = score_values(cosine) if cosine is not None and not error else ["", "", ""]
+    return neutralise_row(list(values) + scores + [error])
+
+
+def fit_record(record: list[str], width: int) -> tuple[list[str], str | None]:
+    """A record padded or cut to the header's width, and an error when it had extra cells."""
+    if len(record) > width:
+        return record[:width], f"bad_row: The row has {len(record)} cells, the header {width}."
+    return record + [""] * (width - len(record)), None
+
+
+# --- the local engine -----------------------------------------------------------------------------
+
 class _EmbeddingCache(OrderedDict):
     def __init__(self, size: int):
         super().__init__()
@@ -77,150 +156,211 @@ class _EmbeddingCache(OrderedDict):
             self.popitem(last=False)
 
 
-def _load(source: str, options: BatchOptions):
-    """(pixels tensor or None, error kind, error message) for one image source."""
-    try:
-        if not source.strip():
-            raise ImageLoadError("missing", "The image cell is empty.")
-        if "://" not in source[:16] and options.image_roots is None:
-            raise ImageLoadError("local_path_refused", f"Local path {source} refused: local paths are off here "
-                                                        "(configure image roots to allow them).")
-        return load_image(source, options.limits, options.image_roots), None, None
-    except ImageLoadError as err:
-        return None, err.kind, str(err)
+def read_records(path: Path, delimiter: str) -> Iterator[tuple[list[str], int]]:
+    """(record, bytes of the file consumed up to its end), record by record, in bounded memory.
+    Invalid UTF-8 past the sniffed start is replaced (U+FFFD), not fatal."""
+    consumed = 0
+
+    def lines(raw):
+        nonlocal consumed
+        first = True
+        while True:
+            line = raw.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE_BYTES:
+                raise UserError(f"A line of the CSV is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB.")
+            consumed += len(line)
+            text = line.decode("utf-8", errors="replace")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            yield text
+
+    with open(path, "rb") as raw:
+        reader = csv.reader(lines(raw), delimiter=delimiter)
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise UserError(f"The CSV could not be parsed at line {reader.line_num}: {err}.") from err
+            yield record, consumed
 
 
-def _fetch_chunk(pool: ThreadPoolExecutor, sources: list[str], options: BatchOptions, cache, transform) -> dict:
-    """Distinct sources not cached -> {source: (pixels | None, kind, message)}, fetched concurrently."""
+def cut_to_complete(output: Path, width: int) -> int:
+    """Truncate `output` after its last complete record (a crash can leave half a row) and return
+    how many complete records it holds, header included. A record is complete when its line ends
+    with a newline outside quotes and it has `width` cells."""
+    records, good_end, pending, quotes, offset = 0, 0, [], 0, 0
+    with open(output, "rb") as f:
+        for line in f:
+            offset += len(line)
+            pending.append(line)
+            quotes += line.count(b'"')
+            if quotes % 2 or not line.endswith(b"\n"):
+                continue
+            text = b"".join(pending).decode("utf-8", errors="replace")
+            pending, quotes = [], 0
+            cells = next(csv.reader([text]), [])
+            if len(cells) != width:
+                break
+            records, good_end = records + 1, offset
+    if output.stat().st_size != good_end:
+        with open(output, "r+b") as f:
+            f.truncate(good_end)
+    return records
+
+
+def _fetch_chunk(pool: ThreadPoolExecutor, sources: list[str], policy: ImagePolicy, cache, transform,
+                 target_size) -> dict:
+    """Distinct sources not cached -> {source: Loaded}, fetched concurrently."""
     todo = [s for s in dict.fromkeys(sources) if s not in cache]
-
-    def work(source):
-        image, kind, message = _load(source, options)
-        return source, (transform(image) if image is not None else None, kind, message)
-
-    return dict(pool.map(work, todo))
+    return dict(zip(todo, pool.map(lambda s: load_cell(s, policy, transform, target_size), todo)))
 
 
-def output_columns(header: list[str]) -> list[str]:
-    """The scored CSV's columns: the input's, then the score columns it does not already have."""
-    return header + [c for c in SCORE_COLUMNS if c not in header]
-
-
-def csv_writer(out):
-    """The writer of every scored CSV, whichever engine produced the rows."""
-    return csv.writer(out)
-
-
-def read_chunks(raw, delimiter: str, chunk_rows: int, skip_rows: int = 0):
-    """The input CSV as DataFrames of `chunk_rows` string cells (header names stripped)."""
-    reader = pd.read_csv(raw, sep=delimiter, dtype=str, keep_default_na=False, chunksize=chunk_rows,
-                         skiprows=range(1, skip_rows + 1) if skip_rows else None)
-    for chunk in reader:
-        chunk.columns = [c.strip() for c in chunk.columns]
-        yield chunk
-
-
-def _count_done(output: Path) -> int:
-    with open(output, encoding="utf-8", newline="") as f:
-        return max(0, sum(1 for _ in csv.reader(f)) - 1)
-
-
-def _embed_images(sources: list[str], fetched: dict, encoder, options: BatchOptions, cache) -> None:
+def _embed_images(sources: list[str], fetched: dict, encoder, options: BatchOptions, cache, policy,
+                  target_size) -> None:
     """Put every source of the chunk in the cache: (vector, None, None) or (None, kind, message)."""
     import torch
 
     for source in dict.fromkeys(sources):
         if source not in cache and source not in fetched:  # evicted since the fetch looked: load now
-            image, kind, message = _load(source, options)
-            fetched[source] = (encoder.image_transform(image) if image is not None else None, kind, message)
+            fetched[source] = load_cell(source, policy, encoder.image_transform, target_size)
     todo = [s for s in dict.fromkeys(sources) if s not in cache]
-    good = [s for s in todo if fetched[s][0] is not None]
+    good = [s for s in todo if fetched[s].pixels is not None]
     for s in todo:
-        if fetched[s][0] is None:
-            cache.put(s, (None, fetched[s][1], fetched[s][2]))
+        if fetched[s].pixels is None:
+            cache.put(s, (None, fetched[s].kind, fetched[s].message))
     for i in range(0, len(good), options.batch_size):
         batch = good[i : i + options.batch_size]
-        vectors = encoder.encode_pixels(torch.stack([fetched[s][0] for s in batch]))
+        vectors = encoder.encode_pixels(torch.stack([fetched[s].pixels for s in batch]))
         for s, v in zip(batch, vectors):
             cache.put(s, (v, None, None))
 
 
-def _score_chunk(chunk: pd.DataFrame, fetched: dict, encoder, options: BatchOptions, cache, report: BatchReport,
-                 image_col: str, caption_col: str) -> list[list]:
-    sources, captions = chunk[image_col].tolist(), chunk[caption_col].tolist()
-    _embed_images(sources, fetched, encoder, options, cache)
+def _encode_captions(encoder, captions: list[str]) -> dict:
+    """{caption: vector} for the non-empty captions; a caption the tokenizer cannot take is left
+    out (its row says so) instead of failing the chunk."""
     texts = [c for c in dict.fromkeys(captions) if c.strip()]
-    text_vectors = dict(zip(texts, encoder.encode_texts(texts))) if texts else {}
-    entries = [cache[s] for s in sources]  # looked up now: later chunks may evict them
-    cosines = np.full(len(chunk), np.nan)
-    errors = [""] * len(chunk)
-    for i, ((vector, kind, message), caption) in enumerate(zip(entries, captions)):
-        if vector is None:
-            errors[i] = f"{kind}: {message}"
-            report.errors[kind] += 1
-        elif not caption.strip():
-            errors[i] = "missing_caption: The caption cell is empty."
-            report.errors["missing_caption"] += 1
-        else:
-            cosines[i] = float(vector @ text_vectors[caption])
-    scores = scores_from_cosines(np.nan_to_num(cosines))
+    if not texts:
+        return {}
+    try:
+        return dict(zip(texts, encoder.encode_texts(texts)))
+    except Exception:  # noqa: BLE001 - find the one caption at fault
+        out = {}
+        for text in texts:
+            try:
+                out[text] = encoder.encode_texts([text])[0]
+            except Exception:  # noqa: BLE001
+                pass
+        return out
+
+
+def _score_chunk(chunk: list[tuple[list[str], str | None]], fetched: dict, encoder, options: BatchOptions,
+                 cache, report: BatchReport, image_index: int, caption_index: int, policy,
+                 target_size) -> list[list[str]]:
+    sources = [values[image_index] for values, _ in chunk]
+    captions = [values[caption_index] for values, _ in chunk]
+    _embed_images(sources, fetched, encoder, options, cache, policy, target_size)
+    text_vectors = _encode_captions(encoder, captions)
     rows = []
-    for i, values in enumerate(chunk.itertuples(index=False, name=None)):
-        ok = not errors[i]
-        rows.append([neutralise(str(v)) for v in values] + (
-            [f"{scores['cosine'][i]:.6f}", f"{scores['similarity'][i]:.4f}", f"{scores['clip_score'][i]:.4f}", ""]
-            if ok else ["", "", "", neutralise(errors[i])]))
+    for (values, bad_row), source, caption in zip(chunk, sources, captions):
+        vector, kind, message = cache[source]
+        if bad_row:
+            kind, error = "bad_row", bad_row
+        else:
+            kind, error = row_error(kind, message, caption)
+        if kind is None and caption not in text_vectors:
+            kind, error = "bad_caption", "bad_caption: The caption could not be encoded."
+        cosine = None
+        if kind is None:
+            cosine = float(vector @ text_vectors[caption])
+            report.scored += 1
+        else:
+            report.errors[kind] += 1
+        rows.append(output_row(values, cosine, error))
     report.rows += len(chunk)
-    report.scored += sum(1 for e in errors if not e)
     return rows
 
 
 def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, encoder, options: BatchOptions,
-              progress: Callable[[float, str], None] | None = None) -> BatchReport:
+              progress: Callable[[float, str], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> BatchReport:
     """Score every row of `input_path` into `output_path` (input columns + cosine, similarity,
-    clip_score, error). Raises UserError only for problems of the whole file (columns, encoding)."""
+    clip_score, error). Raises UserError only for problems of the whole file (columns, encoding),
+    and BatchCancelled when `should_stop()` turns true (checked between chunks)."""
     input_path, output_path = Path(input_path), Path(output_path)
-    delimiter, header = sniff(input_path)
+    delimiter, _ = sniff(input_path)
+    records = read_records(input_path, delimiter)
+    first = next(records, None)
+    if first is None:
+        raise UserError(f"{input_path.name} is empty.")
+    header = [h.strip() for h in first[0]]
     image_col, caption_col = detect_columns(header, options.image_column, options.caption_column)
+    image_index, caption_index = header.index(image_col), header.index(caption_col)
     report = BatchReport(image_column=image_col, caption_column=caption_col)
-    out_columns = output_columns(header)
+    out_header = output_header(header)
     done = 0
-    if options.resume and output_path.exists():
-        with open(output_path, encoding="utf-8", newline="") as f:
-            if next(csv.reader(f), None) != out_columns:
+    if options.resume and output_path.exists() and output_path.stat().st_size:
+        with open(output_path, encoding="utf-8", errors="replace", newline="") as f:
+            if next(csv.reader(f), None) != out_header:
                 raise UserError(f"{output_path} was not written for this input; remove it or drop --resume.")
-        done = report.skipped_resumed = _count_done(output_path)
+        done = report.skipped_resumed = max(0, cut_to_complete(output_path, len(out_header)) - 1)
+    policy = options.policy()
+    transform = encoder.image_transform
+    target_size = input_size(encoder) if options.reduced_decode else None
     cache = _EmbeddingCache(options.cache_size)
     start = time.perf_counter()
     size = max(1, input_path.stat().st_size)
-    with open(input_path, encoding="utf-8-sig", newline="") as raw, \
-            open(output_path, "a" if done else "w", encoding="utf-8", newline="") as out, \
+    seen = 0
+
+    def chunks():
+        nonlocal seen
+        chunk, consumed = [], 0
+        for record, consumed in records:
+            if not record:  # a blank line is not a row
+                continue
+            seen += 1
+            if seen <= done:
+                continue
+            chunk.append(fit_record(record, len(header)))
+            if len(chunk) == options.chunk_rows:
+                yield chunk, consumed
+                chunk = []
+        if chunk:
+            yield chunk, consumed
+
+    with open(output_path, "a" if done else "w", encoding="utf-8", newline="") as out, \
             ThreadPoolExecutor(options.fetch_workers, thread_name_prefix="fetch") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as ahead:
-        writer = csv_writer(out)
+        writer = safe_writer(out)
         if not done:
-            writer.writerow(out_columns)
+            writer.writerow(out_header)
 
-        def finish(chunk, future):
-            writer.writerows(_score_chunk(chunk, future.result(), encoder, options, cache, report, image_col,
-                                          caption_col))
+        def finish(chunk, consumed, future):
+            writer.writerows(_score_chunk(chunk, future.result(), encoder, options, cache, report, image_index,
+                                          caption_index, policy, target_size))
             out.flush()
             os.fsync(out.fileno())  # a chunk on disk is a chunk --resume will not redo
             if progress:
-                progress(min(1.0, raw.tell() / size), f"{report.rows + done:,} rows scored")
+                progress(min(1.0, consumed / size), f"{report.rows + done:,} rows scored")
 
-        pending = None
-        try:
-            for chunk in read_chunks(raw, delimiter, options.chunk_rows, done):
-                # fetch this chunk while the previous one is encoded
-                future = ahead.submit(_fetch_chunk, pool, chunk[image_col].tolist(), options, cache,
-                                      encoder.image_transform)
-                if pending is not None:
-                    finish(*pending)
-                pending = (chunk, future)
-        except pd.errors.ParserError as err:
-            raise UserError(f"The CSV could not be parsed after row {report.rows + done}: {err}.") from err
+        pending, stopped = None, False
+        for chunk, consumed in chunks():
+            if should_stop and should_stop():
+                stopped = True
+                break
+            # fetch this chunk while the previous one is encoded
+            future = ahead.submit(_fetch_chunk, pool, [v[image_index] for v, _ in chunk], policy, cache,
+                                  transform, target_size)
+            if pending is not None:
+                finish(*pending)
+            pending = (chunk, consumed, future)
         if pending is not None:
             finish(*pending)
     report.seconds = time.perf_counter() - start
+    if stopped:
+        raise BatchCancelled(f"Cancelled after {report.rows + done:,} rows; the rows scored so far are in "
+                             f"{output_path.name}.")
     return report

@@ -4,45 +4,57 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.batch_view import columns_of, run_batch
-from analyzer.widgets import model_picker
+from analyzer.batch_view import CancelFlags, columns_of, local_paths_text, run_batch
+from analyzer.widgets import error_text, model_picker
 from core.errors import UserError
 from core.settings import Settings
 
 
 def build(settings: Settings) -> None:
-    roots = ", ".join(settings.image_roots) if settings.image_roots else "off (URLs only)"
-    gr.Markdown(f"Drop a CSV with an image column (http(s) URLs or local paths) and a caption column; get it "
-                f"back with `cosine`, `similarity`, `clip_score` and `error`. Local paths allowed under: {roots}.")
+    gr.Markdown("Drop a CSV with an image column (http(s) URLs or local paths) and a caption column; get it "
+                f"back with `cosine`, `similarity`, `clip_score` and `error`. {local_paths_text(settings)}")
     with gr.Row():
         upload = gr.File(label="CSV file (drag and drop)", file_types=[".csv", ".tsv", ".txt"], elem_id="batch-upload")
         with gr.Column():
             image_col = gr.Dropdown(label="Image column", choices=[], elem_id="batch-image-col")
             caption_col = gr.Dropdown(label="Caption column", choices=[], elem_id="batch-caption-col")
             model = model_picker(settings, "Model", "batch-model")
-            run = gr.Button("Score", variant="primary", elem_id="batch-run")
+            with gr.Row():
+                run = gr.Button("Score", variant="primary", elem_id="batch-run")
+                cancel = gr.Button("Cancel", variant="secondary", elem_id="batch-cancel")
     summary = gr.Markdown(elem_id="batch-summary")
     result = gr.File(label="Scored CSV", elem_id="batch-result")
     plot = gr.Plot(elem_id="batch-plot")
     preview = gr.Dataframe(label="First rows", interactive=False, elem_id="batch-preview")
+    flags = CancelFlags()
 
     def on_upload(path):
         if not path:
-            return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
+            return gr.update(choices=[], value=None), gr.update(choices=[], value=None), ""
         try:
             header, image, caption = columns_of(path)
         except UserError as err:
-            raise gr.Error(str(err), print_exception=False) from err
-        return gr.update(choices=header, value=image), gr.update(choices=header, value=caption)
+            return gr.update(choices=[], value=None), gr.update(choices=[], value=None), error_text(str(err))
+        return gr.update(choices=header, value=image), gr.update(choices=header, value=caption), ""
 
-    upload.change(on_upload, [upload], [image_col, caption_col])
+    upload.change(on_upload, [upload], [image_col, caption_col, summary], concurrency_id="batch-columns",
+                  concurrency_limit=settings.model_jobs)
 
-    def on_run(path, image, caption, spec, progress=gr.Progress()):
+    def on_run(path, image, caption, spec, request: gr.Request, progress=gr.Progress()):
+        key = request.session_hash or ""
+        flag = flags.start(key)
         try:
-            table, fig, text, output = run_batch(path, image, caption, spec, settings,
-                                                 lambda fraction, desc: progress(fraction, desc=desc))
-        except UserError as err:
-            raise gr.Error(str(err), print_exception=False) from err
-        return table, fig, text, output
+            return run_batch(path, image, caption, spec, settings,
+                             lambda fraction, desc: progress(fraction, desc=desc), flag.is_set)
+        except UserError as err:  # say it in the summary and clear the last result
+            return None, None, error_text(str(err)), None
+        finally:
+            flags.finish(key)
 
-    run.click(on_run, [upload, image_col, caption_col, model], [preview, plot, summary, result])
+    def on_cancel(request: gr.Request):
+        if flags.cancel(request.session_hash or ""):
+            gr.Info("Cancelling: the batch stops after the rows being scored now.")
+
+    run.click(on_run, [upload, image_col, caption_col, model], [preview, plot, summary, result],
+              concurrency_id="batch", concurrency_limit=settings.batch_jobs)
+    cancel.click(on_cancel, None, None, concurrency_limit=None, queue=False)

@@ -7,8 +7,12 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.batch import BatchOptions, BatchReport, score_csv
+import threading
+
+from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, score_csv
 from analyzer.csv_io import detect_columns, sniff
+from analyzer.model_choice import check_browser_model
+from analyzer.policy import BROWSER, ImagePolicy
 from core.downloads import new_folder
 from core.errors import UserError
 from core.settings import Settings
@@ -46,15 +50,56 @@ def errors_text(report: BatchReport) -> str:
     return f"**Done:** {report.summary()}.\n\nRows with errors, by kind (each row's `error` column says why):\n{kinds}"
 
 
+class CancelFlags:
+    """One cancel flag per browser session's running batch: the Cancel button sets it, the batch
+    stops between chunks (a worker thread cannot be killed; it has to be asked)."""
+
+    def __init__(self):
+        self.flags: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def start(self, key: str) -> threading.Event:
+        with self.lock:
+            self.flags[key] = threading.Event()
+            return self.flags[key]
+
+    def cancel(self, key: str) -> bool:
+        with self.lock:
+            flag = self.flags.get(key)
+        if flag is not None:
+            flag.set()
+        return flag is not None
+
+    def finish(self, key: str) -> None:
+        with self.lock:
+            self.flags.pop(key, None)
+
+
+def local_paths_text(settings: Settings) -> str:
+    """What the Batch tab says about local paths, without naming server folders."""
+    if ImagePolicy.for_server(settings).roots is None:
+        return "Local paths are off here: use http(s) URLs."
+    return "Local paths are read only under the image folders configured on the server."
+
+
+def _preview(output: Path) -> pd.DataFrame:
+    return pd.read_csv(output, dtype=str, keep_default_na=False, nrows=PREVIEW_ROWS)
+
+
 def run_batch(csv_path: str, image_column: str, caption_column: str, model: str, settings: Settings,
-              progress=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
+              progress=None, should_stop=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
         raise UserError("Drop a CSV file first.")
+    model = check_browser_model(model, settings)
     out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
+    policy = ImagePolicy.for_server(settings)
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
-                           image_roots=settings.image_roots, limits=settings.limits)
+                           image_roots=list(policy.roots) if policy.roots is not None else None,
+                           limits=settings.limits, audience=BROWSER, chunk_rows=256)  # 256: Cancel answers sooner
     encoder = get_encoder(model, settings.device, settings.precision)
-    report = score_csv(csv_path, output, encoder, options, progress)
-    preview = pd.read_csv(output, dtype=str, keep_default_na=False, nrows=PREVIEW_ROWS)
-    return preview, histogram(output), errors_text(report), str(output)
+    try:
+        report = score_csv(csv_path, output, encoder, options, progress, should_stop)
+    except BatchCancelled as err:
+        return _preview(output), histogram(output), f"**Cancelled:** {err}", str(output)
+    return _preview(output), histogram(output), errors_text(report), str(output)

@@ -1,57 +1,143 @@
 """Safe image loading shared by every tab: a path, a URL, bytes or a PIL image in,
-an RGB PIL image out, or an ImageLoadError whose message says what was wrong."""
+an RGB PIL image out, or an ImageLoadError whose message says what was wrong.
+
+Which sources are allowed (roots, local paths on or off, how errors name things) is decided by
+analyzer.policy.ImagePolicy; this module holds the mechanics every source goes through.
+"""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from analyzer.fetch import fetch_bytes, is_url
 from core.errors import ImageLoadError
 from core.settings import FetchLimits
+from core.sizes import human_bytes
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
+MAX_PATH_CHARS = 4096
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def resolve_under_roots(path: str | os.PathLike, roots: Sequence[str | os.PathLike]) -> Path:
     """A relative path is taken under each root in turn; the real path (links followed) must stay
-    inside a root, so `..` and symlinks cannot reach the rest of the disk."""
-    raw = Path(path)
-    candidates = [raw] if raw.is_absolute() else [Path(r) / raw for r in roots]
-    real_roots = [Path(r).resolve() for r in roots]
-    for candidate in candidates:
-        real = candidate.resolve()
-        if any(real == root or real.is_relative_to(root) for root in real_roots):
+    inside a root, so `..` and symlinks cannot reach the rest of the disk. A path outside the
+    roots is refused before anything about it is looked up, so the answer says nothing about it."""
+    name = _short(os.fspath(path))
+    try:
+        raw = Path(path)
+        candidates = [raw] if raw.is_absolute() else [Path(r) / raw for r in roots]
+        real_roots = [Path(r).resolve() for r in roots]
+        for candidate in candidates:
+            real = candidate.resolve()
+            if not any(real == root or real.is_relative_to(root) for root in real_roots):
+                raise ImageLoadError("outside_roots", f"Path {name} is outside the allowed image folders.")
             if real.exists():
                 return real
-        else:
-            raise ImageLoadError("outside_roots", f"Path {path} leads outside the allowed image folders.")
-    raise ImageLoadError("not_found", f"Image file {path} was not found under the image folders.")
+    except (ValueError, OSError) as err:  # NUL bytes, names too long, loops of links
+        raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
+    raise ImageLoadError("not_found", f"Image file {name} was not found under the image folders.")
+
+
+def read_regular_file(real: Path, name: str, limits: FetchLimits) -> bytes:
+    """The bytes of a regular file, at most limits.max_bytes: devices, FIFOs and folders refused
+    (checked on the opened file, so it cannot be swapped between the check and the read)."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as err:
+        raise ImageLoadError("not_found", f"Image file {name} does not exist.") from err
+    except IsADirectoryError as err:
+        raise ImageLoadError("not_a_file", f"{name} is a folder, not an image file.") from err
+    except PermissionError as err:
+        raise ImageLoadError("not_readable", f"Image file {name} cannot be read (permission denied).") from err
+    except (ValueError, OSError) as err:
+        if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+            raise ImageLoadError("bad_path", f"The file name {name} is too long.") from err
+        raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ImageLoadError("not_a_file", f"{name} is {kind}, not an image file.")
+        if info.st_size > limits.max_bytes:
+            raise ImageLoadError("too_large", f"{name} is {human_bytes(info.st_size)}, over the "
+                                              f"{human_bytes(limits.max_bytes)} cap.")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:
+            raise ImageLoadError("too_large", f"{name} is over the {human_bytes(limits.max_bytes)} cap.")
+        return data
+    except OSError as err:
+        raise ImageLoadError("not_readable", f"Image file {name} could not be read.") from err
+    finally:
+        os.close(fd)
 
 
 def _read_local(path: str | os.PathLike, limits: FetchLimits, roots) -> bytes:
-    real = resolve_under_roots(path, roots) if roots is not None else Path(path).expanduser()
+    name = _short(os.fspath(path))
+    if len(os.fspath(path)) > MAX_PATH_CHARS:
+        raise ImageLoadError("bad_path", f"The path {name} is too long.")
     try:
-        size = real.stat().st_size
-        if size > limits.max_bytes:
-            raise ImageLoadError("too_large", f"{path} is {size:,} bytes, over the {limits.max_bytes:,}-byte cap.")
-        return real.read_bytes()
-    except FileNotFoundError as err:
-        raise ImageLoadError("not_found", f"Image file {path} does not exist.") from err
-    except IsADirectoryError as err:
-        raise ImageLoadError("not_found", f"{path} is a folder, not an image file.") from err
-    except PermissionError as err:
-        raise ImageLoadError("not_found", f"Image file {path} cannot be read (permission denied).") from err
+        real = resolve_under_roots(path, roots) if roots is not None else Path(path).expanduser()
+    except (ValueError, RuntimeError) as err:
+        raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
+    return read_regular_file(real, name, limits)
 
 
-def decode_image(data: bytes | Image.Image, name: str, limits: FetchLimits) -> Image.Image:
+class PixelBudget:
+    """Bounds the pixels being decoded at once across threads; an image larger than the whole
+    budget still goes, alone."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.used = capacity, 0
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int):
+        if self.capacity <= 0:
+            yield
+            return
+        with self.cond:
+            self.cond.wait_for(lambda: self.used == 0 or self.used + pixels <= self.capacity)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.used -= pixels
+                self.cond.notify_all()
+
+
+_budgets: dict[int, PixelBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def pixel_budget(capacity: int) -> PixelBudget:
+    """One process-wide budget per capacity, shared by every batch and tab."""
+    with _budgets_lock:
+        return _budgets.setdefault(capacity, PixelBudget(capacity))
+
+
+def decode_image(data: bytes | Image.Image, name: str, limits: FetchLimits, target_size: int | None = None,
+                 then: Callable[[Image.Image], object] | None = None):
     """Bytes or an opened image -> RGB: EXIF orientation applied, first frame of animations,
-    alpha composited on white, CMYK/P/L/I converted; pixel count capped before decoding."""
+    alpha composited on white, CMYK/P/L/I converted; pixel count capped before decoding.
+    `target_size`: a JPEG is decoded reduced in the DCT (1/2 to 1/8) to no less than that many
+    pixels a side, which is all a model needs. `then(image)` runs while the pixels are held in
+    the decode budget, and its result is returned instead of the image."""
     try:
         image = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
         width, height = image.size
@@ -62,21 +148,26 @@ def decode_image(data: bytes | Image.Image, name: str, limits: FetchLimits) -> I
             )
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        if target_size and image.format == "JPEG":
+            image.draft("RGB", (target_size, target_size))
+        decoded = image.size[0] * image.size[1]
+        with pixel_budget(limits.decode_pixels).hold(decoded):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+            image = _to_rgb(image)
+            return then(image) if then else image
     except ImageLoadError:
         raise
     except UnidentifiedImageError as err:
-        raise ImageLoadError("not_image", f"{name} is not an image file PIL can read.") from err
+        raise ImageLoadError("not_image", f"{name} is not an image file that can be read.") from err
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageLoadError("too_many_pixels", f"{name} is too large to decode safely ({err}).") from err
-    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError("too_many_pixels", f"{name} is too large to decode safely.") from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         if "truncated" in str(err).lower():
             raise ImageLoadError("truncated", f"{name} is truncated (the file ends early).") from err
-        raise ImageLoadError("corrupt", f"{name} could not be decoded: {err}.") from err
+        raise ImageLoadError("corrupt", f"{name} could not be decoded as an image.") from err
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -94,17 +185,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_image(source: ImageSource, limits: FetchLimits | None = None,
-               image_roots: Sequence[str | os.PathLike] | None = None) -> Image.Image:
+               image_roots: Sequence[str | os.PathLike] | None = None, target_size: int | None = None,
+               then: Callable[[Image.Image], object] | None = None):
     """Load any supported source as an RGB image. `image_roots`, when given, confines local
-    paths to those folders (used for CSV rows, which come from someone else)."""
+    paths to those folders. Tabs and commands go through analyzer.policy.ImagePolicy, which
+    also decides whether local paths are allowed at all; this is for trusted callers (a catalog)."""
     limits = limits or FetchLimits()
     if isinstance(source, Image.Image):
-        return decode_image(source, "the uploaded image", limits)
+        return decode_image(source, "the uploaded image", limits, target_size, then)
     if isinstance(source, (bytes, bytearray)):
-        return decode_image(bytes(source), "the uploaded image", limits)
+        return decode_image(bytes(source), "the uploaded image", limits, target_size, then)
     text = os.fspath(source).strip()
     if not text:
         raise ImageLoadError("missing", "No image was given.")
+    name = _short(text)
     if is_url(text):
-        return decode_image(fetch_bytes(text, limits), text, limits)
-    return decode_image(_read_local(text, limits, image_roots), text, limits)
+        return decode_image(fetch_bytes(text, limits), name, limits, target_size, then)
+    return decode_image(_read_local(text, limits, image_roots), name, limits, target_size, then)

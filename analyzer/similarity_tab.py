@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from analyzer.similarity_view import COLUMNS, run_similarity
-from analyzer.widgets import image_inputs, model_picker
+from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
 from core.settings import Settings
 
@@ -17,7 +18,7 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1):
             captions = gr.Textbox(label="Captions, one per line", lines=6, elem_id="sim-captions",
                                   placeholder="a red running shoe\na leather handbag")
-            model = model_picker(settings, "Model (any registry spec)", "sim-model")
+            model = model_picker(settings, "Model", "sim-model")
             button = gr.Button("Score", variant="primary", elem_id="sim-run")
     summary = gr.Markdown(elem_id="sim-summary")
     table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")
@@ -25,10 +26,10 @@ def build(settings: Settings) -> None:
 
     def on_score(image_file, image_url, text, spec):
         try:
-            df, fig, line = run_similarity(image_file, image_url, text, spec, settings)
-        except UserError as err:
-            raise gr.Error(str(err), print_exception=False) from err
+            df, fig, line = run_similarity(image_file, image_url, text, spec, settings, image.GRADIO_CACHE)
+        except UserError as err:  # say it in the summary and clear the last result
+            return pd.DataFrame(columns=COLUMNS), None, error_text(str(err))
         return df, fig, line
 
-    gr.on([button.click, captions.submit, url.submit], on_score,
-          inputs=[image, url, captions, model], outputs=[table, plot, summary])
+    gr.on([button.click, captions.submit, url.submit], on_score, inputs=[image, url, captions, model],
+          outputs=[table, plot, summary], concurrency_id="similarity", concurrency_limit=settings.model_jobs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.images import load_image
+from analyzer.model_choice import check_browser_model
+from analyzer.policy import ImagePolicy
 from analyzer.similarity import SimilarityResult, score_image_texts, split_captions
 from core.errors import UserError
 from core.settings import Settings
@@ -48,14 +49,15 @@ def summary_line(results: list[SimilarityResult], model: str) -> str:
 
 
 def run_similarity(image_file: str | None, image_url: str, captions: str, model: str,
-                   settings: Settings) -> tuple[pd.DataFrame, go.Figure, str]:
-    source = image_file or (image_url or "").strip()
-    if not source:
+                   settings: Settings, upload_dir: str | None = None) -> tuple[pd.DataFrame, go.Figure, str]:
+    """The tab's run; the image goes through the server's image policy, the model must be offered."""
+    if not image_file and not (image_url or "").strip():
         raise UserError("Add an image: upload, paste or drop one, or give its URL.")
     texts = split_captions(captions)
     if not texts:
         raise UserError("Give at least one caption (one per line).")
-    image = load_image(source, settings.limits)
+    model = check_browser_model(model, settings)
+    image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir)
     encoder = get_encoder(model, settings.device, settings.precision)
     results = score_image_texts(encoder, image, texts)
     return results_table(results), results_figure(results), summary_line(results, model)

@@ -3,7 +3,8 @@
 A round: a query image (from the test split when the catalog has one; least-voted first, random
 among equals; optionally one category), two methods (the pair with the fewest rounds so far),
 each method's top-k without the query, sides drawn at random, and the overlap of the two lists.
-Identical lists are not worth a person's time: such a round is marked to be skipped.
+Identical lists are not worth a person's time: such a round is marked to be skipped, and the
+(query, pair) is remembered as agreeing so it is never drawn again for that pair.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class Round:
     overlap: int
     identical: bool
     extra: dict = field(default_factory=dict)
+    blind: bool = True  # False once this round's methods were shown to the annotator (reveal, then undo)
+
+
+class MethodsAgree(UserError):
+    """Every candidate query (in the chosen category) gives the same list for every pair."""
 
 
 class RoundMaker:
@@ -46,12 +52,15 @@ class RoundMaker:
         frame = catalog.frame([c for c in ("split", "category") if c in catalog.table.column_names] or None)
         splits = frame["split"].to_numpy() if "split" in frame else None
         use_test = splits is not None and (splits == "test").any()
+        self.has_test_split = bool(use_test)
         self.candidates = np.flatnonzero(splits == "test") if use_test else np.arange(len(self.ids))
         self.categories = frame["category"].to_numpy() if "category" in frame else None
         self.methods = sorted(searcher.indices)
         self.pairs = list(itertools.combinations(self.methods, 2))
         self.query_votes = np.zeros(len(self.candidates), np.int64)  # live votes per candidate query
         self._position = {int(row): i for i, row in enumerate(self.candidates)}
+        # (query row, pair) known to give identical lists: never drawn again for that pair.
+        self.agree: dict[tuple[str, str], set[int]] = {p: set() for p in self.pairs}
 
     # -- counts kept in step with the store --------------------------------------------------
     def load_counts(self, votes_per_query: dict[str, int]) -> None:
@@ -67,24 +76,57 @@ class RoundMaker:
         if pos is not None:
             self.query_votes[pos] = max(0, self.query_votes[pos] + delta)
 
+    def mark_identical(self, query_row: int, pair: tuple[str, str]) -> bool:
+        """Remember that this query gives identical lists for this pair; True if it was not known."""
+        known = self.agree.setdefault(tuple(sorted(pair)), set())
+        if query_row in known:
+            return False
+        known.add(query_row)
+        return True
+
+    def load_agreed(self, rounds: list[tuple[str, str, str]]) -> None:
+        """(query_id, method_left, method_right) of rounds auto-skipped earlier on this catalog."""
+        rows = self.searcher.rows_by_id
+        for query_id, left, right in rounds:
+            if query_id in rows:
+                self.mark_identical(rows[query_id], (left, right))
+
+    def in_category(self, category: str | None = None) -> np.ndarray:
+        """Mask over the candidate queries: those of the category (all when None)."""
+        if category and self.categories is not None:
+            return self.categories[self.candidates] == category
+        return np.ones(len(self.candidates), bool)
+
+    def progress(self, category: str | None = None) -> tuple[int, int]:
+        """(candidate queries with at least one live vote, candidate queries), in the category."""
+        mask = self.in_category(category)
+        return int((self.query_votes[mask] > 0).sum()), int(mask.sum())
+
     def category_choices(self) -> list[str]:
         if self.categories is None:
             return []
         return sorted({str(c) for c in self.categories[self.candidates] if c is not None})
 
     # -- choosing -------------------------------------------------------------------------------
-    def pick_query(self, category: str | None = None, avoid: set[int] | None = None) -> int:
-        """Row of a least-voted candidate query (random among equals)."""
+    def pick_query(self, category: str | None = None, avoid: set[int] | None = None,
+                   pair: tuple[str, str] | None = None) -> int:
+        """Row of a least-voted candidate query (random among equals), leaving out the queries
+        known to give identical lists for `pair`."""
         counts = self.query_votes.astype(np.float64)
-        if category and self.categories is not None:
-            counts[self.categories[self.candidates] != category] = np.inf
+        counts[~self.in_category(category)] = np.inf
+        if not np.isfinite(counts).any():
+            raise UserError(f"No query images in category {category!r}.")
+        for row in self.agree.get(tuple(sorted(pair)), ()) if pair else ():
+            counts[self._position[row]] = np.inf
+        if not np.isfinite(counts).any():
+            where = f"in category {category!r}" if category else "in the catalog"
+            raise MethodsAgree(f"The two methods agree on every query {where}: there is nothing to judge"
+                               + ("; pick another category." if category else "."))
         if avoid:
             for row in avoid:
                 pos = self._position.get(row)
                 if pos is not None and np.isfinite(counts).sum() > 1:
                     counts[pos] = np.inf
-        if not np.isfinite(counts).any():
-            raise UserError(f"No query images in category {category!r}.")
         least = np.flatnonzero(counts == counts.min())
         return int(self.candidates[least[self.rng.randrange(len(least))]])
 
@@ -92,6 +134,18 @@ class RoundMaker:
         counts = [rounds_per_pair.get(p, 0) for p in self.pairs]
         least = [p for p, n in zip(self.pairs, counts) if n == min(counts)]
         return least[self.rng.randrange(len(least))]
+
+    def choose(self, rounds_per_pair: dict[tuple[str, str], int], category: str | None = None,
+               avoid: set[int] | None = None) -> tuple[int, tuple[str, str]]:
+        """(query row, pair): the least-compared pair that still has a query to judge, and its
+        least-voted query. Raises MethodsAgree when no pair has one."""
+        order = sorted(self.pairs, key=lambda p: (rounds_per_pair.get(p, 0), self.rng.random()))
+        for pair in order:
+            try:
+                return self.pick_query(category, avoid, pair), pair
+            except MethodsAgree as err:
+                last = err
+        raise last
 
     def make_round(self, query_row: int, pair: tuple[str, str], map_fn=map) -> Round:
         """`map_fn` runs the two methods' searches (a thread pool's map runs them side by side)."""
@@ -113,4 +167,5 @@ class RoundMaker:
 
     def next_round(self, rounds_per_pair: dict[tuple[str, str], int], category: str | None = None,
                    avoid: set[int] | None = None) -> Round:
-        return self.make_round(self.pick_query(category, avoid), self.pick_pair(rounds_per_pair))
+        query, pair = self.choose(rounds_per_pair, category, avoid)
+        return self.make_round(query, pair)

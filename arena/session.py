@@ -13,18 +13,17 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from arena.rounds import Round, RoundMaker
+from arena.gold import GoldRounds
+from arena.rounds import MethodsAgree, Round, RoundMaker
 from core.errors import UserError
 from index.search import Searcher
 from votes.choices import Choice, RoundStatus
 from votes.store import ShownRound, VoteStore
 
-MAX_AUTO_SKIPS = 50
-
 
 @dataclass
 class SessionState:
-    session_id: str
+    session_id: str  # random, made here: never Gradio's session hash, which addresses a live session
     annotator: str
     category: str | None = None
     current: Round | None = None
@@ -32,17 +31,25 @@ class SessionState:
     votes: int = 0
     rounds_shown: int = 0
     last_reveal: dict | None = None
+    notice: str | None = None  # why there is no round on screen (every query's lists agree)
+    revealed: set[str] = field(default_factory=set)  # rounds whose methods this annotator has seen
     recent: list[int] = field(default_factory=list)  # query rows shown lately, not to repeat at once
     prefetched: Future | None = None  # the next round, prepared while the annotator looks at this one
+    # One action of a session at a time: a vote and an undo of one annotator never interleave,
+    # while other annotators' actions run beside them.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class Arena:
-    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None):
+    def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None,
+                 gold_share: float = 0.0):
         self.searcher, self.store = searcher, store
+        self.gold = GoldRounds(gold_share, seed)  # rounds shown again, sides swapped (arena/gold.py)
         self.maker = RoundMaker(searcher, k=k, seed=seed)
         self.maker.load_counts(store.votes_per_query())
         self.pair_counts = store.rounds_per_pair()
         self.fingerprint = "-".join(f"{m}:{searcher.indices[m].fingerprint[:12]}" for m in self.maker.methods)
+        self.maker.load_agreed(store.auto_skipped(self.fingerprint))
         self._lock = threading.Lock()  # the in-memory counts are shared by all sessions
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arena-search")
         # A separate pool: a prefetch runs searches on _pool, and must never wait on itself.
@@ -50,40 +57,52 @@ class Arena:
         self.prefetch = True
         self._parallel = any(index.kind != "flat" for index in searcher.indices.values())
 
-    def start(self, annotator: str, session_id: str | None = None, category: str | None = None) -> SessionState:
+    def start(self, annotator: str, *, category: str | None = None) -> SessionState:
         annotator = (annotator or "").strip()
         if not annotator:
             raise UserError("Enter your name before voting, so your votes can be told apart.")
-        return SessionState(session_id or uuid.uuid4().hex, annotator, category or None)
+        return SessionState(uuid.uuid4().hex, annotator, category or None)
 
     def _shown(self, state: SessionState, r: Round) -> ShownRound:
         return ShownRound(r.round_id, state.annotator, state.session_id, r.query_id, r.method_left, r.method_right,
-                          r.results_left, r.results_right, r.overlap, self.fingerprint)
+                          r.results_left, r.results_right, r.overlap, self.fingerprint, r.blind)
 
     def _make(self, state: SessionState) -> Round:
         with self._lock:
-            query = self.maker.pick_query(state.category, set(state.recent))
-            pair = self.maker.pick_pair(self.pair_counts)
+            query, pair = self.maker.choose(self.pair_counts, state.category, set(state.recent))
             key = tuple(sorted(pair))
             self.pair_counts[key] = self.pair_counts.get(key, 0) + 1
         # Large indices: both searches side by side (FAISS and numpy release the GIL); exact search
         # on a small catalog takes less than a thread hand-off.
         return self.maker.make_round(query, pair, self._pool.map if self._parallel else map)
 
-    def _prepare_next(self, state: SessionState) -> tuple[Round, list]:
-        """The next round, and the rows to record: rounds whose two lists are identical are
-        recorded as auto-skipped, the round to show as shown."""
+    def _prepare_next(self, state: SessionState) -> tuple[Round | None, list, str | None]:
+        """The next round to show, the rows to record with it and, when there is no round to
+        show, why. Rows: each newly found identical-list round once, as auto-skipped, then the
+        round to show once, as shown. A query found identical for a pair is never drawn again
+        for it, so this ends."""
+        again = self.gold.take(state.session_id, self.maker)
+        if again is not None:  # a repeat is blind only if the round it repeats was never revealed
+            again.blind = again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
+            return again, [(self._shown(state, again), RoundStatus.SHOWN)], None
         records = []
-        for _ in range(MAX_AUTO_SKIPS):
-            r = self._make(state)
+        while True:
+            try:
+                r = self._make(state)
+            except MethodsAgree as err:
+                return None, records, str(err)
             if not r.identical:
-                break
-            records.append((self._shown(state, r), RoundStatus.AUTO_SKIPPED))
-        records.append((self._shown(state, r), RoundStatus.SHOWN))
-        return r, records
+                return r, records + [(self._shown(state, r), RoundStatus.SHOWN)], None
+            with self._lock:
+                new = self.maker.mark_identical(r.query_row, (r.method_left, r.method_right))
+            if new:  # another session may have found it at the same moment: record it once
+                records.append((self._shown(state, r), RoundStatus.AUTO_SKIPPED))
 
-    def _show(self, state: SessionState, r: Round) -> Round:
+    def _show(self, state: SessionState, r: Round | None) -> Round | None:
         state.current, state.shown_at = r, time.monotonic()
+        if r is None:
+            return None
+        state.notice = None
         state.rounds_shown += 1
         state.recent = (state.recent + [r.query_row])[-20:]
         if self.prefetch and state.prefetched is None:
@@ -92,59 +111,88 @@ class Arena:
             state.prefetched = self._prefetcher.submit(self._prepare_next, state)
         return r
 
-    def _take_next(self, state: SessionState) -> tuple[Round, list]:
+    def _take_next(self, state: SessionState) -> tuple[Round | None, list]:
+        """The prepared next round and its rows (None, with state.notice, when every query's
+        lists agree)."""
         future, state.prefetched = state.prefetched, None
-        return future.result() if future is not None else self._prepare_next(state)
+        r, records, state.notice = future.result() if future is not None else self._prepare_next(state)
+        return r, records
 
     def next_round(self, state: SessionState) -> Round:
+        """Show a new round; raises MethodsAgree when there is nothing left to judge."""
+        with state.lock:
+            return self._next_round(state)
+
+    def _next_round(self, state: SessionState) -> Round:
         r, records = self._take_next(state)
         self.store.record_rounds(records)
+        if r is None:
+            state.current = None
+            raise MethodsAgree(state.notice)
         return self._show(state, r)
 
-    def vote(self, state: SessionState, choice: Choice | str, round_id: str | None = None) -> Round:
-        """Store the vote for the current round (refusing a stale round id) and show the next."""
-        r = self._require_round(state, round_id)
-        display_ms = int(round((time.monotonic() - state.shown_at) * 1000))
-        with self._lock:
-            self.maker.count_vote(r.query_row, +1)  # before choosing the next query
-        following, records = self._take_next(state)
-        try:  # the vote and the next round in one transaction: one fsync per vote
-            self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records)
-        except BaseException:
+    def vote(self, state: SessionState, choice: Choice | str, round_id: str | None = None,
+             reveal: bool = True) -> Round | None:
+        """Store the vote for the current round (refusing a stale round id) and show the next:
+        None, with state.notice, when no round is left to judge. With `reveal` the annotator is
+        shown the round's methods, which makes a later re-vote of it (after undo) not blind."""
+        with state.lock:
+            r = self._require_round(state, round_id)
+            display_ms = int(round((time.monotonic() - state.shown_at) * 1000))
             with self._lock:
-                self.maker.count_vote(r.query_row, -1)
-            raise
-        state.votes += 1
-        state.last_reveal = {"choice": Choice(choice).value, "left": r.method_left, "right": r.method_right,
-                             "query_id": r.query_id}
-        return self._show(state, following)
+                self.maker.count_vote(r.query_row, +1)  # before choosing the next query
+            following, records = self._take_next(state)
+            try:  # the vote and the next round in one transaction: one fsync per vote
+                self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records)
+            except BaseException:
+                with self._lock:
+                    self.maker.count_vote(r.query_row, -1)
+                raise
+            state.votes += 1
+            self.gold.remember(state.session_id, r)
+            state.last_reveal = None
+            if reveal:
+                state.revealed.add(r.round_id)
+                state.last_reveal = {"choice": Choice(choice).value, "left": r.method_left,
+                                     "right": r.method_right, "query_id": r.query_id}
+            return self._show(state, following)
 
     def skip(self, state: SessionState, round_id: str | None = None) -> Round:
-        r = self._require_round(state, round_id)
-        self.store.set_round_status(r.round_id, RoundStatus.SKIPPED)
-        state.last_reveal = None
-        return self.next_round(state)
+        with state.lock:
+            r = self._require_round(state, round_id)
+            self.store.set_round_status(r.round_id, RoundStatus.SKIPPED)
+            state.last_reveal = None
+            return self._next_round(state)
 
     def undo(self, state: SessionState) -> Round | None:
-        """Undo this session's last live vote and show that round again (as a new round)."""
-        row = self.store.undo_last(state.session_id)
-        if row is None:
-            return None
-        if state.current is not None:  # the round on screen was never judged
-            self.store.set_round_status(state.current.round_id, RoundStatus.SKIPPED)
-        row_of = self.searcher.row_of  # the catalog's id -> row map, built once
-        query_row = row_of(row["query_id"])
-        with self._lock:
-            self.maker.count_vote(query_row, -1)
-        left, right = json.loads(row["results_left"]), json.loads(row["results_right"])
-        again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
-                                    {row["method_left"]: [row_of(i) for i in left],
-                                     row["method_right"]: [row_of(i) for i in right]}, keep_sides=True)
-        self.store.record_round(self._shown(state, again))
-        state.current, state.shown_at, state.last_reveal = again, time.monotonic(), None
-        state.rounds_shown += 1
-        state.votes = max(0, state.votes - 1)
-        return again
+        """Undo this session's last live vote and show that round again (as a new round, with the
+        same sides); the new round is not blind if the undone one's methods were revealed."""
+        with state.lock:
+            row = self.store.undo_last(state.session_id)
+            if row is None:
+                return None
+            if state.current is not None:  # the round on screen was never judged
+                self.store.set_round_status(state.current.round_id, RoundStatus.SKIPPED)
+            row_of = self.searcher.row_of  # the catalog's id -> row map, built once
+            query_row = row_of(row["query_id"])
+            with self._lock:
+                self.maker.count_vote(query_row, -1)
+            left, right = json.loads(row["results_left"]), json.loads(row["results_right"])
+            again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
+                                        {row["method_left"]: [row_of(i) for i in left],
+                                         row["method_right"]: [row_of(i) for i in right]}, keep_sides=True)
+            again.blind = bool(row["blind"]) and row["round_id"] not in state.revealed
+            if not again.blind:
+                state.revealed.add(again.round_id)
+            self.store.record_round(self._shown(state, again))
+            state.current, state.shown_at, state.last_reveal, state.notice = again, time.monotonic(), None, None
+            state.rounds_shown += 1
+            state.votes = max(0, state.votes - 1)
+            return again
+
+    def progress(self, state: SessionState) -> tuple[int, int]:
+        """(queries with a live vote, candidate queries) in this session's category."""
+        return self.maker.progress(state.category)
 
     def summary(self, state: SessionState) -> dict:
         votes = self.store.session_votes(state.session_id)

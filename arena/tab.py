@@ -1,103 +1,179 @@
-"""Arena tab: wiring only. Keys are mapped to the buttons by KEYBOARD_JS (see app.py's head)."""
+"""Arena tab: wiring only. Keys are mapped to the buttons by KEYBOARD_JS (in app.py's head)."""
 
 from __future__ import annotations
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from arena.images import CatalogImages
+from arena.rounds import MethodsAgree
 from arena.session import Arena, StaleRound
-from arena.view import KEY_LEGEND, gallery, query_image, status_line, summary_text
+from arena.view import KEY_LEGEND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
 from core.errors import UserError
 
 ACTIONS = ("left", "right", "tie", "both_bad", "skip", "undo", "finish")
+ROUND_ACTIONS = ACTIONS[:5]  # need a round on screen; undo and finish need a session
 LABELS = {"left": "A · Left better", "right": "B · Right better", "tie": "T · Tie", "both_bad": "X · Both bad",
           "skip": "N · Skip", "undo": "U · Undo", "finish": "Q · Finish"}
+# Arena actions take milliseconds and lock only their own session (SessionState.lock) and one
+# SQLite transaction: many annotators vote side by side, in a group of their own so that model
+# work in the other tabs never holds them up.
+CONCURRENCY_ID, CONCURRENCY_LIMIT = "arena", 16
+NAME_KEY = "clip-arena-annotator"  # where the browser remembers the annotator's name
 
 KEYBOARD_JS = """
+<style>
+#arena-buttons { flex-wrap: nowrap; gap: 6px; }
+#arena-buttons button { min-width: 0; white-space: nowrap; padding-left: 6px; padding-right: 6px; }
+#arena-query img { width: 100%; height: 100%; object-fit: contain; }
+#arena-query img, #arena-left img, #arena-right img { image-rendering: auto; }
+.arena-flash { padding: 8px 12px; border-radius: 6px; font-size: 1.05rem;
+               background: var(--color-accent-soft); border: 1px solid var(--color-accent);
+               animation: arena-fade 6s ease-in forwards; }
+@keyframes arena-fade { 0%, 70% { opacity: 1; } 100% { opacity: 0; } }
+</style>
 <script>
-document.addEventListener('keydown', (e) => {
-  if (e.repeat || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
-  const t = e.target, tag = (t && t.tagName || '').toLowerCase();
-  if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) return;
-  const root = document.getElementById('arena-root');
-  if (!root || root.offsetParent === null) return;  // only while the Arena tab is shown
-  const map = {a: 'left', ArrowLeft: 'left', b: 'right', ArrowRight: 'right', t: 'tie', ArrowDown: 'tie',
-               x: 'both_bad', n: 'skip', ' ': 'skip', u: 'undo', q: 'finish'};
-  const action = map[e.key];
-  if (!action) return;
-  const button = document.getElementById('arena-btn-' + action);
-  if (!button || button.disabled) return;
-  e.preventDefault();
-  button.click();
-});
+(() => {
+  const DEBOUNCE_MS = 350;  // a second press this soon after a new round is a bounce, not a vote
+  const KEYS = {a: 'left', arrowleft: 'left', b: 'right', arrowright: 'right', t: 'tie', arrowdown: 'tie',
+                x: 'both_bad', n: 'skip', ' ': 'skip', u: 'undo', q: 'finish'};
+  let readyAt = 0, busyUntil = 0, lastText = null;
+  // #arena-root's data-arena-ready says whether a key press would be taken now (tests wait on it).
+  const mark = () => {
+    const root = document.getElementById('arena-root'), now = performance.now();
+    if (root) root.dataset.arenaReady = now >= readyAt && now >= busyUntil ? 'yes' : 'no';
+  };
+  const later = (ms) => { mark(); setTimeout(mark, ms + 5); };
+  const statusText = () => {
+    const s = document.getElementById('arena-status');
+    return s ? (s.querySelector('.prose, .md') || s).textContent : null;
+  };
+  const watch = setInterval(() => {
+    const s = document.getElementById('arena-status');
+    if (!s) return;
+    clearInterval(watch);
+    lastText = statusText();
+    mark();
+    new MutationObserver(() => {
+      const text = statusText();
+      if (text === lastText) return;
+      lastText = text;
+      readyAt = performance.now() + DEBOUNCE_MS;
+      busyUntil = 0;
+      later(DEBOUNCE_MS);
+    }).observe(s, {subtree: true, childList: true, characterData: true});
+  }, 200);
+  document.addEventListener('keydown', (e) => {
+    if (e.repeat || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
+    const t = e.target, tag = (t && t.tagName || '').toLowerCase();
+    if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) return;
+    const root = document.getElementById('arena-root');
+    if (!root || root.offsetParent === null) return;  // only while the Arena tab is shown
+    if (root.querySelector('.preview')) return;  // an enlarged image has the keys (arrows, Escape)
+    const action = KEYS[(e.key || '').toLowerCase()];  // lower case: Caps Lock on or off
+    if (!action) return;
+    const button = document.getElementById('arena-btn-' + action);
+    if (!button || button.disabled) return;  // before Start, after Finish, after a reload
+    e.preventDefault();
+    const now = performance.now();
+    if (now < readyAt || now < busyUntil) return;  // a bounce, or the last press still on its way
+    busyUntil = now + 3000;  // until the page changes (or, if it does not, 3 s)
+    later(3000);
+    button.click();
+  });
+})();
 </script>
 """
 
 
 def build(arena: Arena, login_name: bool = False) -> None:
+    images = CatalogImages(arena.searcher.catalog, get_upload_folder())
     state = gr.State(None)
+    saved_name = gr.BrowserState("", storage_key=NAME_KEY, secret=NAME_KEY)  # a name, not a secret
     with gr.Column(elem_id="arena-root"):
         with gr.Row():
-            name = gr.Textbox(label="Your name", placeholder="annotator name", scale=2, elem_id="arena-name")
+            name = gr.Textbox(label="Your name", placeholder="annotator name (Enter starts)", scale=2,
+                              elem_id="arena-name", interactive=not login_name,
+                              info="You are signed in: your login name is used." if login_name else None)
             categories = ["all"] + arena.maker.category_choices()
             category = gr.Dropdown(categories, value="all", label="Category", scale=1, elem_id="arena-category")
             reveal = gr.Checkbox(value=True, label="Reveal methods after each vote", scale=1, elem_id="arena-reveal")
             start = gr.Button("Start", variant="primary", scale=1, elem_id="arena-start")
-        status = gr.Markdown("Enter your name and press **Start**.", elem_id="arena-status")
+        status = gr.Markdown("Enter your name and press **Start** (or Enter).", elem_id="arena-status")
+        message = gr.HTML("", elem_id="arena-message")
         round_id = gr.Textbox(visible=False, elem_id="arena-round-id")
-        query = gr.Image(label="Query", type="filepath", height=260, interactive=False, elem_id="arena-query")
-        with gr.Row():
-            left = gr.Gallery(label="Left", columns=arena.maker.k, height=240, allow_preview=False,
-                              elem_id="arena-left")
-            right = gr.Gallery(label="Right", columns=arena.maker.k, height=240, allow_preview=False,
-                               elem_id="arena-right")
-        with gr.Row():
-            buttons = {a: gr.Button(LABELS[a], elem_id=f"arena-btn-{a}",
+        with gr.Row(equal_height=True):
+            query = gr.Image(label="Query", type="filepath", height=150, interactive=False, scale=1,
+                             elem_id="arena-query", buttons=["fullscreen"])
+            left = gr.Gallery(label="Left", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
+                              elem_id="arena-left", object_fit="contain")
+            right = gr.Gallery(label="Right", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
+                               elem_id="arena-right", object_fit="contain")
+        with gr.Row(elem_id="arena-buttons"):
+            buttons = {a: gr.Button(LABELS[a], elem_id=f"arena-btn-{a}", interactive=False, min_width=0,
                                     variant="secondary" if a in ("skip", "undo", "finish") else "primary")
                        for a in ACTIONS}
         gr.Markdown(KEY_LEGEND)
 
-    outputs = [state, status, round_id, query, left, right]
+    outputs = [state, status, message, round_id, query, left, right, *buttons.values()]
 
-    def show(st, r, show_reveal):
-        return st, status_line(st, show_reveal), r.round_id, query_image(arena, r), gallery(arena, r.rows_left), \
-            gallery(arena, r.rows_right)
+    def show(st, note=""):
+        """Every output for the session's state: the round on screen, or none (finished, nothing left)."""
+        r = st.current if st is not None else None
+        enabled = {a: (r is not None if a in ROUND_ACTIONS else st is not None) for a in ACTIONS}
+        return (st, status_line(arena, st), note, r.round_id if r else "",
+                query_image(images, r) if r else None, gallery(images, r.rows_left) if r else [],
+                gallery(images, r.rows_right) if r else [], *[gr.update(interactive=enabled[a]) for a in ACTIONS])
 
-    def on_start(annotator, cat, show_reveal, request: gr.Request):
+    nothing = tuple(gr.skip() for _ in outputs)
+
+    def on_start(annotator, cat, request: gr.Request):
         annotator = (getattr(request, "username", None) if login_name else None) or annotator
         try:
-            st = arena.start(annotator, request.session_hash if request else None, None if cat == "all" else cat)
-            return show(st, arena.next_round(st), show_reveal)
+            st = arena.start(annotator, category=None if cat == "all" else cat)
         except UserError as err:
-            raise gr.Error(str(err), print_exception=False) from err
+            gr.Warning(str(err))
+            return nothing + (gr.skip(),)
+        try:
+            arena.next_round(st)
+        except MethodsAgree:
+            pass  # state.notice says so in the status line
+        return show(st) + (st.annotator,)
 
-    start.click(on_start, [name, category, reveal], outputs)
+    for trigger, api_name, visibility in ((start.click, "arena_start", "public"),
+                                          (name.submit, "arena_start_enter", "undocumented")):
+        trigger(on_start, [name, category], outputs + [saved_name], concurrency_id=CONCURRENCY_ID,
+                concurrency_limit=CONCURRENCY_LIMIT, api_name=api_name, api_visibility=visibility)
+    root = gr.context.Context.root_block
+    if root is not None and not login_name:
+        root.load(lambda saved: saved or gr.skip(), [saved_name], [name], api_visibility="private")
 
     def make_handler(action):
         def handler(st, shown_round_id, show_reveal):
+            if st is None:  # no session (a key before Start, a replayed request): nothing to do
+                return nothing
             try:
-                if st is None:
-                    raise UserError("Enter your name and press Start first.")
                 if action == "finish":
                     text = summary_text(arena.summary(st))
-                    return None, text, "", None, [], []
+                    return (None, text, "", "", None, [], [], *[gr.update(interactive=False) for _ in ACTIONS])
                 if action == "undo":
-                    r = arena.undo(st)
-                    if r is None:
-                        gr.Info("Nothing to undo in this session.")
-                        return show(st, st.current, show_reveal)
-                    return show(st, r, show_reveal)
+                    if arena.undo(st) is None:
+                        return show(st, flash("Nothing to undo in this session.", "info"))
+                    return show(st, flash(WITHDRAWN, "undo"))
                 if action == "skip":
-                    return show(st, arena.skip(st, shown_round_id), show_reveal)
-                return show(st, arena.vote(st, action, shown_round_id), show_reveal)
+                    arena.skip(st, shown_round_id)
+                    return show(st)
+                arena.vote(st, action, shown_round_id, reveal=bool(show_reveal))
+                return show(st, reveal_flash(st))
             except StaleRound:
-                return show(st, st.current, show_reveal)  # a double press: ignore the second
+                return nothing  # a double press: the first one already moved on
+            except MethodsAgree:
+                return show(st)
             except UserError as err:
                 raise gr.Error(str(err), print_exception=False) from err
 
         return handler
 
     for action, button in buttons.items():
-        # All arena actions share one queue slot: a vote and an undo never interleave, and each
-        # takes milliseconds, so annotators do not notice the wait.
-        button.click(make_handler(action), [state, round_id, reveal], outputs, concurrency_id="arena",
-                     concurrency_limit=1, trigger_mode="once")
+        button.click(make_handler(action), [state, round_id, reveal], outputs, concurrency_id=CONCURRENCY_ID,
+                     concurrency_limit=CONCURRENCY_LIMIT, trigger_mode="once", api_name=f"arena_{action}")

@@ -1,35 +1,55 @@
-"""What the Arena tab shows, as plain values: images, rank labels, the reveal and the summary.
+"""What the Arena tab shows, as plain values: images, the status line, the reveal and the summary.
 Nothing here names the current round's methods."""
 
 from __future__ import annotations
 
+import html
+from typing import Callable
+
 from arena.rounds import Round
 from arena.session import Arena, SessionState
 
-KEY_LEGEND = ("**Keys:** `A` or `←` left better · `B` or `→` right better · `T` or `↓` tie · "
-              "`X` both bad · `N` or `Space` skip · `U` undo · `Q` finish")
+KEY_LEGEND = ("**Keys** (Caps Lock or not): `A` or `←` left better · `B` or `→` right better · `T` or `↓` tie · "
+              "`X` both bad · `N` or `Space` skip · `U` undo · `Q` finish. Click an image to enlarge it.")
 CHOICE_WORDS = {"left": "Left better", "right": "Right better", "tie": "Tie", "both_bad": "Both bad"}
+WITHDRAWN = "Vote withdrawn: the round is shown again."
 
 
-def gallery(arena: Arena, rows: list[int]) -> list[tuple[str, str]]:
-    catalog = arena.searcher.catalog
-    uris = catalog.table.column("image_uri")
-    return [(catalog.resolve_uri(uris[r].as_py()), f"{rank}") for rank, r in enumerate(rows, start=1)]
+def gallery(images: Callable[[int], str], rows: list[int]) -> list[tuple[str, str]]:
+    """(image, rank) per result row; `images` turns a catalog row into what the page may load."""
+    return [(images(r), f"{rank}") for rank, r in enumerate(rows, start=1)]
 
 
-def query_image(arena: Arena, r: Round) -> str:
-    catalog = arena.searcher.catalog
-    return catalog.resolve_uri(catalog.table.column("image_uri")[r.query_row].as_py())
+def query_image(images: Callable[[int], str], r: Round) -> str:
+    return images(r.query_row)
 
 
-def status_line(state: SessionState, reveal: bool) -> str:
-    parts = [f"Round {state.rounds_shown}. **{state.annotator}**: {state.votes} vote{'s' if state.votes != 1 else ''} "
-             "this session."]
-    if reveal and state.last_reveal:
-        last = state.last_reveal
-        parts.append(f"Last round ({CHOICE_WORDS[last['choice']]}): Left was **{last['left']}**, "
-                     f"Right was **{last['right']}**.")
-    return " ".join(parts)
+def progress_text(arena: Arena, state: SessionState) -> str:
+    voted, total = arena.progress(state)
+    noun = "test queries" if arena.maker.has_test_split else "queries"
+    where = f" in {state.category}" if state.category else ""
+    return f"{voted} of {total} {noun}{where} voted."
+
+
+def status_line(arena: Arena, state: SessionState) -> str:
+    votes = f"{state.votes} vote{'s' if state.votes != 1 else ''}"
+    if state.current is None and state.notice:
+        return f"**{state.notice}** {state.annotator}: {votes} this session. {progress_text(arena, state)}"
+    return (f"Round {state.rounds_shown}. **{state.annotator}**: {votes} this session. "
+            f"{progress_text(arena, state)}")
+
+
+def flash(text: str, kind: str = "reveal") -> str:
+    """A message that fades out by itself (CSS in tab.CSS); each new one starts the fade again."""
+    return f'<div class="arena-flash arena-flash-{kind}">{text}</div>' if text else ""
+
+
+def reveal_flash(state: SessionState) -> str:
+    last = state.last_reveal
+    if not last:
+        return ""
+    return flash(f"Last round ({html.escape(CHOICE_WORDS[last['choice']])}): Left was "
+                 f"<b>{html.escape(last['left'])}</b>, Right was <b>{html.escape(last['right'])}</b>.")
 
 
 def summary_text(summary: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cli.common import add_fetch_options, add_model_options, print_json, settings_from_args
+from cli.common import add_fetch_options, add_image_root_option, add_model_options, print_json, settings_from_args
 from core.errors import UserError
 
 
@@ -17,6 +17,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
                    help="trained effectiveness model, for a predicted target")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_image_root_option(p, "the working folder, or $CLIP_ARENA_IMAGE_ROOTS")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -25,6 +26,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from analyzer.content.report import SECTION_NAMES
     from analyzer.content.service import run_analysis
+    from analyzer.policy import ImagePolicy
 
     settings = settings_from_args(args)
     if not args.image and not args.text.strip():
@@ -32,8 +34,8 @@ def run(args) -> int:
     unknown = sorted(set(args.sections or []) - set(SECTION_NAMES))
     if unknown:
         raise UserError(f"Unknown section {', '.join(unknown)}; the sections are: {', '.join(SECTION_NAMES)}.")
-    report = run_analysis(args.image, args.text, settings,
-                          only=set(args.sections) if args.sections else None)
+    report = run_analysis(args.image or None, args.text, settings, only=set(args.sections) if args.sections else None,
+                          policy=ImagePolicy.for_cli(settings, args.image_roots))
     if args.json:
         print_json(report)
         return 0

@@ -27,6 +27,11 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
                         help="allow image URLs on private, loopback and link-local addresses")
 
 
+def add_image_root_option(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
+                        help=f"folder local image paths must stay under (repeatable; default: {default_help})")
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env().with_overrides(**vars(args))
     apply_offline(settings)

@@ -11,7 +11,7 @@ from core.errors import UserError
 from core.version import __version__
 
 COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
-            "analyze", "effectiveness")
+            "analyze", "effectiveness", "users_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.CRITICAL)
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        # `clip-arena stats --json | head`: the reader left; stop quietly, as shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UserError as err:
         if args.verbose:
             raise

@@ -35,7 +35,8 @@ def run(args) -> int:
     from models import get_encoder
 
     settings = settings_from_args(args)
-    roots = None if args.no_local_paths else (args.image_roots or [str(Path(args.input).resolve().parent)])
+    roots = None if args.no_local_paths else [str(Path(r).resolve()) for r in
+                                              (args.image_roots or [Path(args.input).resolve().parent])]
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
                            resume=args.resume)

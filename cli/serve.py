@@ -1,7 +1,12 @@
 """clip-arena serve [--catalog PATH] [--votes PATH] [--model SPEC] [--host H] [--port P] [--auth USER:PASS]
-                  [--effectiveness-model FILE]"""
+                  [--users FILE] [--effectiveness-model FILE]
+
+Everything the app needs is checked before it starts (the catalog, the model spec, the users), so
+a mistake is one sentence here rather than an error in the browser; then what it serves is printed."""
 
 from __future__ import annotations
+
+import os
 
 from cli.common import add_fetch_options, add_model_options, settings_from_args
 from core.errors import UserError
@@ -12,22 +17,69 @@ def add_parser(subparsers) -> None:
     p.add_argument("--catalog", help="catalog Parquet for the arena (default: the bundled demo)")
     p.add_argument("--votes", help="SQLite file where votes are stored (default: votes.db)")
     p.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
-                   help="folder local paths in batch CSVs must stay under (repeatable)")
+                   help="folder local image paths (Similarity, Analyze and Batch tabs) must stay under "
+                        "(repeatable; default: the working folder, none when hosted)")
+    p.add_argument("--browser-model", action="append", dest="browser_models", metavar="SPEC",
+                   help="a model the browser may choose besides --model (repeatable; default: the demo models)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, help="port (default 7860)")
-    p.add_argument("--auth", help="USER:PASS required to open the app")
+    p.add_argument("--auth", help="NAME:PASSWORD required to open the app (the name is the annotator)")
+    p.add_argument("--users", dest="users_file", metavar="FILE",
+                   help="users file: one name:password per line, passwords in clear or from `clip-arena users hash`")
     p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
                    help="trained effectiveness model (clip-arena effectiveness train) for the Analyze tab")
+    p.add_argument("--gold-share", dest="gold_share", type=float, metavar="SHARE",
+                   help="share of arena rounds shown again later with the sides swapped, to measure each "
+                        "annotator's self-consistency (0 to 0.5, default 0)")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
 
 
+def check(settings):
+    """The arena over the catalog, once the model spec and the users are known to be usable;
+    raises UserError naming the first problem."""
+    from app import open_strict
+    from core.auth import Users
+    from models.loaders import demo_inner_spec
+    from models.spec import parse_spec
+
+    spec = parse_spec(settings.model)
+    if spec.backend == "demo":
+        demo_inner_spec(spec)
+    users = Users.from_settings(settings.auth, settings.users_file)
+    return open_strict(settings), users
+
+
+def describe(settings, arena, users) -> list[str]:
+    """What `serve` serves, one line each."""
+    catalog = arena.searcher.catalog
+    uris = [catalog.resolve_uri(u) for u in catalog.table.column("image_uri").to_pylist()]
+    local = [u for u in uris if "://" not in u[:16]]
+    where = [f"{len(local)} files under {os.path.commonpath([os.path.dirname(u) for u in local])}"] if local else []
+    if len(local) < len(uris):
+        where.append(f"{len(uris) - len(local)} URLs")
+    roots = ", ".join(settings.image_roots) if settings.image_roots else "none (local paths off)"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return [
+        f"catalog: {catalog.path} ({len(catalog)} rows, {len(arena.maker.candidates)} arena queries)",
+        f"methods: {', '.join(arena.maker.methods)}",
+        f"votes: {os.path.abspath(settings.votes)}",
+        f"model: {settings.model}",
+        f"catalog images: {' and '.join(where)} (served one by one, nothing else of their folders)",
+        f"image roots for batch CSVs: {roots}",
+        f"users: {len(users)} (the login name is the annotator)" if users else "users: no login (annotators type a name)",
+        f"URL: http://{host}:{settings.port}/" + (f" (listening on {settings.host})" if host != settings.host else ""),
+    ]
+
+
 def run(args) -> int:
     settings = settings_from_args(args)
-    if settings.auth and ":" not in settings.auth:
-        raise UserError("--auth must be USER:PASS.")
+    if not 0.0 <= settings.gold_share <= 0.5:
+        raise UserError("--gold-share must be between 0 and 0.5.")
+    arena, users = check(settings)
+    print("CLIP Arena serves\n  " + "\n  ".join(describe(settings, arena, users)), flush=True)
     import app
 
-    app.launch(settings)
+    app.launch(settings, arena)
     return 0

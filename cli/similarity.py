@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.common import add_fetch_options, add_model_options, print_json, settings_from_args
+from cli.common import add_fetch_options, add_image_root_option, add_model_options, print_json, settings_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -10,18 +10,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image", required=True, help="image path or http(s) URL")
     p.add_argument("--text", required=True, action="append", help="a caption; repeat for several")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_image_root_option(p, "the working folder, or $CLIP_ARENA_IMAGE_ROOTS")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from analyzer.images import load_image
+    from analyzer.policy import ImagePolicy
     from analyzer.similarity import score_image_texts
     from models import get_encoder
 
     settings = settings_from_args(args)
-    image = load_image(args.image, settings.limits)
+    image = ImagePolicy.for_cli(settings, args.image_roots).load(args.image)
     encoder = get_encoder(settings.model, settings.device, settings.precision)
     results = score_image_texts(encoder, image, args.text)
     if args.json:

@@ -44,6 +44,8 @@ class FetchLimits:
     max_pixels: int = 40_000_000
     max_redirects: int = 5
     allow_private_urls: bool = False
+    # Pixels being decoded at once across all threads (memory bound); 0: unbounded.
+    decode_pixels: int = 120_000_000
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class Settings:
     votes: str = "votes.db"
     host: str = "127.0.0.1"
     port: int = 7860
-    auth: str | None = None
+    auth: str | None = None  # one NAME:PASSWORD pair
+    users_file: str | None = None  # one name:password per line (passwords may be hashed): see core/auth.py
     offline: bool = False
     device: str | None = None  # None: pick CUDA, MPS or CPU by itself
     precision: str | None = None  # None: fp16 on CUDA, fp32 elsewhere
@@ -62,6 +65,14 @@ class Settings:
     image_roots: list[str] | None = None
     max_upload: str = "50mb"  # largest file the browser may upload (a batch CSV, an image)
     effectiveness_model: str | None = None  # a trained model file for the Analyze tab's prediction
+    # Models the browser may pick besides `model` (none given: the bundled demo models); the
+    # command line may load any spec.
+    browser_models: tuple[str, ...] = ()
+    queue_size: int = 64  # events waiting in the web queue before new ones are turned away
+    batch_jobs: int = 2  # Batch CSV runs at once: a small batch need not wait behind a long one
+    model_jobs: int = 2  # Similarity and Analyze runs at once, each tab its own group
+    upload_max_age_s: int = 3600  # uploads and results older than this are deleted from the temp folder
+    gold_share: float = 0.0  # share of arena rounds shown again with sides swapped (arena/gold.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +81,7 @@ class Settings:
             timeout_s=float(os.environ.get("CLIP_ARENA_FETCH_TIMEOUT", FetchLimits.timeout_s)),
             max_pixels=_env_int("CLIP_ARENA_MAX_PIXELS", FetchLimits.max_pixels),
             allow_private_urls=_env_bool("CLIP_ARENA_ALLOW_PRIVATE_URLS"),
+            decode_pixels=_env_int("CLIP_ARENA_DECODE_PIXELS", FetchLimits.decode_pixels),
         )
         return cls(
             model=os.environ.get("CLIP_ARENA_MODEL", DEFAULT_MODEL),
@@ -79,6 +91,7 @@ class Settings:
             host=os.environ.get("CLIP_ARENA_HOST") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=_env_int("CLIP_ARENA_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
             auth=os.environ.get("CLIP_ARENA_AUTH") or None,
+            users_file=os.environ.get("CLIP_ARENA_USERS") or None,
             offline=_env_bool("HF_HUB_OFFLINE") or _env_bool("CLIP_ARENA_OFFLINE"),
             device=os.environ.get("CLIP_ARENA_DEVICE") or None,
             precision=os.environ.get("CLIP_ARENA_PRECISION") or None,
@@ -86,6 +99,12 @@ class Settings:
             image_roots=_image_roots(),
             max_upload=os.environ.get("CLIP_ARENA_MAX_UPLOAD", "50mb"),
             effectiveness_model=os.environ.get("CLIP_ARENA_EFFECTIVENESS_MODEL") or None,
+            browser_models=tuple(m.strip() for m in os.environ.get("CLIP_ARENA_MODELS", "").split(",") if m.strip()),
+            queue_size=_env_int("CLIP_ARENA_QUEUE_SIZE", 64),
+            batch_jobs=_env_int("CLIP_ARENA_BATCH_JOBS", 2),
+            model_jobs=_env_int("CLIP_ARENA_MODEL_JOBS", 2),
+            upload_max_age_s=_env_int("CLIP_ARENA_UPLOAD_MAX_AGE", 3600),
+            gold_share=float(os.environ.get("CLIP_ARENA_GOLD_SHARE") or 0.0),
         )
 
     def with_overrides(self, **overrides) -> "Settings":

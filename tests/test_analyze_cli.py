@@ -11,7 +11,7 @@ def test_analyze_json_follows_the_design_contract(tmp_path, tiny_open_clip_spec)
     image = tmp_path / "ad.png"
     printed_text("SALE 50% OFF").save(image)
     done = run_cli("analyze", "--image", str(image), "--text", "Huge sale: 50% off, shop now!",
-                   "--model", tiny_open_clip_spec, "--offline", "--json")
+                   "--model", tiny_open_clip_spec, "--offline", "--json", "--image-root", str(image.parent))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["model"] == tiny_open_clip_spec and list(report["sections"]) == list(SECTION_NAMES)

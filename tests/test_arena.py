@@ -181,3 +181,94 @@ def test_several_processes_write_one_store(tmp_path):
     votes = VoteStore(db).votes()
     assert len(votes) == 160 and len({v["round_id"] for v in votes}) == 160
     assert json.loads(votes[0]["results_left"]) == []
+
+
+DEMO_CATALOG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo",
+                            "catalog.parquet")
+
+
+@pytest.fixture(scope="module")
+def demo_searcher():
+    return Searcher.open(read_catalog(DEMO_CATALOG))
+
+
+def _rounds_recorded_once(store):
+    rounds = store.rounds()
+    assert len({r["round_id"] for r in rounds}) == len(rounds)
+    auto = Counter((r["query_id"], tuple(sorted((r["method_left"], r["method_right"]))))
+                   for r in rounds if r["status"] == "auto_skipped")
+    assert all(n == 1 for n in auto.values()), "an identical-list round was recorded more than once"
+    return rounds
+
+
+@pytest.mark.parametrize("category", ["Activities", "Animals & Nature"])
+def test_a_category_full_of_identical_lists_never_locks_the_arena(demo_searcher, tmp_path, category):
+    """On main the 3rd to 9th vote in these categories failed ("already has a vote") for good."""
+    store = VoteStore(tmp_path / "v.db")
+    arena = Arena(demo_searcher, store, seed=3)
+    state = arena.start("ann", category=category)
+    r = arena.next_round(state)
+    for i in range(40):
+        assert not r.identical
+        r = arena.vote(state, ["left", "right", "tie", "both_bad"][i % 4], r.round_id)
+    r = arena.skip(state, r.round_id)
+    assert arena.undo(state) is not None
+    assert len(store.votes(include_undone=False)) == 39
+    rounds = _rounds_recorded_once(store)
+    assert any(x["status"] == "auto_skipped" for x in rounds)
+    # A restart (a new Arena over the same store) and a new session go on, and do not record
+    # again the identical rounds already found.
+    arena2 = Arena(demo_searcher, store, seed=4)
+    state2 = arena2.start("bob", category=category)
+    r = arena2.next_round(state2)
+    for _ in range(20):
+        r = arena2.vote(state2, "tie", r.round_id)
+    _rounds_recorded_once(store)
+    assert len(store.votes(include_undone=False)) == 59
+
+
+def test_when_every_query_agrees_the_arena_says_so(tmp_path):
+    vectors = unit_vectors(30, 8)
+    table = build_table({"image_id": [f"i{i}" for i in range(30)], "image_uri": [f"{i}.png" for i in range(30)],
+                         "category": [f"c{i % 3}" for i in range(30)]}, {"base": vectors, "copy": vectors})
+    write_catalog(tmp_path / "c.parquet", table, catalog_meta({"base": "b", "copy": "c"}, {"base": 8, "copy": 8}))
+    store = VoteStore(tmp_path / "v.db")
+    arena = Arena(Searcher.open(read_catalog(tmp_path / "c.parquet")), store, seed=0)
+    state = arena.start("ann", category="c1")
+    with pytest.raises(UserError, match="agree on every query in category 'c1'"):
+        arena.next_round(state)
+    with pytest.raises(UserError, match="agree on every query in category 'c1'"):
+        arena.next_round(arena.start("other", category="c1"))  # known now: no search, same answer
+    assert len([r for r in store.rounds() if r["status"] == "auto_skipped"]) == 10  # each query once
+    with pytest.raises(UserError, match="agree on every query in the catalog"):
+        arena.next_round(arena.start("ann"))
+    _rounds_recorded_once(store)
+
+
+def test_a_revote_after_the_reveal_is_not_blind(arena):
+    state = arena.start("alice")
+    first = arena.next_round(state)
+    arena.vote(state, "left", first.round_id, reveal=True)  # the methods were shown
+    again = arena.undo(state)
+    assert not again.blind
+    arena.vote(state, "right", again.round_id, reveal=False)
+    twice = arena.undo(state)  # undone once more: still seen, still not blind
+    assert not twice.blind
+    arena.vote(state, "tie", twice.round_id, reveal=False)
+    # Without the reveal, the re-vote stays blind.
+    arena.vote(state, "both_bad", state.current.round_id, reveal=False)
+    blind_again = arena.undo(state)
+    assert blind_again.blind
+    arena.vote(state, "left", blind_again.round_id)
+    votes = arena.store.votes()
+    assert [(v["choice"], v["blind"], bool(v["undone_at"])) for v in votes] == [
+        ("left", True, True), ("right", False, True), ("tie", False, False), ("both_bad", True, True),
+        ("left", True, False)]
+    assert all(isinstance(v["blind"], bool) for v in votes)
+
+
+def test_session_ids_are_made_by_the_server(arena):
+    a, b = arena.start("x"), arena.start("x")
+    assert a.session_id != b.session_id and len(a.session_id) == 32
+    with pytest.raises(TypeError):
+        arena.start("x", "a-gradio-session-hash")  # no way to hand in an id from the browser

@@ -26,8 +26,9 @@ def _wait(predicate, timeout=30.0):
 
 
 def _press(page, key, rounds):
-    """Press a key, then wait until the page shows the round that follows (its number in the
-    status line), so the next key is for that round."""
+    """Once the page takes keys (past the debounce of the last round), press a key, then wait until
+    the page shows the round that follows (its number in the status line)."""
+    page.locator('#arena-root[data-arena-ready="yes"]').wait_for(state="attached")
     page.keyboard.press(key)
     page.locator("#arena-status").get_by_text(f"Round {rounds}.").wait_for()
 
@@ -60,14 +61,15 @@ def test_keyboard_voting_writes_rows_and_hides_method_names(serve_app, page, are
         _wait(lambda: len(_rows(db, "SELECT * FROM votes")) == before + 1)
         last = _rows(db, "SELECT * FROM votes ORDER BY rowid DESC LIMIT 1")[0]
         assert last["choice"] == choice and last["annotator"] == "tester" and last["display_ms"] > 0
-        status = page.locator("#arena-status").inner_text()
-        assert f"Left was {last['method_left']}" in status and f"Right was {last['method_right']}" in status
+        message = page.locator("#arena-message").inner_text()
+        assert f"Left was {last['method_left']}" in message and f"Right was {last['method_right']}" in message
 
     _press(page, "n", 6)
     _wait(lambda: len(_rows(db, "SELECT * FROM rounds WHERE status = 'skipped'")) == 1)
     assert len(_rows(db, "SELECT * FROM votes")) == 4
 
     _press(page, "u", 7)
+    page.locator("#arena-message").get_by_text("Vote withdrawn").wait_for()
     _wait(lambda: len(_rows(db, "SELECT * FROM votes WHERE undone_at IS NOT NULL")) == 1)
     undone = _rows(db, "SELECT * FROM votes WHERE undone_at IS NOT NULL")[0]
     assert undone["choice"] == "both_bad"  # the last vote
@@ -85,3 +87,84 @@ def test_keyboard_voting_writes_rows_and_hides_method_names(serve_app, page, are
     page.keyboard.press("q")
     page.locator("#arena-status").get_by_text("Session finished").wait_for()
     assert "4 votes" in page.locator("#arena-status").inner_text()
+
+
+def _votes(db):
+    return len(_rows(db, "SELECT * FROM votes")) if db.exists() else 0
+
+
+def _no_error_painted(page):
+    assert page.locator(".toast-body.error, #arena-root .error").count() == 0
+    assert "Error" not in page.locator("#arena-root").inner_text()
+
+
+def _start(page, name="tester"):
+    field = page.locator("#arena-name input, #arena-name textarea").first
+    field.fill(name)
+    field.press("Enter")  # Enter in the name field starts
+    page.locator("#arena-status").get_by_text("Round 1.").wait_for()
+    page.locator("#arena-query").click()  # focus out of the text field
+
+
+def test_keys_before_start_after_finish_and_after_reload_do_nothing(serve_app, page, arena_catalog,
+                                                                    tiny_open_clip_spec):
+    catalog, db = arena_catalog
+    page.goto(serve_app("--catalog", str(catalog), "--votes", str(db), "--model", tiny_open_clip_spec))
+    page.locator("#arena-status").wait_for()
+    for key in ("a", "b", "t", "x", "n", "u", "q"):  # before Start
+        page.keyboard.press(key)
+    time.sleep(1.0)
+    assert _votes(db) == 0
+    _no_error_painted(page)
+    assert "Enter your name" in page.locator("#arena-status").inner_text()
+
+    _start(page)
+    _press(page, "a", 2)
+    _wait(lambda: _votes(db) == 1)
+    page.locator('#arena-root[data-arena-ready="yes"]').wait_for(state="attached")
+    page.keyboard.press("q")
+    page.locator("#arena-status").get_by_text("Session finished").wait_for()
+    for key in ("a", "b", "u", "n"):  # after Finish
+        page.keyboard.press(key)
+    time.sleep(1.0)
+    assert _votes(db) == 1 and len(_rows(db, "SELECT * FROM votes WHERE undone_at IS NOT NULL")) == 0
+    _no_error_painted(page)
+
+    page.reload()  # the name is remembered by the browser; keys wait for Start
+    field = page.locator("#arena-name input, #arena-name textarea").first
+    _wait(lambda: field.input_value() == "tester")
+    page.locator("#arena-query").click()
+    for key in ("a", "x", "u"):
+        page.keyboard.press(key)
+    time.sleep(1.0)
+    assert _votes(db) == 1
+    _no_error_painted(page)
+
+
+def test_caps_lock_and_a_double_press(serve_app, page, arena_catalog, tiny_open_clip_spec):
+    catalog, db = arena_catalog
+    page.goto(serve_app("--catalog", str(catalog), "--votes", str(db), "--model", tiny_open_clip_spec))
+    _start(page)
+    tops = page.evaluate("() => [...document.querySelectorAll('#arena-buttons button')]"
+                         ".map(b => Math.round(b.getBoundingClientRect().top))")
+    assert len(tops) == 7 and len(set(tops)) == 1  # the seven buttons on one line at 1280 px
+    sizes = page.evaluate("() => ['#arena-query img', '#arena-left img'].map("
+                          "s => document.querySelector(s).getBoundingClientRect().height)")
+    assert sizes[0] >= sizes[1] > 72  # the query at least the size of a result, upscaled
+
+    _press(page, "A", 2)  # Caps Lock on: the key is "A" without Shift
+    _wait(lambda: _votes(db) == 1)
+    assert _rows(db, "SELECT choice FROM votes")[0]["choice"] == "left"
+    _press(page, "B", 3)
+    _wait(lambda: _votes(db) == 2)
+
+    page.locator('#arena-root[data-arena-ready="yes"]').wait_for(state="attached")
+    page.keyboard.press("t")  # a double press: the second key comes before the next round
+    page.keyboard.press("t")
+    page.locator("#arena-status").get_by_text("Round 4.").wait_for()
+    page.keyboard.press("x")  # right after the new round appeared: a bounce, ignored
+    time.sleep(1.0)
+    assert [r["choice"] for r in _rows(db, "SELECT choice FROM votes ORDER BY rowid")] == ["left", "right", "tie"]
+    _no_error_painted(page)
+    _press(page, "x", 5)  # after the debounce it votes
+    _wait(lambda: _votes(db) == 4)

@@ -24,6 +24,7 @@ def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_c
     page.locator("#batch-summary").get_by_text("Done:").wait_for(timeout=60_000)  # not the progress text
     assert "3 rows, 2 scored, 1 errors" in page.locator("#batch-summary").inner_text()
     assert "not_found" in page.locator("#batch-summary").inner_text()
+    page.screenshot(path=str(tmp_path / "batch_done.png"), full_page=True)
     with page.expect_download() as info:
         page.locator("#batch-result a").first.click()
     target = tmp_path / "downloaded.csv"

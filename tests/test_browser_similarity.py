@@ -35,3 +35,23 @@ def test_similarity_tab_shows_clear_error_for_missing_image(serve_app, page, tin
     page.locator("#sim-captions textarea").fill("a cat")
     page.locator("#sim-run").click()
     page.get_by_text("Add an image").first.wait_for()
+
+
+def test_a_bad_upload_clears_the_result_and_says_so(serve_app, page, tiny_open_clip_spec, tmp_path):
+    image, notes = tmp_path / "green.png", tmp_path / "notes.png"
+    Image.new("RGB", (60, 40), (20, 160, 40)).save(image)
+    notes.write_text("this is a text file with an image name")
+    page.goto(serve_app("--model", tiny_open_clip_spec))
+    page.get_by_role("tab", name="Similarity").click()
+    page.locator("#sim-url textarea, #sim-url input").first.fill("green.png")  # under the app's image root
+    page.locator("#sim-captions textarea").fill("a green square")
+    page.locator("#sim-run").click()
+    page.locator("#sim-summary").get_by_text("Best match").wait_for()
+    page.locator("#sim-image input[type=file]").set_input_files(str(notes))  # an upload wins over the box
+    page.locator("#sim-run").click()
+    page.locator("#sim-summary").get_by_text("Error:").wait_for()
+    page.screenshot(path=str(tmp_path / "bad_upload.png"), full_page=True)
+    text = page.locator("#sim-summary").inner_text()
+    assert "uploaded image is not an image" in text and "Best match" not in text
+    assert "preprocess" not in page.content() and "/tmp/" not in text
+    assert page.locator("#sim-table [data-testid=cell-0-0]").count() == 0  # the previous result is gone

@@ -148,8 +148,8 @@ def test_cli_trains_and_analyze_shows_the_prediction(planted, tmp_path, tiny_ope
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["model_file"] == str(out) and report["beats_dummy"] and report["tabular"] == []
-    done = run_cli("analyze", "--image", str(folder / "ad1.png"), "--text", "New collection", "--offline",
-                   "--model", tiny_open_clip_spec, "--effectiveness-model", str(out), "--json",
+    done = run_cli("analyze", "--image", str(folder / "ad1.png"), "--image-root", str(folder), "--text",
+                   "New collection", "--offline", "--model", tiny_open_clip_spec, "--effectiveness-model", str(out), "--json",
                    "--section", "effectiveness")
     assert done.returncode == 0, done.stderr
     sec = json.loads(done.stdout)["sections"]["effectiveness"]

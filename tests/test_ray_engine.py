@@ -72,7 +72,8 @@ def server():
 
 @pytest.fixture
 def hostile_csv(tmp_path, server):
-    """Good and bad rows of every kind, repeated images across parts, formula cells and header."""
+    """Good and bad rows of every kind, repeated images across parts, formula cells and header, short and
+    long rows, a NUL byte."""
     root = tmp_path / "root"
     root.mkdir()
     rng = np.random.default_rng(1)
@@ -99,6 +100,10 @@ def hostile_csv(tmp_path, server):
         ("p2.png", "x" * 500, "long"),
         (u("/red.png"), "red again", "repeat url"),
         ("p1.png", "the last one", "=last"),
+        ("p0.png",),  # a short row: padded, so its caption is missing
+        ("p3.png", "no note cell"),  # short by one: padded, scored
+        ("p1.png", "too many", "long", "an extra cell"),  # a long row: bad_row
+        ("p\x00.png", "a NUL in the path", "nul"),
     ]
     path = tmp_path / "pairs.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -134,11 +139,18 @@ def test_score_on_ray_writes_the_local_engines_file(local_ray, hostile_csv, tmp_
     out = _read(tmp_path / "ray.csv")
     assert len(out) == len(rows) + 1
     _same_scored(out, _read(tmp_path / "local.csv"))
+    # every cell quoted, the header neutralised, as the local engine writes it
+    assert (tmp_path / "ray.csv").read_text(encoding="utf-8").startswith('"image","caption","\'=note","cosine",')
     errors = {r[2]: r[-1] for r in out[1:]}
     assert errors["'+repeat"] == "" and errors["fine"] == "" and errors["url"] == ""
     assert errors["non-image"].startswith("not_image:") and errors["traversal"].startswith("outside_roots:")
     assert errors["missing caption"].startswith("missing_caption:") and errors["404"].startswith("http_error:")
     assert out[11][1].startswith("'=HYPERLINK")
+    short, short_by_one, long, nul = out[-4:]
+    assert short[1:4] == ["", "", ""] and short[-1].startswith("missing_caption:")
+    assert short_by_one[2] == "" and short_by_one[-1] == "" and short_by_one[3]  # scored
+    assert long[2] == "long" and long[-1].startswith("bad_row:") and long[3] == ""
+    assert nul[2] == "nul" and nul[-1] and not nul[3]  # that row's error, the batch goes on
     assert (report.rows, report.scored, report.errors) == (local.rows, local.scored, local.errors)
     assert seen[-1] == (1.0, f"{len(rows)} of {len(rows)} rows scored")
     assert not (tmp_path / "ray.csv.parts").exists()  # parts are joined, then removed

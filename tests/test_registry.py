@@ -101,7 +101,7 @@ def test_unreachable_hub_fails_fast_via_cli(tmp_path):
     env.pop("HF_HUB_OFFLINE", None)
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "similarity", "--image", str(image), "--text", "x",
+        [sys.executable, "-m", "cli.main", "similarity", "--image", str(image), "--image-root", str(tmp_path), "--text", "x",
          "--model", "hf:openai/clip-vit-base-patch32"],
         capture_output=True, text=True, env=env, timeout=120,
     )

@@ -50,14 +50,16 @@ def test_run_similarity_needs_image_and_caption(tiny_open_clip_spec, make_image)
         run_similarity(None, "", "a cat", tiny_open_clip_spec, Settings())
     with pytest.raises(UserError, match="at least one caption"):
         run_similarity(str(make_image()), "", "\n \n", tiny_open_clip_spec, Settings())
-    df, fig, line = run_similarity(str(make_image()), "", "a red square\na boat", tiny_open_clip_spec, Settings())
+    df, fig, line = run_similarity(str(make_image()), "", "a red square\na boat", tiny_open_clip_spec,
+                                   Settings(model=tiny_open_clip_spec))
     assert list(df["rank"]) == [1, 2] and set(df["caption"]) == {"a red square", "a boat"}
     assert len(fig.data[0].x) == 2 and "Best match" in line
 
 
 def test_cli_similarity_json_contract(tiny_open_clip_spec, make_image):
-    proc = run_cli("similarity", "--image", str(make_image()), "--text", "a red square", "--text", "a dog",
-                "--model", tiny_open_clip_spec, "--json")
+    image = make_image()
+    proc = run_cli("similarity", "--image", str(image), "--text", "a red square", "--text", "a dog",
+                   "--model", tiny_open_clip_spec, "--json", "--image-root", str(image.parent))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["model"] == tiny_open_clip_spec
@@ -69,6 +71,7 @@ def test_cli_similarity_json_contract(tiny_open_clip_spec, make_image):
 
 def test_cli_bad_image_is_one_sentence(tiny_open_clip_spec, tmp_path):
     (tmp_path / "bad.jpg").write_text("nope")
-    proc = run_cli("similarity", "--image", str(tmp_path / "bad.jpg"), "--text", "x", "--model", tiny_open_clip_spec)
+    proc = run_cli("similarity", "--image", str(tmp_path / "bad.jpg"), "--text", "x", "--model", tiny_open_clip_spec,
+                   "--image-root", str(tmp_path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not an image" in proc.stderr and proc.stderr.count("\n") == 1

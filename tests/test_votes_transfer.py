@@ -47,7 +47,7 @@ def test_import_refuses_duplicates_and_bad_rows_importing_nothing(tmp_path):
     lines = (tmp_path / "votes.csv").read_text().splitlines()
     bad = VoteStore(tmp_path / "c.db")
     cases = {
-        "choice": lines[1].replace(",left,", ",maybe,"),
+        "choice": lines[1].replace(',"left",', ',"maybe",'),
         "results_left": lines[1].replace('"[""a"", ""b""]"', "not-json", 1),
         "repeats": lines[1],
     }
@@ -82,3 +82,54 @@ def test_stats_and_votesrun_cli(tmp_path):
     assert again.returncode == 2 and "nothing was imported" in again.stderr
     missing = run_cli("stats", "--votes", str(tmp_path / "none.db"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_blind_is_the_last_column_and_old_files_import_as_blind(tmp_path):
+    store = VoteStore(tmp_path / "a.db")
+    for i, blind in enumerate([True, False, True]):
+        r = ShownRound(f"r{i}", "ann", "s1", "q", "base", "finetuned", ["a"], ["b"], 0, "fp", blind)
+        store.record_round(r)
+        store.record_vote(r, "left", 10)
+    assert [v["blind"] for v in store.votes()] == [True, False, True]
+    export_csv(store, tmp_path / "votes.csv")
+    with open(tmp_path / "votes.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert VOTE_COLUMNS[-1] == "blind" and [r[-1] for r in rows] == ["blind", "true", "false", "true"]
+    target = VoteStore(tmp_path / "b.db")
+    import_csv(target, tmp_path / "votes.csv")
+    assert [v["blind"] for v in target.votes()] == [True, False, True]
+    # A file from before the column: every vote in it was blind.
+    with open(tmp_path / "old.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(VOTE_COLUMNS[:-1])
+        for i, r in enumerate(rows[1:]):
+            writer.writerow([f"old{i}", *r[1:4], f"old-round{i}", *r[5:-1]])
+    legacy = VoteStore(tmp_path / "c.db")
+    assert import_csv(legacy, tmp_path / "old.csv") == 3
+    assert [v["blind"] for v in legacy.votes()] == [True, True, True]
+    rows[1][-1] = "maybe"
+    with open(tmp_path / "bad.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with pytest.raises(UserError, match="Row 2: blind 'maybe' is not true or false"):
+        import_csv(VoteStore(tmp_path / "d.db"), tmp_path / "bad.csv")
+
+
+def test_a_store_made_before_the_blind_column_opens_with_its_votes_blind(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    store = _store(db)
+    with sqlite3.connect(db) as conn:  # the table as main created it
+        conn.execute("ALTER TABLE votes DROP COLUMN blind")
+    reopened = VoteStore(db)
+    assert [v["blind"] for v in reopened.votes()] == [True] * 5
+    assert len(store.votes()) == 5
+
+
+def test_export_quotes_every_cell_so_a_semicolon_spreadsheet_cannot_split_one(tmp_path):
+    store = _store(tmp_path / "a.db", annotator="x;=cmd|' /C calc'!A0")
+    export_csv(store, tmp_path / "votes.csv")
+    text = (tmp_path / "votes.csv").read_text(encoding="utf-8")
+    assert "\"x;=cmd|' /C calc'!A0\"" in text  # quoted whole: `;` inside quotes starts no cell
+    assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
+    assert {v["annotator"] for v in store.votes()} == {"x;=cmd|' /C calc'!A0"}

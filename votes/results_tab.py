@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
-from votes.results_view import export_files, results
+from votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
 
 
 def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
@@ -15,26 +16,39 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
         refresh = gr.Button("Refresh", elem_id="results-refresh", scale=1)
         export = gr.Button("Export votes (CSV) and summary (JSON)", elem_id="results-export", scale=2)
     verdict = gr.Markdown(elem_id="results-verdict")
+    leaderboard = gr.Dataframe(headers=LEADERBOARD_HEADERS, label="Leaderboard (Bradley-Terry, intervals from a "
+                               "bootstrap over queries)", interactive=False, elem_id="results-leaderboard")
     details = gr.Markdown(elem_id="results-details")
     with gr.Row():
         outcomes, cumulative = gr.Plot(elem_id="results-outcomes"), gr.Plot(elem_id="results-cumulative")
     with gr.Row():
         forest, position = gr.Plot(elem_id="results-forest"), gr.Plot(elem_id="results-position")
-    files = gr.File(label="Exports", file_count="multiple", elem_id="results-files")
+    annotators = gr.Dataframe(headers=ANNOTATOR_HEADERS, label="Annotators", interactive=False,
+                              elem_id="results-annotators")
+    exclude = gr.CheckboxGroup(label="Leave these annotators out of the verdict", choices=[],
+                               elem_id="results-exclude")
+    files = gr.File(label="Exports", file_count="multiple", visible=False, elem_id="results-files")
     summary_state = gr.State(None)
 
-    def update(chosen):
-        r = results(store, catalog, chosen)
-        return (gr.update(choices=r["pairs"], value=r["pair"]), r["verdict"], r["details"], *r["figures"],
-                r["summary"])
+    def update(chosen, excluded):
+        r = results(store, catalog, chosen, excluded)
+        kept = [a for a in (excluded or []) if a in r["annotator_names"]]
+        return (gr.update(choices=r["pairs"], value=r["pair"]), r["verdict"],
+                pd.DataFrame(r["leaderboard"], columns=LEADERBOARD_HEADERS), r["details"], *r["figures"],
+                pd.DataFrame(r["annotators"], columns=ANNOTATOR_HEADERS),
+                gr.update(choices=r["annotator_names"], value=kept), r["summary"])
 
-    outputs = [pair, verdict, details, outcomes, cumulative, forest, position, summary_state]
-    refresh.click(update, [pair], outputs)
-    pair.input(update, [pair], outputs)
+    inputs = [pair, exclude]
+    outputs = [pair, verdict, leaderboard, details, outcomes, cumulative, forest, position, annotators, exclude,
+               summary_state]
+    refresh.click(update, inputs, outputs)
+    pair.input(update, inputs, outputs)
+    exclude.input(update, inputs, outputs)
     timer = gr.Timer(10, active=False)
-    tab.select(update, [pair], outputs).then(lambda: gr.Timer(active=True), None, [timer])
+    tab.select(update, inputs, outputs).then(lambda: gr.Timer(active=True), None, [timer])
     for other in other_tabs:
         other.select(lambda: gr.Timer(active=False), None, [timer])
-    timer.tick(update, [pair], outputs, show_progress="hidden")
-    export.click(lambda s: list(export_files(store, s or results(store, catalog, None)["summary"])),
-                 [summary_state], [files])
+    timer.tick(update, inputs, outputs, show_progress="hidden")
+    export.click(lambda s, excluded: gr.update(value=list(export_files(
+        store, s or results(store, catalog, None, excluded)["summary"])), visible=True),
+        [summary_state, exclude], [files])

@@ -1,41 +1,66 @@
-"""The Results tab's logic as plain functions: the verdict text, figures and export files."""
+"""The Results tab's logic as plain functions: the verdict text, figures, tables and export files."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from core.downloads import new_folder
 from votes.figures import cumulative_win_rate, forest, outcome_bars, position_bias
+from votes.stats import is_blind
 from votes.store import VoteStore
-from votes.summary import summarize, verdict
+from votes.summary import numbers, summarize
 from votes.transfer import export_csv
+
+LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
+ANNOTATOR_HEADERS = ["annotator", "votes", "median time to vote (s)", "left picks", "position bias p",
+                     "agreement with others", "gold rounds consistent", "in the verdict"]
 
 
 def pair_label(pair: dict) -> str:
     return f"{pair['method_a']} vs {pair['method_b']}"
 
 
-def results(store: VoteStore, catalog, chosen: str | None) -> dict:
+def leaderboard(summary: dict) -> list[list]:
+    """Methods, Bradley-Terry strength, its interval and votes, best first (two methods too)."""
+    rows = summary.get("bradley_terry") or []
+    return [[i + 1, r["method"], round(r["strength"], 3),
+             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "", r["votes"]] for i, r in enumerate(rows)]
+
+
+def annotator_rows(summary: dict) -> list[list]:
+    def pct(x):
+        return "" if x is None else f"{x:.0%}"
+
+    return [[r["annotator"], r["votes"], "" if r["median_ms"] is None else round(r["median_ms"] / 1000, 1),
+             pct(r["left_rate"]), f"{r['position_bias_p']:.2g}",
+             f"{pct(r['agreement'])} of {r['shared']}" if r["shared"] else "",
+             f"{r['gold_consistent']} of {r['gold_pairs']}" if r["gold_pairs"] else "",
+             "no (excluded)" if r["excluded"] else "yes"] for r in summary["annotators"]["table"]]
+
+
+def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | None = None) -> dict:
     votes = store.votes()
-    summary = summarize(votes, store.rounds(), catalog, bootstrap=100)
-    live = [v for v in votes if not v.get("undone_at")]
+    summary = summarize(votes, store.rounds(), catalog, bootstrap=100, exclude_annotators=exclude or ())
+    counted = [v for v in votes if not v.get("undone_at") and is_blind(v)
+               and v["annotator"] not in set(exclude or ())]
     labels = [pair_label(p) for p in summary["pairs"]]
     pair = next((p for p in summary["pairs"] if pair_label(p) == chosen), summary["pairs"][0] if summary["pairs"] else None)
-    lines = [verdict(p) for p in summary["pairs"]] or ["No votes yet: vote in the Arena tab."]
-    details = []
-    if pair:
-        details.append(
-            f"Ties {pair['ties']} ({pair['tie_rate']:.0%}, CI {pair['tie_ci'][0]:.0%}-{pair['tie_ci'][1]:.0%}), "
-            f"both bad {pair['both_bad']} ({pair['both_bad_rate']:.0%}). Per query (majority): "
-            f"{pair['method_b']} {pair['query_wins_b']}, {pair['method_a']} {pair['query_wins_a']} of {pair['queries']} "
-            f"queries, p = {pair['query_p_value']:.2g}. Position bias p = {pair['position_bias_p']:.2g}."
-        )
-        if pair["votes_needed_80"] is not None:
-            details.append(f"About {pair['votes_needed_80']} more decisive votes give 80% power at the observed effect.")
+    several = len(summary["pairs"]) > 1
+    lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
+        "No votes yet: vote in the Arena tab."]
+    details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
-    details.append(f"{summary['votes']} live votes, {summary['undone']} undone; {rounds['skipped']} skipped and "
-                   f"{rounds['auto_skipped']} auto-skipped rounds.")
+    details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
+                   f"and {rounds['auto_skipped']} auto-skipped rounds.")
+    non_blind = summary["non_blind"]
+    if non_blind["votes"]:
+        rates = ", ".join(f"{r['method_b']} {r['win_rate_b']:.0%} of {r['wins_a'] + r['wins_b']} decisive against "
+                          f"{r['method_a']}" for r in non_blind["pairs"] if r["win_rate_b"] is not None)
+        details.append(f"{non_blind['votes']} votes cast after the methods were revealed are left out of the verdict"
+                       + (f" (on their own: {rates})." if rates else "."))
+    if summary["excluded_annotators"]:
+        details.append(f"Left out of the verdict: {', '.join(summary['excluded_annotators'])} "
+                       f"({summary['excluded_votes']} votes).")
     if summary.get("proxy"):
         k = max(v["k"] for v in summary["proxy"].values())
         details.append(f"Proxy, precision@{k} of same-category neighbours over the arena's queries: " + ", ".join(
@@ -43,14 +68,16 @@ def results(store: VoteStore, catalog, chosen: str | None) -> dict:
     agreement = summary["annotators"]
     if agreement["agreement"] is not None:
         details.append(f"Annotators agree on {agreement['agreement']:.0%} of {agreement['shared_pairs']} shared judgements.")
-    if summary.get("bradley_terry"):
-        details.append("Bradley-Terry: " + ", ".join(f"{r['method']} {r['strength']:.2f}" for r in summary["bradley_terry"]) + ".")
+    if summary.get("bradley_terry_warning"):
+        details.append(summary["bradley_terry_warning"])
     column = next(iter(pair["breakdown"]), None) if pair else None
     return {
-        "verdict": "\n\n".join(f"**{line}**" for line in lines), "details": " ".join(details),
+        "verdict": "\n\n".join(f"**{line}**" for line in lines), "details": "\n\n".join(details),
         "pairs": labels, "pair": pair_label(pair) if pair else None,
-        "figures": [outcome_bars(pair), cumulative_win_rate(live, pair),
+        "figures": [outcome_bars(pair), cumulative_win_rate(counted, pair),
                     forest(pair, column) if column else forest(None, "category"), position_bias(pair)],
+        "leaderboard": leaderboard(summary), "annotators": annotator_rows(summary),
+        "annotator_names": [r["annotator"] for r in summary["annotators"]["table"]],
         "summary": summary,
     }
 

@@ -1,24 +1,30 @@
 """Statistics of arena votes (DESIGN.md, "Statistics"). Plain functions over vote dicts.
 
-For a pair of methods A < B (alphabetical) with W_A and W_B decisive wins, T ties, X both-bad:
-win rate of B = W_B / (W_A + W_B) with a 95% Wilson interval, exact two-sided sign test
-binomtest(W_B, W_A + W_B, 0.5), tie and both-bad rates over all votes, position bias
-binomtest(left picks, decisive), per-query majority, power, and an always-valid sequential test.
+For a pair of methods A < B (alphabetical) with W_A and W_B decisive wins, T ties, X both-bad.
+Per vote (as if every vote were independent): win rate of B = W_B / (W_A + W_B) with a 95% Wilson
+interval and the exact two-sided sign test binomtest(W_B, W_A + W_B, 0.5). Clustered by query and
+safe to watch: votes.clustered. Tie and both-bad rates over all votes; position bias within each
+side assignment (Fisher's exact test); per-query majority; votes still needed from exact power.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
-from scipy.stats import binomtest, norm
-from scipy.special import betaln
+from scipy.stats import binom, binomtest, fisher_exact, norm
 
 from votes.choices import Choice
+from votes.clustered import headline
 
 ALPHA = 0.05
+POWER = 0.8
+FALLBACK_EFFECT = 0.55  # the difference planned for when the observed one is nil: 55/45
+LARGEST_PLANNED = 0.75  # an observed split beyond 75/25 (a few early votes) is planned for as 75/25
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -43,26 +49,63 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def sequential_p_value(outcomes: list[int]) -> float:
-    """Always-valid p-value for H0: P(B wins) = 1/2 from a sequence of decisive outcomes
-    (1 = B won). The beta(1,1)-mixture likelihood ratio is a martingale under H0, so by Ville's
-    inequality P(sup_n LR_n >= 1/alpha) <= alpha: p = min(1, 1 / max_n LR_n) may be watched after
-    every vote without inflating false positives."""
-    wins = np.cumsum(outcomes)
-    n = np.arange(1, len(outcomes) + 1)
-    log_lr = betaln(1 + wins, 1 + n - wins) - betaln(1, 1) + n * math.log(2)
-    return float(min(1.0, math.exp(-max(0.0, float(log_lr.max()))))) if len(outcomes) else 1.0
+def _critical(n: np.ndarray, alpha: float) -> np.ndarray:
+    """The largest count c with 2 * P(Bin(n, 1/2) <= c) <= alpha (-1 when none), per n: a normal
+    guess corrected by exact binomial tails (faster than binom.ppf on long arrays)."""
+    c = np.floor(n / 2 - norm.ppf(1 - alpha / 2) * np.sqrt(n) / 2).astype(np.int64)
+    c = np.clip(c, -1, n)
+    for _ in range(n.size and 50):
+        up = 2 * binom.cdf(c + 1, n, 0.5) <= alpha
+        down = (c >= 0) & (2 * binom.cdf(c, n, 0.5) > alpha)
+        if not (up.any() or down.any()):
+            break
+        c = c + up - down
+    return c
 
 
-def votes_needed(win_rate: float, decisive: int, power: float = 0.8, alpha: float = ALPHA) -> int | None:
-    """Further decisive votes for `power` to detect the observed win rate with a two-sided sign
-    test (normal approximation); None when the observed effect is nil."""
-    effect = abs(win_rate - 0.5)
-    if decisive == 0 or effect < 1e-9:
-        return None
+def sign_test_power(n: np.ndarray, win_rate: float, alpha: float = ALPHA) -> np.ndarray:
+    """Exact power of the two-sided sign test at alpha on n decisive votes (an array of sizes)
+    when B truly wins with probability `win_rate`. It rejects when min(k, n-k) <= c, c the largest
+    count with 2 * P(Bin(n, 1/2) <= c) <= alpha (the two-sided binomtest p-value at p = 1/2)."""
+    n = np.asarray(n, np.int64)
+    c = _critical(n, alpha)
+    lower = np.where(c >= 0, binom.cdf(c, n, win_rate), 0.0)
+    upper = np.where(c >= 0, binom.sf(n - c - 1, n, win_rate), 0.0)
+    return lower + upper
+
+
+@lru_cache(maxsize=512)  # the Results tab asks again every 10 seconds
+def _total_needed(win_rate: float, power: float, alpha: float, most: int) -> int | None:
+    """The smallest n from which on the exact power stays at `power` or more (checked up to a
+    generous bound past the normal approximation); None beyond `most`."""
     z_a, z_b = norm.ppf(1 - alpha / 2), norm.ppf(power)
-    n = ((z_a * 0.5 + z_b * math.sqrt(win_rate * (1 - win_rate))) / effect) ** 2
-    return max(0, math.ceil(n) - decisive)
+    guess = ((z_a * 0.5 + z_b * math.sqrt(win_rate * (1 - win_rate))) / (win_rate - 0.5)) ** 2
+    start = max(1, int(0.7 * guess) - 20)  # exact power is below the target well before the guess
+    top = int(min(most, max(1.5 * guess, guess + 200)))
+    while True:
+        n = np.arange(start, top + 1)
+        short = np.flatnonzero(sign_test_power(n, win_rate, alpha) < power)
+        if start > 1 and not (len(short) and short[0] == 0):
+            start = 1  # the window began above the target: look from the start
+        elif len(short) and short[-1] == len(n) - 1:  # still short at the top
+            if top >= most:
+                return None
+            top = min(most, 2 * top)
+        else:
+            return int(n[short[-1]] + 1) if len(short) else int(n[0])
+
+
+def votes_needed(win_rate: float, decisive: int, power: float = POWER, alpha: float = ALPHA,
+                 most: int = 200_000) -> int | None:
+    """Further decisive votes after which the exact power of the two-sided sign test to detect a
+    true win rate `win_rate` is at least `power`, and stays so for every larger number of votes
+    (exact power zig-zags with n). None for a nil effect, or when more than `most` votes in all
+    would be needed."""
+    effect = abs(win_rate - 0.5)
+    if effect < 1e-9:
+        return None
+    total = _total_needed(0.5 + effect, power, alpha, most)
+    return None if total is None else max(0, total - decisive)
 
 
 def winner(vote: dict) -> str | None:
@@ -72,6 +115,48 @@ def winner(vote: dict) -> str | None:
     if vote["choice"] == Choice.RIGHT.value:
         return vote["method_right"]
     return None
+
+
+def vote_time(vote: dict) -> datetime:
+    """A vote's time as an aware UTC datetime (naive stamps are UTC): imports may mix offsets,
+    so votes are never ordered by the text of their stamps."""
+    try:
+        stamp = datetime.fromisoformat(str(vote.get("created_at") or ""))
+    except ValueError:
+        return datetime.max.replace(tzinfo=timezone.utc)
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+def in_time_order(votes: list[dict]) -> list[dict]:
+    """Votes by their parsed time; equal times keep their given order."""
+    return [v for _, v in sorted(enumerate(votes), key=lambda iv: (vote_time(iv[1]), iv[0]))]
+
+
+def is_blind(vote: dict) -> bool:
+    """Votes without the field are blind (older stores and CSVs)."""
+    value = vote.get("blind", True)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no")
+    return value is None or bool(value)
+
+
+def position_bias_test(votes: list[dict], b: str) -> dict:
+    """Position bias within each side assignment: does B win more often when shown on the left
+    than when shown on the right? Fisher's exact test on that 2x2 table is valid however unevenly
+    the sides were assigned (a plain test of left picks against 50% is not: a better method shown
+    mostly on the left looks like bias). `left_rate` is the share of left picks the methods' sides
+    alone would explain: the mean of B's win rate on the left and A's win rate on the left."""
+    table = np.zeros((2, 2), np.int64)  # rows: B left, B right; columns: B won, A won
+    for v in votes:
+        w = winner(v)
+        if w is not None:
+            table[0 if v["method_left"] == b else 1, 0 if w == b else 1] += 1
+    p = float(fisher_exact(table).pvalue) if table.sum(axis=1).all() else 1.0
+    rates = [table[i, 0] / table[i].sum() if table[i].sum() else None for i in (0, 1)]
+    left_rate = (rates[0] + 1 - rates[1]) / 2 if None not in rates else None
+    return {"b_left_votes": int(table[0].sum()), "b_left_wins": int(table[0, 0]),
+            "b_right_votes": int(table[1].sum()), "b_right_wins": int(table[1, 0]),
+            "left_rate": None if left_rate is None else float(left_rate), "p_value": p}
 
 
 @dataclass
@@ -84,10 +169,13 @@ class PairStats:
     ties: int
     both_bad: int
     decisive: int
+    # per vote, as if votes were independent:
     win_rate_b: float | None
     ci_low: float
     ci_high: float
     p_value: float
+    # clustered by query, always valid (the headline):
+    headline: dict
     sequential_p_value: float
     tie_rate: float
     tie_ci: tuple[float, float]
@@ -95,10 +183,12 @@ class PairStats:
     both_bad_ci: tuple[float, float]
     left_picks: int
     position_bias_p: float
+    position_bias: dict
     queries: int
     query_wins_a: int
     query_wins_b: int
     query_p_value: float
+    votes_needed: dict
     votes_needed_80: int | None
     breakdown: dict = field(default_factory=dict)
 
@@ -106,9 +196,28 @@ class PairStats:
         return asdict(self)
 
 
-def pair_stats(votes: list[dict], a: str, b: str) -> PairStats:
-    """Statistics of the live votes comparing methods a and b (in vote order)."""
-    mine = [v for v in votes if {v["method_left"], v["method_right"]} == {a, b}]
+def plan(win_rate: float | None, decisive: int, min_effect: float | None = None, power: float = POWER,
+         alpha: float = ALPHA) -> dict:
+    """Votes still needed: for `min_effect` (a win rate such as 0.55, either side) when given,
+    else the observed win rate (at most 75/25: planning for less makes the answer larger, so its
+    power at the observed rate is still at least the target), else 55/45 when nothing is observed."""
+    if min_effect is not None:
+        target, source = min_effect, "min_effect"
+    elif win_rate is not None and abs(win_rate - 0.5) > 1e-9:
+        target, source = 0.5 + min(abs(win_rate - 0.5), LARGEST_PLANNED - 0.5), "observed"
+    else:
+        target, source = FALLBACK_EFFECT, "fallback"
+    target = 0.5 + abs(target - 0.5)
+    more = votes_needed(target, decisive, power, alpha)
+    total = None if more is None else decisive + more
+    return {"win_rate": target, "power": power, "more_votes": more,
+            "power_at_total": None if total is None else float(sign_test_power(np.array([total]), target, alpha)[0]),
+            "source": source}
+
+
+def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = None, alpha: float = ALPHA) -> PairStats:
+    """Statistics of the live votes comparing methods a and b (ordered by time here)."""
+    mine = in_time_order([v for v in votes if {v["method_left"], v["method_right"]} == {a, b}])
     counts = Counter(v["choice"] for v in mine)
     winners = [winner(v) for v in mine]
     wins_a, wins_b = winners.count(a), winners.count(b)
@@ -122,24 +231,27 @@ def pair_stats(votes: list[dict], a: str, b: str) -> PairStats:
     q_b = sum(1 for s in per_query.values() if s > 0)
     q_a = sum(1 for s in per_query.values() if s < 0)
     win_rate = wins_b / decisive if decisive else None
+    decided = [(v["query_id"], 1 if w == b else 0) for v, w in zip(mine, winners) if w is not None]
+    head = headline([q for q, _ in decided], [o for _, o in decided], alpha=alpha)
+    needed = plan(head.estimate, decisive, min_effect, POWER, alpha)
+    bias = position_bias_test(mine, b)
     return PairStats(
         method_a=a, method_b=b, votes=n, wins_a=wins_a, wins_b=wins_b, ties=counts[Choice.TIE.value],
         both_bad=counts[Choice.BOTH_BAD.value], decisive=decisive, win_rate_b=win_rate, ci_low=low, ci_high=high,
-        p_value=sign_test(wins_b, decisive),
-        sequential_p_value=sequential_p_value([1 if w == b else 0 for w in winners if w is not None]),
+        p_value=sign_test(wins_b, decisive), headline=asdict(head), sequential_p_value=head.sequential_p_value,
         tie_rate=counts[Choice.TIE.value] / n if n else 0.0, tie_ci=wilson(counts[Choice.TIE.value], n),
         both_bad_rate=counts[Choice.BOTH_BAD.value] / n if n else 0.0,
         both_bad_ci=wilson(counts[Choice.BOTH_BAD.value], n),
-        left_picks=counts[Choice.LEFT.value], position_bias_p=sign_test(counts[Choice.LEFT.value], decisive),
+        left_picks=counts[Choice.LEFT.value], position_bias_p=bias["p_value"], position_bias=bias,
         queries=len({v["query_id"] for v in mine}), query_wins_a=q_a, query_wins_b=q_b,
-        query_p_value=sign_test(q_b, q_a + q_b),
-        votes_needed_80=votes_needed(win_rate, decisive) if win_rate is not None else None,
+        query_p_value=sign_test(q_b, q_a + q_b), votes_needed=needed,
+        votes_needed_80=needed["more_votes"] if min_effect is None else plan(head.estimate, decisive)["more_votes"],
     )
 
 
 def breakdown(votes: list[dict], a: str, b: str, labels: dict[str, str]) -> list[dict]:
     """Per metadata value (query_id -> value): wins, win rate of b with Wilson CI, sign test,
-    Holm-adjusted across values."""
+    Holm-adjusted across values (per vote: within a value, queries may repeat)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for v in votes:
         if {v["method_left"], v["method_right"]} == {a, b}:
@@ -155,59 +267,3 @@ def breakdown(votes: list[dict], a: str, b: str, labels: dict[str, str]) -> list
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = adjusted
     return rows
-
-
-def bradley_terry(votes: list[dict], methods: list[str], iterations: int = 200) -> dict[str, float]:
-    """Bradley-Terry strengths (normalised to sum 1) by Hunter's MM algorithm; a tie counts as half
-    a win for each side; both-bad votes carry no preference."""
-    idx = {m: i for i, m in enumerate(methods)}
-    k = len(methods)
-    wins = np.zeros((k, k))
-    for v in votes:
-        left, right = idx[v["method_left"]], idx[v["method_right"]]
-        if v["choice"] == Choice.LEFT.value:
-            wins[left, right] += 1
-        elif v["choice"] == Choice.RIGHT.value:
-            wins[right, left] += 1
-        elif v["choice"] == Choice.TIE.value:
-            wins[left, right] += 0.5
-            wins[right, left] += 0.5
-    games = wins + wins.T
-    p = np.ones(k) / k
-    for _ in range(iterations):
-        denom = np.array([sum(games[i, j] / (p[i] + p[j]) for j in range(k) if j != i and games[i, j]) for i in range(k)])
-        total = wins.sum(axis=1)
-        p = np.where(denom > 0, total / np.where(denom > 0, denom, 1), p)
-        p = np.maximum(p, 1e-12)
-        p /= p.sum()
-    return {m: float(p[idx[m]]) for m in methods}
-
-
-def bradley_terry_bootstrap(votes: list[dict], methods: list[str], resamples: int = 200,
-                            seed: int = 0) -> dict[str, tuple[float, float]]:
-    rng = np.random.default_rng(seed)
-    draws = defaultdict(list)
-    for _ in range(resamples):
-        sample = [votes[i] for i in rng.integers(0, len(votes), len(votes))]
-        for m, s in bradley_terry(sample, methods, iterations=100).items():
-            draws[m].append(s)
-    return {m: (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) for m, d in draws.items()}
-
-
-def annotator_agreement(votes: list[dict]) -> dict:
-    """Per-annotator counts, and how often two annotators who judged the same query (and pair)
-    preferred the same method (ties and both-bad count as a shared 'no preference')."""
-    per_annotator = Counter(v["annotator"] for v in votes)
-    by_query: dict[tuple, dict[str, str]] = defaultdict(dict)
-    for v in votes:
-        key = (v["query_id"], tuple(sorted((v["method_left"], v["method_right"]))))
-        by_query[key][v["annotator"]] = winner(v) or "none"
-    agree = pairs = 0
-    for judged in by_query.values():
-        outcomes = list(judged.values())
-        for i in range(len(outcomes)):
-            for j in range(i + 1, len(outcomes)):
-                pairs += 1
-                agree += outcomes[i] == outcomes[j]
-    return {"per_annotator": dict(per_annotator), "shared_pairs": pairs,
-            "agreement": agree / pairs if pairs else None}

@@ -22,7 +22,7 @@ from votes.choices import Choice, RoundStatus
 
 VOTE_COLUMNS = ("vote_id", "created_at", "annotator", "session_id", "round_id", "query_id", "method_left",
                 "method_right", "results_left", "results_right", "choice", "display_ms", "overlap",
-                "catalog_fingerprint", "app_version", "undone_at")
+                "catalog_fingerprint", "app_version", "undone_at", "blind")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rounds (
@@ -56,11 +56,14 @@ CREATE TABLE IF NOT EXISTS votes (
     overlap INTEGER NOT NULL,
     catalog_fingerprint TEXT NOT NULL,
     app_version TEXT NOT NULL,
-    undone_at TEXT
+    undone_at TEXT,
+    blind INTEGER NOT NULL DEFAULT 1 CHECK (blind IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS votes_session ON votes (session_id, created_at);
 CREATE INDEX IF NOT EXISTS votes_query ON votes (query_id);
 """
+# Stores made before the column existed: every vote in them was cast blind.
+ADD_BLIND = "ALTER TABLE votes ADD COLUMN blind INTEGER NOT NULL DEFAULT 1 CHECK (blind IN (0, 1))"
 
 
 def utc_now() -> str:
@@ -85,6 +88,7 @@ class ShownRound:
     results_right: list[str]
     overlap: int
     catalog_fingerprint: str
+    blind: bool = True  # False when the annotator had seen this round's methods (reveal, then undo)
 
 
 class VoteStore:
@@ -92,8 +96,13 @@ class VoteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
+        with self.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(votes)")}
+            if "blind" not in columns:
+                conn.execute(ADD_BLIND)
 
     def _connect(self) -> sqlite3.Connection:
         """One connection per thread (Gradio runs handlers on a thread pool)."""
@@ -154,7 +163,7 @@ class VoteStore:
                     f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({', '.join('?' * len(VOTE_COLUMNS))})",
                     (vote_id, utc_now(), r.annotator, r.session_id, r.round_id, r.query_id, r.method_left,
                      r.method_right, json.dumps(r.results_left), json.dumps(r.results_right), choice.value,
-                     display_ms, r.overlap, r.catalog_fingerprint, __version__, None),
+                     display_ms, r.overlap, r.catalog_fingerprint, __version__, None, int(bool(r.blind))),
                 )
                 conn.execute("UPDATE rounds SET status = ? WHERE round_id = ?", (RoundStatus.VOTED.value, r.round_id))
                 for shown, status in then:
@@ -176,9 +185,10 @@ class VoteStore:
 
     # -- reading -------------------------------------------------------------------------
     def votes(self, include_undone: bool = True) -> list[dict]:
+        """Every vote as a dict of VOTE_COLUMNS; `blind` is a bool."""
         where = "" if include_undone else " WHERE undone_at IS NULL"
         rows = self._connect().execute(f"SELECT {', '.join(VOTE_COLUMNS)} FROM votes{where} ORDER BY created_at, rowid")
-        return [dict(r) for r in rows]
+        return [_vote(r) for r in rows]
 
     def rounds(self) -> list[dict]:
         return [dict(r) for r in self._connect().execute("SELECT * FROM rounds ORDER BY created_at, rowid")]
@@ -200,4 +210,19 @@ class VoteStore:
     def session_votes(self, session_id: str) -> list[dict]:
         rows = self._connect().execute(
             "SELECT * FROM votes WHERE session_id = ? AND undone_at IS NULL ORDER BY created_at, rowid", (session_id,))
-        return [dict(r) for r in rows]
+        return [_vote(r) for r in rows]
+
+    def auto_skipped(self, fingerprint: str) -> list[tuple[str, str, str]]:
+        """(query_id, method_left, method_right) of the identical-list rounds found on this catalog."""
+        rows = self._connect().execute(
+            "SELECT DISTINCT query_id, method_left, method_right FROM rounds WHERE status = ? AND catalog_fingerprint = ?",
+            (RoundStatus.AUTO_SKIPPED.value, fingerprint))
+        return [tuple(r) for r in rows]
+
+
+def _vote(row: sqlite3.Row) -> dict:
+    """A vote row as a dict, `blind` as a bool."""
+    out = dict(row)
+    if "blind" in out:
+        out["blind"] = bool(out["blind"])
+    return out

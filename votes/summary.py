@@ -1,27 +1,36 @@
 """The whole verdict from a vote store (and optionally its catalog): what `clip-arena stats --json`
-prints and the Results tab shows."""
+prints and the Results tab shows. The plain sentence first, the numbers after it."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 
-from votes.stats import (ALPHA, annotator_agreement, bradley_terry, bradley_terry_bootstrap, breakdown, holm,
-                         pair_stats)
+from votes.annotators import annotator_agreement, annotator_table
+from votes.bradley_terry import bradley_terry
+from votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
 
-def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200) -> dict:
-    """Undone votes never count; skipped and auto-skipped rounds are reported beside them."""
-    votes = [v for v in votes_all if not v.get("undone_at")]
+def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200,
+              exclude_annotators=(), min_effect: float | None = None, include_non_blind: bool = False) -> dict:
+    """Undone votes never count; skipped and auto-skipped rounds are reported beside them. Votes
+    cast after the annotator saw the methods (blind = false) and votes of excluded annotators are
+    left out of the verdict and reported apart."""
+    excluded = {a for a in exclude_annotators if a}
+    live = [v for v in votes_all if not v.get("undone_at")]
+    non_blind = [v for v in live if not is_blind(v)]
+    votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
-    pairs = [pair_stats(votes, a, b) for a, b in itertools.combinations(methods, 2)]
+    pairs = [pair_stats(votes, a, b, min_effect) for a, b in itertools.combinations(methods, 2)]
     pairs = [p for p in pairs if p.votes]
     labels = _labels(catalog)
     out_pairs = []
     for p in pairs:
         d = p.as_dict()
         d["breakdown"] = {col: breakdown(votes, p.method_a, p.method_b, mapping) for col, mapping in labels.items()}
+        d["plain"] = verdict(d)
         out_pairs.append(d)
     if len(out_pairs) > 1:
         for d, adjusted in zip(out_pairs, holm([d["p_value"] for d in out_pairs])):
@@ -30,19 +39,32 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     for r in rounds:
         status[r["status"]] = status.get(r["status"], 0) + 1
     result = {
-        "votes": len(votes), "undone": len(votes_all) - len(votes), "methods": methods, "pairs": out_pairs,
+        "votes": len(votes), "undone": len(votes_all) - len(live), "methods": methods, "pairs": out_pairs,
         "rounds": {"total": len(rounds), "skipped": status.get("skipped", 0),
                    "auto_skipped": status.get("auto_skipped", 0)},
-        "annotators": annotator_agreement(votes), "alpha": ALPHA,
+        "annotators": {**annotator_agreement(votes), "table": annotator_table(live, excluded)},
+        "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
+        "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
     }
-    if len(methods) > 2 and votes:
-        strengths = bradley_terry(votes, methods)
-        intervals = bradley_terry_bootstrap(votes, methods, bootstrap) if bootstrap else {}
-        result["bradley_terry"] = [{"method": m, "strength": strengths[m], "ci": intervals.get(m)}
-                                   for m in sorted(methods, key=lambda m: -strengths[m])]
+    if len(methods) >= 2:
+        bt = bradley_terry(votes, methods, bootstrap)
+        result["bradley_terry"] = bt["rows"]
+        if bt["warning"]:
+            result["bradley_terry_warning"] = bt["warning"]
     if catalog is not None:
         result["proxy"] = proxy_metrics(catalog, votes)
     return result
+
+
+def _non_blind(votes: list[dict], counted: bool) -> dict:
+    """Votes cast after a reveal: how many, and their own win rates per pair."""
+    rows = []
+    for a, b in sorted({tuple(sorted((v["method_left"], v["method_right"]))) for v in votes}):
+        ws = [winner(v) for v in votes if {v["method_left"], v["method_right"]} == {a, b}]
+        wa, wb = ws.count(a), ws.count(b)
+        rows.append({"method_a": a, "method_b": b, "votes": len(ws), "wins_a": wa, "wins_b": wb,
+                     "win_rate_b": wb / (wa + wb) if wa + wb else None})
+    return {"votes": len(votes), "counted": counted, "pairs": rows}
 
 
 def _labels(catalog) -> dict[str, dict[str, str]]:
@@ -56,40 +78,95 @@ def _labels(catalog) -> dict[str, dict[str, str]]:
 def proxy_metrics(catalog, votes: list[dict]) -> dict | None:
     """Precision@k of same-category neighbours over the arena's queries, per method: an automatic
     check beside the human verdict, computed from the result lists the votes recorded (no search,
-    so the Results tab can refresh it cheaply at any catalog size). None without a category column
-    or without votes."""
-    import json
-
+    so the Results tab can refresh it cheaply at any catalog size). A result or a query missing
+    from the catalog (or without a category) never matches. None without a category column or
+    without votes."""
     if "category" not in catalog.table.column_names or not votes:
         return None
     frame = catalog.frame(["image_id", "category"])
-    label = dict(zip(frame["image_id"], frame["category"].astype(str)))
+    label = {i: c for i, c in zip(frame["image_id"], frame["category"]) if c is not None and c == c}
     lists: dict[str, dict[str, list[str]]] = {}  # method -> query -> the list shown for it
     for v in votes:
         for side in ("left", "right"):
             lists.setdefault(v[f"method_{side}"], {}).setdefault(v["query_id"], json.loads(v[f"results_{side}"]))
     out = {}
     for method, by_query in lists.items():
-        shares = [np.mean([label.get(i) == label.get(q) for i in ids]) for q, ids in by_query.items() if ids]
+        shares = [np.mean([i in label and q in label and label[i] == label[q] for i in ids])
+                  for q, ids in by_query.items() if ids]
         if shares:
             out[method] = {"precision@k": float(np.mean(shares)), "k": max(len(ids) for ids in by_query.values()),
                            "queries": len(shares)}
     return out or None
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _range(low: float, high: float) -> str:
+    return f"{100 * low:.0f}-{100 * high:.0f}%"
+
+
 def verdict(pair: dict, alpha: float = ALPHA) -> str:
-    """One sentence a reviewer can repeat."""
+    """The plain sentence a product owner can act on: who is better, or how many more votes."""
     a, b = pair["method_a"], pair["method_b"]
+    head = pair["headline"]
     if not pair["decisive"]:
         return f"No decisive votes yet between {a} and {b} ({pair['votes']} votes)."
-    rate = pair["win_rate_b"]
-    lead, share = (b, rate) if rate >= 0.5 else (a, 1 - rate)
-    low, high = (pair["ci_low"], pair["ci_high"]) if lead == b else (1 - pair["ci_high"], 1 - pair["ci_low"])
-    significant = "significant" if pair["p_value"] < alpha else "not significant"
-    return (f"{lead} wins {share:.0%} of decisive votes (95% CI {low:.0%}-{high:.0%}), sign test "
-            f"p = {_p(pair['p_value'])}, {pair['decisive']} decisive of {pair['votes']} votes; {significant} "
-            f"at {alpha:g} (always-valid sequential p = {_p(pair['sequential_p_value'])}).")
+    share, low, high = head["estimate"], head["ci_low"], head["ci_high"]
+    lead, share_l, low_l, high_l = (b, share, low, high) if share >= 0.5 else (a, 1 - share, 1 - high, 1 - low)
+    queries = f"{head['queries']} quer{'y' if head['queries'] == 1 else 'ies'}"
+    if head["significant"]:
+        return (f"{lead} is better: it wins {_pct(share_l)} of the time, query by query "
+                f"(95% CI {_range(low_l, high_l)}, {queries}).")
+    plan = pair["votes_needed"]
+    status = (f"{a} and {b} are level at 50%" if share == 0.5 else f"{lead} leads with {_pct(share_l)}")
+    first = f"No clear winner yet: {status} (95% CI {_range(low_l, high_l)}, {queries})"
+    diff = f"{_pct(plan['win_rate'])}/{_pct(1 - plan['win_rate'])}".replace("%", "")
+    if plan["more_votes"] is None:
+        return f"{first}; a {diff} difference would take more votes than can be planned."
+    more = plan["more_votes"]
+    if more == 0:  # a fixed-size test would have enough; the always-valid one asks for more
+        return f"{first}; keep voting: the lead is not yet strong enough to call safely."
+    return f"{first}; about {more} more vote{'' if more == 1 else 's'} would tell a {diff} difference."
+
+
+def numbers(pair: dict) -> str:
+    """The numbers under the plain sentence, each labelled with what it assumes."""
+    a, b = pair["method_a"], pair["method_b"]
+    head, bias, plan = pair["headline"], pair["position_bias"], pair["votes_needed"]
+    lines = [
+        f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
+        f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); always-valid sequential "
+        f"p {_p(head['sequential_p_value'])}, safe to check after every vote.",
+        _per_vote(pair),
+        f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of {pair['queries']} "
+        f"queries, sign test p {_p(pair['query_p_value'])}.",
+        f"Ties {pair['ties']} ({_pct(pair['tie_rate'])}, CI {_range(*pair['tie_ci'])}), both bad "
+        f"{pair['both_bad']} ({_pct(pair['both_bad_rate'])}, CI {_range(*pair['both_bad_ci'])}).",
+    ]
+    if bias["left_rate"] is not None:
+        lines.append(f"Position bias, within each side assignment: {b} wins {bias['b_left_wins']} of "
+                     f"{bias['b_left_votes']} on the left, {bias['b_right_wins']} of {bias['b_right_votes']} on the "
+                     f"right; left picked {_pct(bias['left_rate'])} when the methods are even; Fisher's exact "
+                     f"p {_p(bias['p_value'])}.")
+    if plan["more_votes"] is not None:
+        lines.append(f"Votes still needed: {plan['more_votes']} more decisive votes on new queries give a sign test "
+                     f"{_pct(plan['power'])} power (exact) at a true {_pct(plan['win_rate'])} win rate "
+                     f"({plan['source'].replace('_', ' ')}).")
+    return "\n".join(lines)
+
+
+def _per_vote(pair: dict) -> str:
+    a, b = pair["method_a"], pair["method_b"]
+    rate = pair["win_rate_b"] or 0.0
+    lead, wins, share, low, high = ((b, pair["wins_b"], rate, pair["ci_low"], pair["ci_high"]) if rate >= 0.5 else
+                                    (a, pair["wins_a"], 1 - rate, 1 - pair["ci_high"], 1 - pair["ci_low"]))
+    return (f"Per vote (as if every vote were independent): {lead} wins {_pct(share)} of decisive votes ({wins} of "
+            f"{pair['decisive']}, {pair['votes']} votes in all; 95% Wilson CI {_range(low, high)}), sign test "
+            f"p {_p(pair['p_value'])}.")
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    """'p = 0.03' style: the comparison sign included."""
+    return f"= {p:.2g}" if p >= 0.001 else "< 0.001"

@@ -10,17 +10,28 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import UserError
-from core.spreadsheet import neutralise, restore
+from core.spreadsheet import neutralise, restore, safe_writer
 from votes.choices import Choice
 from votes.store import VOTE_COLUMNS, VoteStore
+
+# Files written before the `blind` column have the other columns in the same order: their votes were blind.
+LEGACY_COLUMNS = VOTE_COLUMNS[:-1]
+BOOL_CELLS = {"true": True, "false": False}
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return neutralise(value)
+
 
 def export_csv(store: VoteStore, path: str | Path) -> int:
     votes = store.votes(include_undone=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        writer = safe_writer(f)  # every cell quoted: a `;`-locale spreadsheet cannot split one
         writer.writerow(VOTE_COLUMNS)
         for v in votes:
-            writer.writerow([neutralise(v[c]) for c in VOTE_COLUMNS])
+            writer.writerow([_cell(v[c]) for c in VOTE_COLUMNS])
     return len(votes)
 
 
@@ -28,7 +39,10 @@ def _check_row(line: int, row: dict) -> tuple:
     def fail(why: str):
         raise UserError(f"Row {line}: {why}; nothing was imported.")
 
-    values = {c: restore(row[c] or "") for c in VOTE_COLUMNS}
+    values = {c: restore(row.get(c) or "") for c in VOTE_COLUMNS}
+    blind = BOOL_CELLS.get(values["blind"].strip().lower()) if "blind" in row else True
+    if blind is None:
+        fail(f"blind {values['blind']!r} is not true or false")
     for required in ("vote_id", "created_at", "round_id", "query_id", "method_left", "method_right", "choice"):
         if not values[required].strip():
             fail(f"{required} is empty")
@@ -55,7 +69,8 @@ def _check_row(line: int, row: dict) -> tuple:
             fail(f"{col} {values[col]!r} is not a whole number")
     if ints["overlap"] is None:
         fail("overlap is empty")
-    return tuple(ints[c] if c in ints else (values[c] or None if c == "undone_at" else values[c]) for c in VOTE_COLUMNS)
+    typed = {**values, **ints, "undone_at": values["undone_at"] or None, "blind": int(blind)}
+    return tuple(typed[c] for c in VOTE_COLUMNS)
 
 
 def import_csv(store: VoteStore, path: str | Path) -> int:
@@ -63,11 +78,14 @@ def import_csv(store: VoteStore, path: str | Path) -> int:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != VOTE_COLUMNS:
-                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)}.")
+            if tuple(reader.fieldnames or ()) not in (VOTE_COLUMNS, LEGACY_COLUMNS):
+                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
+                                "(blind may be left out).")
             rows = [_check_row(line, row) for line, row in enumerate(reader, start=2)]
     except OSError as err:
         raise UserError(f"Cannot read {path}: {err.strerror}.") from err
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path.name} is not UTF-8 text; save it as CSV UTF-8 and import it again.") from err
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         if row[0] in seen:

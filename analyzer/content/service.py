@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from analyzer.content.report import analyze
-from analyzer.images import load_image
+from analyzer.policy import ImagePolicy
 from core.settings import Settings
 
 
@@ -20,7 +20,9 @@ def effectiveness_predictor(path: str):
 
 
 def run_analysis(image_source, text: str, settings: Settings, model: str | None = None,
-                 only: set[str] | None = None) -> dict:
-    image = load_image(image_source, settings.limits) if image_source else None
+                 only: set[str] | None = None, policy: ImagePolicy | None = None) -> dict:
+    """`image_source`: a path or URL read under `policy` (default: the command line's), or an image."""
+    policy = policy or ImagePolicy.for_cli(settings)
+    image = policy.load(image_source) if image_source is not None else None
     predictor = effectiveness_predictor(settings.effectiveness_model) if settings.effectiveness_model else None
     return analyze(image, text, settings, model=model, only=only, predictor=predictor)

@@ -1,0 +1,91 @@
+"""`clip-arena serve`: refuses bad input in one sentence before starting, and says what it serves;
+the users file behind --users."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cli.main import main
+from cli_runner import run_cli
+from core.auth import Users, check_password, hash_password, read_users
+from core.errors import UserError
+
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    import app
+
+    launched = []
+    monkeypatch.setattr(app, "launch", lambda settings, arena=None: launched.append((settings, arena)))
+    return launched
+
+
+def test_serve_refuses_a_missing_catalog_in_one_sentence():
+    """On main it started and failed in the browser."""
+    result = run_cli("serve", "--catalog", "/nonexistent/catalog.parquet", "--port", "1", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["clip-arena serve: error: Catalog file /nonexistent/catalog.parquet "
+                                                  "does not exist."]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--catalog", "README.md"], "is not a readable Parquet file"),
+    (["--model", "clip:ViT"], "Model spec 'clip:ViT' is not understood"),
+    (["--model", "demo:large"], "There is no demo model 'large'"),
+    (["--auth", "alice"], "--auth must be NAME:PASSWORD."),
+    (["--users", "/nonexistent/users.txt"], "Cannot read the users file /nonexistent/users.txt"),
+])
+def test_serve_refuses_bad_input_before_starting(args, message, no_launch, capsys, tmp_path):
+    assert main(["serve", "--votes", str(tmp_path / "v.db"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert no_launch == []
+
+
+def test_serve_prints_what_it_serves(no_launch, capsys, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("alice:one\nbob:two\n")
+    assert main(["serve", "--votes", str(tmp_path / "v.db"), "--users", str(users), "--port", "7999",
+                 "--model", "demo:base", "--image-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "catalog: " in out and "catalog.parquet (1870 rows, 284 arena queries)" in out
+    assert "methods: base, finetuned" in out and f"votes: {tmp_path / 'v.db'}" in out and "model: demo:base" in out
+    assert "catalog images: 1870 files under" in out and f"image roots for batch CSVs: {tmp_path}" in out
+    assert "users: 2" in out and "URL: http://127.0.0.1:7999/" in out
+    assert len(no_launch) == 1 and no_launch[0][1] is not None  # the arena checked here is the one served
+
+
+def test_users_file_plain_and_hashed(tmp_path):
+    path = tmp_path / "users.txt"
+    path.write_text(f"\ufeff# team\n\nalice:pa:ss\nbob:{hash_password('hunter2', 1000)}\r\n  carol : x \n")
+    users = Users(read_users(path))
+    assert users("alice", "pa:ss") and not users("alice", "pa")  # a password may hold ':'
+    assert users("bob", "hunter2") and not users("bob", "hunter3") and not users("bob", hash_password("hunter2", 1000))
+    assert users("carol", " x ") and not users("dave", "")
+    both = Users.from_settings("erin:pw", str(path))
+    assert len(both) == 4 and both("erin", "pw")
+    for text, message in [("alice\n", "Line 1 of .* must be NAME:PASSWORD"), ("a:1\na:2\n", "listed twice"),
+                          ("# nobody\n", "lists no user"), (":pw\n", "must be NAME:PASSWORD")]:
+        path.write_text(text)
+        with pytest.raises(UserError, match=message):
+            read_users(path)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.text(max_size=40))
+def test_a_hashed_password_matches_only_itself(password, other):
+    stored = hash_password(password, iterations=10)
+    assert check_password(password, stored)
+    assert check_password(other, stored) == (other == password)
+    assert not check_password(password, stored.replace("$10$", "$11$"))
+
+
+def test_users_hash_prints_a_line_the_users_file_accepts(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "cli.main", "users", "hash", "alice"], input="pa ss\n",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "pa ss" not in result.stdout
+    (tmp_path / "users.txt").write_text(result.stdout)
+    users = Users(read_users(tmp_path / "users.txt"))
+    assert users("alice", "pa ss") and not users("alice", "pass")

@@ -1,0 +1,185 @@
+"""The headline verdict of a pair of methods, clustered by query and safe to watch after every vote.
+
+Votes on one query are not independent (some queries favour one method whatever the model), so
+each query counts once:
+
+- The estimate is the mean over queries of each query's share of decisive votes won by B: every
+  query weighs the same, however often it was voted on. Its 95% interval is a Wilson score
+  interval with an effective number of votes (Korn & Graubard 1998): n_eff = p(1-p) / Var(mean),
+  the variance taken from the spread between queries, kept between the number of queries (a
+  [0,1] share never varies more than a coin) and the number of decisive votes, with a Student t
+  quantile on (queries - 1) degrees of freedom.
+- "Significant" comes from an always-valid sequential test by betting (Waudby-Smith & Ramdas
+  2023) over queries. A query enters the test once, when it reaches its m-th decisive vote, with
+  its share of those m votes; later votes on it never move it again. Under "no difference"
+  (each query's outcome as likely to favour A as B) every such share has mean 1/2 given the past,
+  so the bettor's wealth is a test martingale and, by Ville's inequality, it ever reaches 1/alpha
+  with probability at most alpha, however often it is looked at. The test averages the bettors
+  for m = 1, 3 and 10 (an average of test martingales is one), so it works with one vote per
+  query and with many; each direction is tested at alpha/2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import t as student_t
+
+FINALISE_AT = (1, 3, 10)  # a query enters the sequential test at its 1st, 3rd and 10th decisive vote
+MAX_BET = 1.5  # bets stay in [0, 2) so that wealth never reaches zero
+
+
+def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval for a proportion p observed on n (possibly fractional) trials."""
+    if n <= 0:
+        return (0.0, 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
+    # exact at the ends (0 and 1 are bounds, not rounding), and the estimate always inside
+    return (min(p, max(0.0, centre - half)) if p > 0 else 0.0, max(p, min(1.0, centre + half)) if p < 1 else 1.0)
+
+
+def query_shares(queries: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """Per query (in sorted order of the ids): the share of its decisive votes that B won."""
+    _, inverse = np.unique(queries, return_inverse=True)
+    return np.bincount(inverse, weights=outcomes) / np.bincount(inverse)
+
+
+@dataclass
+class Headline:
+    estimate: float | None  # mean over queries of B's share of decisive votes
+    ci_low: float
+    ci_high: float
+    queries: int
+    effective_votes: float
+    sequential_p_value: float
+    direction: int  # +1: B better, -1: A better, 0: no verdict
+    significant: bool
+
+
+def headline_interval(shares: np.ndarray, decisive: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, effective votes) for the mean of per-query shares; see the module docstring."""
+    q = len(shares)
+    var = float(shares.var(ddof=1)) if q >= 2 else 0.0
+    return interval_from_moments(float(shares.mean()) if q else 0.0, var, q, decisive, confidence)
+
+
+def interval_from_moments(mean: float, sample_var: float, q: int, decisive: int,
+                          confidence: float = 0.95) -> tuple[float, float, float]:
+    """The same interval from the mean and sample variance of q per-query shares."""
+    if q == 0:
+        return (0.0, 1.0, 0.0)
+    z = float(student_t.ppf(0.5 + confidence / 2, max(q - 1, 1)))
+    n_eff = float(q)
+    if q >= 2 and 0.0 < mean < 1.0:
+        var_of_mean = sample_var / q
+        n_eff = float(decisive) if var_of_mean <= 1e-15 else min(max(mean * (1 - mean) / var_of_mean, q), decisive)
+    low, high = wilson_interval(mean, n_eff, z)
+    return (low, high, n_eff)
+
+
+def headline_path(queries, outcomes, confidence: float = 0.95) -> np.ndarray:
+    """(estimate, low, high) after each decisive vote in time order, for the Results figure."""
+    wins: dict = {}
+    total = squares = 0.0
+    out = np.empty((len(outcomes), 3))
+    for i, (q, o) in enumerate(zip(queries, outcomes)):
+        w, n = wins.get(q, (0.0, 0))
+        if n:
+            old = w / n
+            total, squares = total - old, squares - old * old
+        w, n = w + o, n + 1
+        wins[q] = (w, n)
+        share = w / n
+        total, squares = total + share, squares + share * share
+        k = len(wins)
+        mean = total / k
+        var = max((squares - k * mean * mean) / (k - 1), 0.0) if k > 1 else 0.0
+        low, high, _ = interval_from_moments(mean, var, k, i + 1, confidence)
+        out[i] = (mean, low, high)
+    return out
+
+
+def _within_query(queries: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each vote (in time order): its rank among its query's decisive votes, and the wins
+    of B in that query up to and including it."""
+    order = np.argsort(queries, kind="stable")
+    sorted_q, sorted_o = queries[order], outcomes[order]
+    n = len(queries)
+    at = np.arange(n)
+    start = np.maximum.accumulate(np.where(np.r_[True, sorted_q[1:] != sorted_q[:-1]], at, 0))
+    running = np.cumsum(sorted_o)
+    rank, wins = np.empty(n, np.int64), np.empty(n)
+    rank[order] = at - start + 1
+    wins[order] = running - (running[start] - sorted_o[start])
+    return rank, wins
+
+
+def betting_log_wealth(x: np.ndarray) -> np.ndarray:
+    """Log wealth after each observation of a bettor on "mean above 1/2" for x in [0, 1]: each
+    bet lambda in [0, MAX_BET] is chosen from past observations only (aGRAPA), so under mean 1/2
+    the wealth prod(1 + lambda (x - 1/2)) is a nonnegative martingale."""
+    y = np.asarray(x, float) - 0.5
+    out = np.empty(len(y))
+    log_wealth = total = squares = 0.0
+    for i, yi in enumerate(y):
+        if i == 0:
+            bet = 0.5
+        else:
+            mean = total / i
+            var = max(squares / i - mean * mean, 0.0)
+            bet = min(max(mean / (var + mean * mean + 1e-12), 0.0), MAX_BET) if mean > 0 else 0.0
+        log_wealth += math.log1p(bet * yi)
+        out[i] = log_wealth
+        total, squares = total + yi, squares + yi * yi
+    return out
+
+
+def sequential_test(queries, outcomes, finalise_at=FINALISE_AT) -> tuple[float, int]:
+    """Always-valid p-value and direction (+1: B better, -1: A better, 0: none) from decisive votes
+    in time order: `queries` (hashable ids) and `outcomes` (1 when B won). The p-value is the
+    smallest alpha at which the test would have rejected at any moment so far."""
+    outcomes = np.asarray(outcomes, float)
+    if not len(outcomes):
+        return (1.0, 0)
+    _, codes = np.unique(np.asarray(queries, dtype=object).astype(str), return_inverse=True)
+    rank, wins = _within_query(codes, outcomes)
+    events = []
+    for m in finalise_at:
+        pos = np.flatnonzero(rank == m)
+        share = wins[pos] / m
+        events.append((pos, betting_log_wealth(share), betting_log_wealth(1 - share)))
+    moments = np.unique(np.concatenate([pos for pos, _, _ in events]))
+    p_values = []
+    for side in (1, 2):  # B better, A better
+        wealth = np.zeros(len(moments))
+        for pos, up, down in events:
+            log_w = up if side == 1 else down
+            i = np.searchsorted(pos, moments, "right") - 1
+            wealth += np.where(i >= 0, np.exp(log_w[np.maximum(i, 0)]) if len(log_w) else 1.0, 1.0)
+        best = float(wealth.max()) / len(finalise_at) if len(moments) else 1.0
+        p_values.append(min(1.0, 2.0 / best))  # alpha/2 per direction
+    p_b, p_a = p_values
+    if min(p_b, p_a) >= 1.0:
+        return (1.0, 0)
+    return (p_b, 1) if p_b <= p_a else (p_a, -1)
+
+
+def headline(queries, outcomes, alpha: float = 0.05, confidence: float = 0.95) -> Headline:
+    """The clustered estimate, its interval and the always-valid verdict from decisive votes in
+    time order (1 = B won)."""
+    outcomes = np.asarray(outcomes, float)
+    if not len(outcomes):
+        return Headline(None, 0.0, 1.0, 0, 0.0, 1.0, 0, False)
+    keys = np.asarray(queries, dtype=object).astype(str)
+    shares = query_shares(keys, outcomes)
+    low, high, n_eff = headline_interval(shares, len(outcomes), confidence)
+    p, direction = sequential_test(keys, outcomes)
+    mean = float(shares.mean())
+    # A verdict never contradicts the estimate (a burst long ago in the other direction): stricter, still valid.
+    significant = p <= alpha and (mean - 0.5) * direction > 0
+    return Headline(mean, low, high, len(shares), n_eff, p, direction if significant else 0,
+                    significant)
