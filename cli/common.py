@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from core.errors import UserError
 from core.settings import Settings, apply_offline
 
 
@@ -41,3 +42,33 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray Data options of `embed` and `score` (engines/ray_runtime.py)."""
+    group = parser.add_argument_group("engine (past one machine: --engine ray, needs clip-arena[ray])")
+    group.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local (default): this process; ray: Ray Data, on this machine or a cluster")
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start Ray here)")
+    group.add_argument("--actors", type=int, help="encoding actors, each loading the model once (default 1)")
+    group.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: encode on CPU)")
+    group.add_argument("--part-rows", type=int,
+                       help="rows (or images) per part: the unit of scheduling and of resume (default 256)")
+
+
+RAY_FLAGS = {"ray_address": "--ray-address", "actors": "--actors", "gpus_per_actor": "--gpus-per-actor",
+             "part_rows": "--part-rows"}
+
+
+def ray_options_from_args(args: argparse.Namespace):
+    """RayOptions for `--engine ray` (None for the local engine, which refuses the Ray flags)."""
+    given = {key: getattr(args, key) for key in RAY_FLAGS if getattr(args, key) is not None}
+    if args.engine != "ray":
+        if given:
+            raise UserError(f"{', '.join(RAY_FLAGS[k] for k in given)} only apply with --engine ray.")
+        return None
+    from engines.ray_runtime import RayOptions, require_ray
+
+    require_ray()  # the install hint before any work
+    return RayOptions(address=given.pop("ray_address", None), **given)

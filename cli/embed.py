@@ -6,7 +6,8 @@ import os
 import sys
 from collections import Counter
 
-from cli.common import add_device_options, add_fetch_options, settings_from_args
+from cli.common import (add_device_options, add_engine_options, add_fetch_options, ray_options_from_args,
+                        settings_from_args)
 from core.errors import UserError
 
 
@@ -22,6 +23,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
     add_device_options(p)
     add_fetch_options(p)
+    add_engine_options(p)
     p.set_defaults(run=run)
 
 
@@ -47,13 +49,21 @@ def run(args) -> int:
         raise UserError("Give --images DIR, --metadata CSV, or both.")
     settings = settings_from_args(args)
     methods = parse_methods(args.method)
+    ray_options = ray_options_from_args(args)
     folder_items = items_from_folder(args.images) if args.images else []
     csv_items = items_from_csv(args.metadata, args.images) if args.metadata else []
     items = merge_items(folder_items, csv_items)
-    encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
-    report = build_catalog(items, encoders, args.output, dtype="float16" if args.float16 else "float32",
-                           batch_size=args.batch_size, workers=args.workers, limits=settings.limits,
-                           progress=True)
+    dtype = "float16" if args.float16 else "float32"
+    if ray_options is not None:
+        from engines.ray_embed import build_catalog_ray
+
+        report = build_catalog_ray(items, methods, args.output, ray_options, dtype=dtype,
+                                   batch_size=args.batch_size, limits=settings.limits, device=settings.device,
+                                   precision=settings.precision)
+    else:
+        encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
+        report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=args.batch_size,
+                               workers=args.workers, limits=settings.limits, progress=True)
     print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "
           f"{len(report.failed):,} skipped")
     if report.failed:

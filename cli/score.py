@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from cli.common import add_fetch_options, add_model_options, settings_from_args
+from cli.common import (add_engine_options, add_fetch_options, add_model_options, ray_options_from_args,
+                        settings_from_args)
 
 
 def add_parser(subparsers) -> None:
@@ -21,6 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fetch-workers", type=int, default=16, help="concurrent image fetches")
     add_model_options(p)
     add_fetch_options(p)
+    add_engine_options(p)
     p.set_defaults(run=run)
 
 
@@ -38,13 +40,21 @@ def run(args) -> int:
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
                            resume=args.resume)
-    encoder, _ = photo_model_for_cli(settings)
+    ray_options = ray_options_from_args(args)
+    # Ray actors load settings.model themselves; locally the default may fall back to the demo model.
+    encoder = None if ray_options is not None else photo_model_for_cli(settings)[0]
     with tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(fraction, text):
             bar.n = round(100 * fraction)
             bar.set_postfix_str(text)
 
-        report = score_csv(args.input, args.output, encoder, options, progress)
+        if ray_options is not None:
+            from engines.ray_score import score_csv_ray
+
+            report = score_csv_ray(args.input, args.output, settings.model, options, ray_options, settings.device,
+                                   settings.precision, progress)
+        else:
+            report = score_csv(args.input, args.output, encoder, options, progress)
     print(f"{args.output}: {report.summary()}")
     return 0

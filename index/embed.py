@@ -160,8 +160,10 @@ def _stored_uri(source: str, catalog_dir: Path) -> str:
 
 def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathLike, *, dtype: str = "float32",
                   batch_size: int = 64, workers: int = 2, limits: FetchLimits | None = None,
-                  progress: bool = True) -> EmbedReport:
-    """Embed `items` with every encoder and write the catalog; incremental if `output` exists."""
+                  progress: bool = True, encode: Callable | None = None) -> EmbedReport:
+    """Embed `items` with every encoder and write the catalog; incremental if `output` exists.
+    `encode(new_items)` replaces the local `encode_stream` (another engine yielding the same
+    (indices, {method: vectors}, errors) batches, in input order)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     specs = {m: e.spec for m, e in encoders.items()}
@@ -197,7 +199,9 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
                 kept += table.num_rows
         buffer: list[pa.Table] = []
         buffered = 0
-        for indices, vectors, errors in encode_stream(new_items, encoders, batch_size, workers, limits, progress):
+        stream = (encode(new_items) if encode is not None
+                  else encode_stream(new_items, encoders, batch_size, workers, limits, progress))
+        for indices, vectors, errors in stream:
             failed += [(new_items[i].image_id, kind, msg) for i, (kind, msg) in errors]
             if not indices:
                 continue
