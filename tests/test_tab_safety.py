@@ -90,6 +90,6 @@ def test_model_work_has_its_own_bounded_groups_and_uploads_are_cleaned(tiny_open
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.update(max_size=self._queue.max_size))
     monkeypatch.setattr(app, "warm_up", lambda s: None)
-    monkeypatch.setattr(app, "build_app", lambda s: demo)
+    monkeypatch.setattr(app, "build_app", lambda s, arena=None: demo)
     app.launch(settings)
     assert launched["max_size"] == 17
