@@ -7,6 +7,7 @@ import gradio as gr
 from analyzer.batch_view import CancelFlags, columns_of, local_paths_text, run_batch
 from analyzer.widgets import error_text, model_picker
 from core.errors import UserError
+from core.gpu import gpu
 from core.settings import Settings
 
 
@@ -40,6 +41,7 @@ def build(settings: Settings) -> None:
     upload.change(on_upload, [upload], [image_col, caption_col, summary], concurrency_id="batch-columns",
                   concurrency_limit=settings.model_jobs)
 
+    @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_run(path, image, caption, spec, request: gr.Request, progress=gr.Progress()):
         key = request.session_hash or ""
         flag = flags.start(key)

@@ -176,3 +176,27 @@ def test_hosted_flag_turns_local_paths_off(monkeypatch, tmp_path):
     assert configured_roots(Settings.from_env()) == [str(tmp_path)]
     assert configured_roots(Settings.from_env().with_overrides(hosted=True)) is None
     assert configured_roots(Settings.from_env().with_overrides(hosted=True, image_roots=["/srv/img"])) == ["/srv/img"]
+
+
+def test_with_hf_oauth_the_arena_has_a_login_button_and_start_reads_the_profile(monkeypatch, arena_catalog):
+    import inspect
+
+    import gradio as gr
+
+    import app
+
+    catalog, db = arena_catalog
+    import gradio.oauth
+
+    # What a Space with hf_oauth: true sets (Gradio reads its OAuth settings when imported).
+    for name, value in {"SPACE_ID": "team/arena", "SYSTEM": "spaces", "OAUTH_CLIENT_ID": "abc",
+                        "OAUTH_CLIENT_SECRET": "secret", "OAUTH_SCOPES": "openid profile",
+                        "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+        if hasattr(gradio.oauth, name):
+            monkeypatch.setattr(gradio.oauth, name, value)
+    demo = app.build_app(Settings(catalog=str(catalog), votes=str(db)))
+    assert demo.expects_oauth  # a gr.LoginButton: Gradio adds the Hugging Face login routes
+    start = next(fn for fn in demo.fns.values() if fn.api_name == "arena_start")
+    params = inspect.signature(start.fn).parameters
+    assert "OAuthProfile" in str(params["profile"].annotation)
