@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vote-target", dest="vote_target", metavar="hf:OWNER/NAME|FOLDER",
                    help="keep votes beyond this machine: a dataset repo (hf:OWNER/NAME) or a mounted folder")
     p.add_argument("--push-minutes", dest="push_minutes", type=float, metavar="MIN",
-                   help="minutes between pushes to the vote target (default 5 for a repo, 1 for a folder; 0: each vote)")
+                   help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
     p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
                    help="hosted: let annotators vote under a typed name without signing in")
     p.add_argument("--max-votes-per-hour", dest="max_votes_per_hour", type=int, metavar="N",

@@ -2,8 +2,12 @@
 de-duplication, the hub target failing in one sentence, and the arena's cap and display-time floor."""
 
 import csv
+import shutil
 import socket
 import time
+import types
+from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -181,3 +185,54 @@ def test_any_annotator_name_round_trips_through_the_log(tmp_path_factory, names)
     fresh, _, restored = _durable(base, "b", base / "bucket")
     assert restored["added"] == len(names)
     assert sorted(v["annotator"] for v in fresh.votes()) == sorted(n.strip() for n in names)
+
+
+class FakeHub:
+    """The few HfApi calls the hub target makes, over a local folder standing for the dataset repo:
+    the real CommitScheduler runs against it (which files it commits, and when)."""
+
+    def __init__(self, repo: Path):
+        self.repo, self.commits = repo, 0
+        repo.mkdir(parents=True, exist_ok=True)
+
+    def create_repo(self, repo_id, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id)
+
+    def run_as_future(self, fn, *args, **kwargs):
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:  # noqa: BLE001
+            future.set_exception(err)
+        return future
+
+    def create_commit(self, repo_id, repo_type, operations, **kwargs):
+        for op in operations:
+            dest = self.repo / op.path_in_repo
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(op.path_or_fileobj.read())
+        self.commits += 1
+
+    def snapshot_download(self, repo_id, repo_type, allow_patterns, local_dir):
+        shutil.copytree(self.repo, local_dir, dirs_exist_ok=True)
+        return str(local_dir)
+
+
+def test_the_hub_target_round_trips_through_commit_scheduler(tmp_path, searcher):
+    hub = FakeHub(tmp_path / "repo")
+    store = VoteStore(tmp_path / "a" / "votes.db")
+    target = HubTarget("team/votes", tmp_path / "a" / "staging", every_min=10, api=hub)
+    assert restore(store, target)["files"] == 0
+    store.listeners.append(target.log)
+    target.start()
+    arena = Arena(searcher, store, seed=0, min_display_ms=60_000)
+    state = _cast(arena, 4)
+    arena.undo(state)
+    target.push()  # what the scheduler does every 10 minutes
+    assert target.last_push is not None and target.last_error is None
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "repo" / "votes").iterdir()) == ["flags", "votes"]
+    target.scheduler.stop()
+    fresh = VoteStore(tmp_path / "b" / "votes.db")  # a new machine, restored from the repo
+    restored = restore(fresh, HubTarget("team/votes", tmp_path / "b" / "staging", api=hub))
+    assert restored["added"] == 4 and restored["flags"] == 4 and restored["to_push"] == 0
+    assert _key(fresh) == _key(store)

@@ -188,7 +188,8 @@ class HubTarget(VoteTarget):
         super().__init__()
         from huggingface_hub import HfApi
 
-        self.repo_id, self.every_min = repo_id, every_min
+        # A commit per vote would hammer the hub: at most one a minute.
+        self.repo_id, self.every_min = repo_id, max(every_min, 1.0)
         self.api = api or HfApi(token=token or os.environ.get("HF_TOKEN"))
         # Own folder per replica: the scheduler uploads what is in it, and only this replica writes there.
         replica = replica or replica_id()
@@ -233,7 +234,7 @@ class HubTarget(VoteTarget):
 
         try:
             self.scheduler = Scheduler(repo_id=self.repo_id, repo_type="dataset", folder_path=self.log.folder,
-                                       path_in_repo="votes", every=max(self.every_min, 0.1), private=True,
+                                       path_in_repo="votes", every=self.every_min, private=True,
                                        allow_patterns=["*.csv"], hf_api=self.api)
         except Exception as err:  # noqa: BLE001
             raise self._unreachable("push to", err) from err
