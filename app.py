@@ -69,9 +69,8 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     from analyzer import analyze_tab, batch_tab, similarity_tab
     from analyzer.content.service import effectiveness_predictor
     from arena import tab as arena_tab
-    from votes import results_tab
-
     from core.hosting import identity, is_hosted, storage_notice
+    from votes import results_tab
 
     arena, why_not = (arena, None) if arena is not None else open_arena(settings)
     hosted = is_hosted(settings)
