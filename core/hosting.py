@@ -10,6 +10,7 @@ from core.errors import UserError
 from core.settings import Settings
 
 HOSTED_MAX_UPLOAD = "10mb"  # a shared machine takes smaller files than a local one (50mb)
+HOSTED_MAX_BATCH_ROWS = 5_000  # rows of one web batch on a shared machine (none locally)
 OAUTH, LOGIN, TYPED, NOBODY = "oauth", "login", "typed", "nobody"
 
 
@@ -55,6 +56,14 @@ def max_upload(settings: Settings) -> str:
     if os.environ.get("CLIP_ARENA_MAX_UPLOAD") or settings.max_upload != "50mb" or not is_hosted(settings):
         return settings.max_upload
     return HOSTED_MAX_UPLOAD
+
+
+def max_batch_rows(settings: Settings) -> int | None:
+    """Rows one web batch may have: as configured (CLIP_ARENA_MAX_BATCH_ROWS), else 5,000 when
+    hosted and no cap locally. The command line is never capped."""
+    if settings.max_batch_rows > 0:
+        return settings.max_batch_rows
+    return HOSTED_MAX_BATCH_ROWS if is_hosted(settings) else None
 
 
 def storage_notice(target, hosted: bool, now: datetime | None = None) -> str:

@@ -80,6 +80,7 @@ class Settings:
     allow_anonymous: bool | None = None  # typed names without a login; None: yes locally, no when hosted
     max_votes_per_hour: int = 0  # per annotator; 0: no cap
     min_display_ms: int = 400  # a vote cast sooner after its round appeared is flagged for review
+    max_batch_rows: int = 0  # rows of one web batch; 0: 5,000 when hosted, none locally (core/hosting.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -118,6 +119,7 @@ class Settings:
             allow_anonymous=_env_bool("CLIP_ARENA_ALLOW_ANONYMOUS") if os.environ.get("CLIP_ARENA_ALLOW_ANONYMOUS") else None,
             max_votes_per_hour=_env_int("CLIP_ARENA_MAX_VOTES_PER_HOUR", 0),
             min_display_ms=_env_int("CLIP_ARENA_MIN_DISPLAY_MS", 400),
+            max_batch_rows=_env_int("CLIP_ARENA_MAX_BATCH_ROWS", 0),
         )
 
     def with_overrides(self, **overrides) -> "Settings":

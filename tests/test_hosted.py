@@ -200,3 +200,19 @@ def test_with_hf_oauth_the_arena_has_a_login_button_and_start_reads_the_profile(
     start = next(fn for fn in demo.fns.values() if fn.api_name == "arena_start")
     params = inspect.signature(start.fn).parameters
     assert "OAuthProfile" in str(params["profile"].annotation)
+
+
+def test_hosted_batches_are_capped_before_any_work(tmp_path, monkeypatch):
+    from analyzer.batch_view import check_batch_rows
+    from core.errors import UserError
+    from core.hosting import max_batch_rows
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert max_batch_rows(Settings()) is None and max_batch_rows(Settings(hosted=True)) == 5000
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("image,caption\n" + "".join(f'"http://x/{i}.jpg","a, ""quoted""\nline {i}"\n'
+                                                       for i in range(4)))
+    check_batch_rows(str(csv_path), Settings(hosted=True, max_batch_rows=4))  # 4 rows (multi-line cells)
+    check_batch_rows(str(csv_path), Settings())
+    with pytest.raises(UserError, match="^This CSV has more than 3 rows, the most this server scores at once"):
+        check_batch_rows(str(csv_path), Settings(hosted=True, max_batch_rows=3))
