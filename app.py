@@ -136,6 +136,11 @@ def launch(settings: Settings, arena=None) -> None:
 
     auth = Users.from_settings(settings.auth, settings.users_file)
     demo = build_app(settings, arena)
+    if getattr(arena, "target", None) is not None:
+        # SIGTERM (a Space restarting) exits through Python, so the vote target's last push runs (atexit).
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     warm_up(settings)
     # No allowed_paths: the browser gets catalog images one by one, by catalog row (arena/images.py),
     # and nothing else from the catalog's folder (its Parquet, FAISS files, a votes.db).

@@ -216,3 +216,21 @@ def test_hosted_batches_are_capped_before_any_work(tmp_path, monkeypatch):
     check_batch_rows(str(csv_path), Settings())
     with pytest.raises(UserError, match="^This CSV has more than 3 rows, the most this server scores at once"):
         check_batch_rows(str(csv_path), Settings(hosted=True, max_batch_rows=3))
+
+
+def test_a_clean_stop_pushes_what_the_interval_had_not_yet(tmp_path, apps, arena_catalog):
+    """Pushes every 10 minutes; SIGTERM (what a Space restart sends) still leaves every vote in the folder."""
+    catalog, db = arena_catalog
+    bucket = tmp_path / "bucket"
+    app = apps(tmp_path, "--catalog", str(catalog), "--votes", str(db), "--vote-target", str(bucket),
+               "--push-minutes", "10")
+    client = _client(app.url)
+    out = client.predict("ann", "all", api_name="/arena_start")
+    for _ in range(3):
+        out = client.predict(out[2], True, api_name="/arena_left")
+    assert not list(bucket.glob("votes-*.csv"))
+    app.stop()  # SIGTERM
+    from votes.store import VoteStore
+    from votes.targets import FolderTarget, restore
+
+    assert restore(VoteStore(tmp_path / "new" / "votes.db"), FolderTarget(bucket, tmp_path / "new" / "s"))["added"] == 3

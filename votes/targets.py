@@ -12,6 +12,7 @@ Two targets behind one interface (VoteTarget):
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import os
@@ -103,6 +104,7 @@ class VoteTarget(ABC):
             self.log.after_append = self.push
             return
         stop = self._stop = threading.Event()
+        atexit.register(self.push)  # a clean stop (a Space restart sends SIGTERM) pushes what is left
 
         def loop():
             while not stop.wait(self.every_min * 60):
