@@ -26,7 +26,32 @@ def open_strict(settings: Settings):
         store = VoteStore(settings.votes)
     except (OSError, sqlite3.Error) as err:
         raise UserError(f"Cannot open the votes file {settings.votes}: {err}.") from err
-    return Arena(Searcher.open(catalog), store, gold_share=settings.gold_share)
+    target = keep_votes(settings, store)
+    arena = Arena(Searcher.open(catalog), store, gold_share=settings.gold_share,
+                  max_votes_per_hour=settings.max_votes_per_hour, min_display_ms=settings.min_display_ms)
+    arena.target = target
+    return arena
+
+
+def keep_votes(settings: Settings, store):
+    """The durable vote target, when one is configured: what it holds is merged into the store
+    first, then every vote is appended to this replica's log and pushed (votes/targets.py)."""
+    from pathlib import Path
+
+    from votes.targets import open_target, restore
+
+    if not settings.vote_target:
+        return None
+    staging = Path(str(settings.votes) + ".log")  # beside the SQLite file, on local disk
+    target = open_target(settings.vote_target, staging, settings.push_minutes)
+    restored = restore(store, target)
+    print(f"Votes restored from {target.describe()}: {restored['added']} added, {restored['undone']} marked undone "
+          f"({restored['files']} files); {restored['to_push']} local votes to push.", flush=True)
+    store.listeners.append(target.log)
+    target.start()
+    if restored["to_push"]:
+        target.push()
+    return target
 
 
 def open_arena(settings: Settings):
@@ -45,18 +70,26 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     from analyzer.content.service import effectiveness_predictor
     from arena import explore_tab
     from arena import tab as arena_tab
+    from core.hosting import identity, is_hosted, storage_notice
     from votes import results_tab
 
     arena, why_not = (arena, None) if arena is not None else open_arena(settings)
+    hosted = is_hosted(settings)
+    target = getattr(arena, "target", None)
     if settings.effectiveness_model:
         effectiveness_predictor(settings.effectiveness_model)  # a bad file stops the launch, said clearly
     # Uploads and results are deleted from the temp folder once they are upload_max_age_s old.
     age = max(60, settings.upload_max_age_s)
     with gr.Blocks(title="CLIP Arena", analytics_enabled=False, delete_cache=(max(60, age // 4), age)) as demo:
         gr.Markdown("# CLIP Arena\nCompare, score and analyse CLIP-style image-text models.")
+        if arena is not None and (hosted or target is not None):
+            # Where votes are kept, how much a restart can lose and when the last push was: refreshed.
+            notice = gr.Markdown(storage_notice(target, hosted), elem_id="vote-storage")
+            gr.Timer(30).tick(lambda: storage_notice(target, hosted), None, notice, api_visibility="private",
+                              queue=False)
         with gr.Tab("Arena", id="arena") as arena_tab_ui:
             if arena is not None:
-                arena_tab.build(arena, login_name=bool(settings.auth or settings.users_file))
+                arena_tab.build(arena, identity=identity(settings))
             else:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Results", id="results") as results_tab_ui:
@@ -109,14 +142,22 @@ def launch(settings: Settings, arena=None) -> None:
 
     auth = Users.from_settings(settings.auth, settings.users_file)
     demo = build_app(settings, arena)
+    if getattr(arena, "target", None) is not None:
+        # SIGTERM (a Space restarting) exits through Python, so the vote target's last push runs (atexit).
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     warm_up(settings)
     # No allowed_paths: the browser gets catalog images one by one, by catalog row (arena/images.py),
     # and nothing else from the catalog's folder (its Parquet, FAISS files, a votes.db).
     # Model work (batch, analyze, similarity) runs in its own bounded concurrency groups (see the
     # tabs); the queue turns new events away past queue_size instead of growing without end.
+    # Hosted, smaller uploads; Finish ends an annotator's session, never the server.
+    from core.hosting import max_upload
+
     demo.queue(max_size=settings.queue_size).launch(
         server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
-        max_file_size=settings.max_upload, footer_links=["api", "settings"], show_error=True,
+        max_file_size=max_upload(settings), footer_links=["api", "settings"], show_error=True,
     )
 
 

@@ -8,6 +8,7 @@ from analyzer.analyze_view import run_analyze
 from analyzer import model_notice
 from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
+from core.gpu import gpu
 from core.settings import Settings
 
 
@@ -28,6 +29,7 @@ def build(settings: Settings) -> None:
         labels = gr.Plot(label="Labels", elem_id="an-labels")
     download = gr.File(label="Full report (JSON)", elem_id="an-json")
 
+    @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_analyze(image_file, image_url, copy, spec):
         try:
             return run_analyze(image_file, image_url, copy, spec, settings, image.GRADIO_CACHE)

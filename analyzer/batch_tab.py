@@ -9,6 +9,7 @@ from analyzer.batch_view import (SHOWS, SORTS, CancelFlags, columns_of, local_pa
 from analyzer import model_notice
 from analyzer.widgets import error_text, model_picker
 from core.errors import UserError
+from core.gpu import gpu
 from core.settings import Settings
 
 
@@ -47,6 +48,7 @@ def build(settings: Settings) -> None:
     upload.change(on_upload, [upload], [image_col, caption_col, summary], concurrency_id="batch-columns",
                   concurrency_limit=settings.model_jobs)
 
+    @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_run(path, image, caption, spec, request: gr.Request, progress=gr.Progress()):
         key = request.session_hash or ""
         flag = flags.start(key)

@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, score_csv
+from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, read_records, score_csv
 from analyzer.csv_io import detect_columns, sniff
 from analyzer.model_choice import check_browser_model
 from analyzer.policy import BROWSER, ImagePolicy
 from core.downloads import new_folder
 from core.errors import UserError
+from core.hosting import max_batch_rows
 from core.settings import Settings
 from models.fallback import pick_photo_model
 
@@ -86,11 +87,24 @@ def local_paths_text(settings: Settings) -> str:
     return "Local paths are read only under the image folders configured on the server."
 
 
+def check_batch_rows(csv_path: str, settings: Settings) -> None:
+    """Refuse, before any work, a web batch longer than the server's cap (hosted: 5,000 rows)."""
+    cap = max_batch_rows(settings)
+    if cap is None:
+        return
+    delimiter, _ = sniff(csv_path)
+    for rows, _ in enumerate(read_records(Path(csv_path), delimiter)):  # 0: the header
+        if rows > cap:
+            raise UserError(f"This CSV has more than {cap:,} rows, the most this server scores at once; "
+                            "split it, or score it on your machine with clip-arena score.")
+
+
 def run_batch(csv_path: str, image_column: str, caption_column: str, model: str, settings: Settings,
               progress=None, should_stop=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
         raise UserError("Drop a CSV file first.")
     model = check_browser_model(model, settings)
+    check_batch_rows(csv_path, settings)
     out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
     policy = ImagePolicy.for_server(settings)

@@ -9,6 +9,7 @@ from analyzer.similarity_view import COLUMNS, run_similarity
 from analyzer import model_notice
 from analyzer.widgets import error_text, image_inputs, model_picker
 from core.errors import UserError
+from core.gpu import gpu
 from core.settings import Settings
 
 
@@ -26,6 +27,7 @@ def build(settings: Settings) -> None:
     table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")
     plot = gr.Plot(label="Scores", elem_id="sim-plot")
 
+    @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_score(image_file, image_url, text, spec):
         try:
             df, fig, line = run_similarity(image_file, image_url, text, spec, settings, image.GRADIO_CACHE)

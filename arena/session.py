@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ class SessionState:
     votes: int = 0
     rounds_shown: int = 0
     last_reveal: dict | None = None
+    flagged: int = 0  # votes of this session cast under the display-time floor
+    last_flagged: bool = False
     notice: str | None = None  # why there is no round on screen (every query's lists agree)
     revealed: set[str] = field(default_factory=set)  # rounds whose methods this annotator has seen
     recent: list[int] = field(default_factory=list)  # query rows shown lately, not to repeat at once
@@ -42,8 +45,11 @@ class SessionState:
 
 class Arena:
     def __init__(self, searcher: Searcher, store: VoteStore, k: int = 4, seed: int | None = None,
-                 gold_share: float = 0.0):
+                 gold_share: float = 0.0, max_votes_per_hour: int = 0, min_display_ms: int = 0):
         self.searcher, self.store = searcher, store
+        # Per annotator: at most this many live votes in any hour (0: no cap); a vote cast sooner
+        # than min_display_ms after its round appeared is kept but flagged for review.
+        self.max_votes_per_hour, self.min_display_ms = max_votes_per_hour, min_display_ms
         self.gold = GoldRounds(gold_share, seed)  # rounds shown again, sides swapped (arena/gold.py)
         self.maker = RoundMaker(searcher, k=k, seed=seed)
         self.maker.load_counts(store.votes_per_query())
@@ -139,16 +145,21 @@ class Arena:
         with state.lock:
             r = self._require_round(state, round_id)
             display_ms = int(round((time.monotonic() - state.shown_at) * 1000))
+            self._check_cap(state)
+            flag = (f"cast {display_ms} ms after the round appeared, under the {self.min_display_ms} ms floor"
+                    if display_ms < self.min_display_ms else None)
             with self._lock:
                 self.maker.count_vote(r.query_row, +1)  # before choosing the next query
             following, records = self._take_next(state)
             try:  # the vote and the next round in one transaction: one fsync per vote
-                self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records)
+                self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records, flag=flag)
             except BaseException:
                 with self._lock:
                     self.maker.count_vote(r.query_row, -1)
                 raise
             state.votes += 1
+            state.flagged += bool(flag)
+            state.last_flagged = bool(flag)
             self.gold.remember(state.session_id, r)
             state.last_reveal = None
             if reveal:
@@ -206,6 +217,16 @@ class Arena:
                 wins[v["method_right"]] += 1
         return {"annotator": state.annotator, "votes": len(votes), "choices": counts, "wins": wins}
 
+    def _check_cap(self, state: SessionState) -> None:
+        """Refuse a vote past the annotator's hourly cap, saying when the next one is possible."""
+        if self.max_votes_per_hour <= 0:
+            return
+        now = datetime.now(timezone.utc)
+        since = (now - timedelta(hours=1)).isoformat(timespec="milliseconds")
+        if self.store.votes_since(state.annotator, since) >= self.max_votes_per_hour:
+            raise VoteCap(f"You have cast {self.max_votes_per_hour} votes in the past hour, the most this arena "
+                          "takes from one annotator; please come back in a few minutes.")
+
     def _require_round(self, state: SessionState, round_id: str | None) -> Round:
         r = state.current
         if r is None:
@@ -213,6 +234,10 @@ class Arena:
         if round_id is not None and round_id != r.round_id:
             raise StaleRound("That key press was for a round already judged; it was ignored.")
         return r
+
+
+class VoteCap(UserError):
+    """An annotator has reached the votes-per-hour cap."""
 
 
 class StaleRound(UserError):

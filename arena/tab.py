@@ -10,6 +10,7 @@ from arena.rounds import MethodsAgree
 from arena.session import Arena, StaleRound
 from arena.view import KEY_LEGEND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
 from core.errors import UserError
+from core.hosting import NOBODY, OAUTH, TYPED, annotator_name
 
 ACTIONS = ("left", "right", "tie", "both_bad", "skip", "undo", "finish")
 ROUND_ACTIONS = ACTIONS[:5]  # need a round on screen; undo and finish need a session
@@ -19,6 +20,8 @@ LABELS = {"left": "A · Left better", "right": "B · Right better", "tie": "T ·
 # SQLite transaction: many annotators vote side by side, in a group of their own so that model
 # work in the other tabs never holds them up.
 CONCURRENCY_ID, CONCURRENCY_LIMIT = "arena", 16
+FLAGGED = ("That vote came less than {ms} ms after the round appeared: it is kept, flagged for review. "
+           "Take a moment to look at both sides.")
 NAME_KEY = "clip-arena-annotator"  # where the browser remembers the annotator's name
 
 KEYBOARD_JS = """
@@ -86,15 +89,21 @@ KEYBOARD_JS = """
 """
 
 
-def build(arena: Arena, login_name: bool = False) -> None:
+def build(arena: Arena, identity: str = TYPED) -> None:
+    """`identity` (core/hosting.py): how the annotator is named: Hugging Face login, the app's
+    login, a typed name, or nobody may vote."""
+    login_name = identity != TYPED
     images = CatalogImages(arena.searcher.catalog, get_upload_folder())
     state = gr.State(None)
     saved_name = gr.BrowserState("", storage_key=NAME_KEY, secret=NAME_KEY)  # a name, not a secret
     with gr.Column(elem_id="arena-root"):
+        if identity == OAUTH:
+            gr.LoginButton(elem_id="arena-login")
         with gr.Row():
             name = gr.Textbox(label="Your name", placeholder="annotator name (Enter starts)", scale=2,
                               elem_id="arena-name", interactive=not login_name,
-                              info="You are signed in: your login name is used." if login_name else None)
+                              info={TYPED: None, NOBODY: "Voting needs a sign-in here."}.get(
+                                  identity, "You are signed in: your login name is used."))
             categories = ["all"] + arena.maker.category_choices()
             category = gr.Dropdown(categories, value="all", label="Category", scale=1, elem_id="arena-category")
             reveal = gr.Checkbox(value=True, label="Reveal methods after each vote", scale=1, elem_id="arena-reveal")
@@ -127,9 +136,9 @@ def build(arena: Arena, login_name: bool = False) -> None:
 
     nothing = tuple(gr.skip() for _ in outputs)
 
-    def on_start(annotator, cat, request: gr.Request):
-        annotator = (getattr(request, "username", None) if login_name else None) or annotator
+    def on_start(annotator, cat, request: gr.Request, profile=None):
         try:
+            annotator = annotator_name(identity, annotator, getattr(request, "username", None), profile)
             st = arena.start(annotator, category=None if cat == "all" else cat)
         except UserError as err:
             gr.Warning(str(err))
@@ -140,9 +149,16 @@ def build(arena: Arena, login_name: bool = False) -> None:
             pass  # state.notice says so in the status line
         return show(st) + (st.annotator,)
 
+    if identity == OAUTH:  # Gradio fills a gr.OAuthProfile parameter from the Hugging Face login
+        def start_fn(annotator, cat, request: gr.Request, profile: gr.OAuthProfile | None):
+            return on_start(annotator, cat, request, profile)
+    else:
+        def start_fn(annotator, cat, request: gr.Request):
+            return on_start(annotator, cat, request)
+
     for trigger, api_name, visibility in ((start.click, "arena_start", "public"),
                                           (name.submit, "arena_start_enter", "undocumented")):
-        trigger(on_start, [name, category], outputs + [saved_name], concurrency_id=CONCURRENCY_ID,
+        trigger(start_fn, [name, category], outputs + [saved_name], concurrency_id=CONCURRENCY_ID,
                 concurrency_limit=CONCURRENCY_LIMIT, api_name=api_name, api_visibility=visibility)
     root = gr.context.Context.root_block
     if root is not None and not login_name:
@@ -164,7 +180,10 @@ def build(arena: Arena, login_name: bool = False) -> None:
                     arena.skip(st, shown_round_id)
                     return show(st)
                 arena.vote(st, action, shown_round_id, reveal=bool(show_reveal))
-                return show(st, reveal_flash(st))
+                note = reveal_flash(st)
+                if st.last_flagged:
+                    note += flash(FLAGGED.format(ms=arena.min_display_ms), "info")
+                return show(st, note)
             except StaleRound:
                 return nothing  # a double press: the first one already moved on
             except MethodsAgree:

@@ -31,6 +31,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gold-share", dest="gold_share", type=float, metavar="SHARE",
                    help="share of arena rounds shown again later with the sides swapped, to measure each "
                         "annotator's self-consistency (0 to 0.5, default 0)")
+    p.add_argument("--hosted", action="store_true", default=None,
+                   help="shared-deployment rules, as on a Space (SPACE_ID): no local paths unless --image-root, "
+                        "smaller uploads, sign-in required unless --allow-anonymous")
+    p.add_argument("--vote-target", dest="vote_target", metavar="hf:OWNER/NAME|FOLDER",
+                   help="keep votes beyond this machine: a dataset repo (hf:OWNER/NAME) or a mounted folder")
+    p.add_argument("--push-minutes", dest="push_minutes", type=float, metavar="MIN",
+                   help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
+    p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
+                   help="hosted: let annotators vote under a typed name without signing in")
+    p.add_argument("--max-votes-per-hour", dest="max_votes_per_hour", type=int, metavar="N",
+                   help="most votes one annotator may cast in any hour (default 0: no cap)")
+    p.add_argument("--min-display-ms", dest="min_display_ms", type=int, metavar="MS",
+                   help="a vote cast sooner after its round appeared is flagged for review (default 400)")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -69,6 +82,7 @@ def describe(settings, arena, users) -> list[str]:
         f"catalog images: {' and '.join(where)} (served one by one, nothing else of their folders)",
         f"image roots for batch CSVs: {roots}",
         f"users: {len(users)} (the login name is the annotator)" if users else "users: no login (annotators type a name)",
+        "votes kept in: " + (arena.target.describe() if getattr(arena, "target", None) else "this machine only"),
         f"URL: http://{host}:{settings.port}/" + (f" (listening on {settings.host})" if host != settings.host else ""),
     ]
 
@@ -77,6 +91,10 @@ def run(args) -> int:
     settings = settings_from_args(args)
     if not 0.0 <= settings.gold_share <= 0.5:
         raise UserError("--gold-share must be between 0 and 0.5.")
+    if settings.push_minutes is not None and settings.push_minutes < 0:
+        raise UserError("--push-minutes must be 0 or more.")
+    if settings.max_votes_per_hour < 0 or settings.min_display_ms < 0:
+        raise UserError("--max-votes-per-hour and --min-display-ms must be 0 or more.")
     arena, users = check(settings)
     print("CLIP Arena serves\n  " + "\n  ".join(describe(settings, arena, users)), flush=True)
     import app

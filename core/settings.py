@@ -75,6 +75,14 @@ class Settings:
     model_jobs: int = 2  # Similarity and Analyze runs at once, each tab its own group
     upload_max_age_s: int = 3600  # uploads and results older than this are deleted from the temp folder
     gold_share: float = 0.0  # share of arena rounds shown again with sides swapped (arena/gold.py)
+    hosted: bool = False  # a shared deployment: a Space (SPACE_ID) or --hosted (see hosting rules in app.py)
+    # Where votes outlive this machine: hf:OWNER/NAME (a dataset repo) or a mounted folder (votes/targets.py).
+    vote_target: str | None = None
+    push_minutes: float | None = None  # minutes between pushes (default 5 for a repo, 1 for a folder; 0: each vote)
+    allow_anonymous: bool | None = None  # typed names without a login; None: yes locally, no when hosted
+    max_votes_per_hour: int = 0  # per annotator; 0: no cap
+    min_display_ms: int = 400  # a vote cast sooner after its round appeared is flagged for review
+    max_batch_rows: int = 0  # rows of one web batch; 0: 5,000 when hosted, none locally (core/hosting.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -107,6 +115,13 @@ class Settings:
             model_jobs=_env_int("CLIP_ARENA_MODEL_JOBS", 2),
             upload_max_age_s=_env_int("CLIP_ARENA_UPLOAD_MAX_AGE", 3600),
             gold_share=float(os.environ.get("CLIP_ARENA_GOLD_SHARE") or 0.0),
+            hosted=bool(os.environ.get("SPACE_ID")) or _env_bool("CLIP_ARENA_HOSTED"),
+            vote_target=os.environ.get("CLIP_ARENA_VOTE_TARGET") or None,
+            push_minutes=float(os.environ["CLIP_ARENA_PUSH_MINUTES"]) if os.environ.get("CLIP_ARENA_PUSH_MINUTES") else None,
+            allow_anonymous=_env_bool("CLIP_ARENA_ALLOW_ANONYMOUS") if os.environ.get("CLIP_ARENA_ALLOW_ANONYMOUS") else None,
+            max_votes_per_hour=_env_int("CLIP_ARENA_MAX_VOTES_PER_HOUR", 0),
+            min_display_ms=_env_int("CLIP_ARENA_MIN_DISPLAY_MS", 400),
+            max_batch_rows=_env_int("CLIP_ARENA_MAX_BATCH_ROWS", 0),
         )
 
     def with_overrides(self, **overrides) -> "Settings":

@@ -22,13 +22,13 @@ DEMO = ROOT / "assets" / "demo" / "catalog.parquet"
 class App:
     """`python app.py ARGS` on a free port, stoppable mid-test (to restart it)."""
 
-    def __init__(self, cwd: Path, *args: str):
+    def __init__(self, cwd: Path, *args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(cwd / f"server-{self.port}.log", "w+")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
                                      cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+                                     env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})})
         try:
             wait_http(self.url, proc=self.proc)
         except Exception:

@@ -60,8 +60,17 @@ CREATE TABLE IF NOT EXISTS votes (
     blind INTEGER NOT NULL DEFAULT 1 CHECK (blind IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS votes_session ON votes (session_id, created_at);
+CREATE INDEX IF NOT EXISTS votes_annotator ON votes (annotator, created_at);
+CREATE TABLE IF NOT EXISTS vote_flags (
+    vote_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    flagged_at TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS votes_query ON votes (query_id);
 """
+# Flags (a vote cast faster than the display-time floor) live in a table of their own, so the vote
+# rows and the vote CSV keep DESIGN's columns.
+FLAG_COLUMNS = ("vote_id", "reason", "flagged_at")
 # Stores made before the column existed: every vote in them was cast blind.
 ADD_BLIND = "ALTER TABLE votes ADD COLUMN blind INTEGER NOT NULL DEFAULT 1 CHECK (blind IN (0, 1))"
 
@@ -96,6 +105,9 @@ class VoteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # Called after each commit with what changed: ("votes", row) for a new or undone vote (a dict
+        # of VOTE_COLUMNS), ("flags", row) for a flag (FLAG_COLUMNS): the durable vote log listens here.
+        self.listeners: list = []
         with self.transaction() as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -152,25 +164,57 @@ class VoteStore:
 
     # -- votes ---------------------------------------------------------------------------
     def record_vote(self, r: ShownRound, choice: Choice | str, display_ms: int | None,
-                    then: list[tuple[ShownRound, RoundStatus]] = ()) -> str:
+                    then: list[tuple[ShownRound, RoundStatus]] = (), flag: str | None = None) -> str:
         """Store one vote, and the rounds shown next, in one transaction (one fsync); return the
-        vote id once it is on disk. A second vote for the same round is refused."""
+        vote id once it is on disk. A second vote for the same round is refused. `flag`: why the
+        vote is flagged for review (kept, counted, and listed in vote_flags)."""
         choice = Choice.parse(choice) if isinstance(choice, str) else choice
         vote_id = uuid.uuid4().hex
+        values = (vote_id, utc_now(), r.annotator, r.session_id, r.round_id, r.query_id, r.method_left,
+                  r.method_right, json.dumps(r.results_left), json.dumps(r.results_right), choice.value,
+                  display_ms, r.overlap, r.catalog_fingerprint, __version__, None, int(bool(r.blind)))
+        flag_row = (vote_id, flag, values[1]) if flag else None
         try:
             with self.transaction() as conn:
                 conn.execute(
                     f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({', '.join('?' * len(VOTE_COLUMNS))})",
-                    (vote_id, utc_now(), r.annotator, r.session_id, r.round_id, r.query_id, r.method_left,
-                     r.method_right, json.dumps(r.results_left), json.dumps(r.results_right), choice.value,
-                     display_ms, r.overlap, r.catalog_fingerprint, __version__, None, int(bool(r.blind))),
-                )
+                    values)
                 conn.execute("UPDATE rounds SET status = ? WHERE round_id = ?", (RoundStatus.VOTED.value, r.round_id))
                 for shown, status in then:
                     self._insert_round(conn, shown, status)
+                if flag_row:
+                    conn.execute("INSERT INTO vote_flags VALUES (?,?,?)", flag_row)
         except sqlite3.IntegrityError as err:
             raise DuplicateVote(f"Round {r.round_id} already has a vote.") from err
+        self._tell("votes", {**dict(zip(VOTE_COLUMNS, values)), "blind": bool(r.blind)})
+        if flag_row:
+            self._tell("flags", dict(zip(FLAG_COLUMNS, flag_row)))
         return vote_id
+
+    def _tell(self, kind: str, row: dict) -> None:
+        for listener in self.listeners:
+            listener(kind, row)
+
+    def votes_since(self, annotator: str, since: str) -> int:
+        """Live votes of this annotator cast at or after the UTC time `since` (ISO text)."""
+        row = self._connect().execute(
+            "SELECT COUNT(*) FROM votes WHERE annotator = ? AND created_at >= ? AND undone_at IS NULL",
+            (annotator, since)).fetchone()
+        return row[0]
+
+    def flag_rows(self) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in self._connect().execute(f"SELECT {', '.join(FLAG_COLUMNS)} FROM vote_flags")]
+
+    def merge_flags(self, rows: list[tuple]) -> int:
+        """Add flags (FLAG_COLUMNS tuples) not yet known; returns how many were new."""
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO vote_flags VALUES (?,?,?)", rows)
+            return conn.total_changes - before
+
+    def flags(self) -> dict[str, str]:
+        """{vote_id: reason} of every flagged vote."""
+        return {r[0]: r[1] for r in self._connect().execute("SELECT vote_id, reason FROM vote_flags")}
 
     def undo_last(self, session_id: str) -> sqlite3.Row | None:
         """Mark this session's latest live vote undone; return it (None if there is none)."""
@@ -180,7 +224,10 @@ class VoteStore:
                 (session_id,),
             ).fetchone()
             if row is not None:
-                conn.execute("UPDATE votes SET undone_at = ? WHERE vote_id = ?", (utc_now(), row["vote_id"]))
+                undone_at = utc_now()
+                conn.execute("UPDATE votes SET undone_at = ? WHERE vote_id = ?", (undone_at, row["vote_id"]))
+        if row is not None:
+            self._tell("votes", {**_vote(row), "undone_at": undone_at})
         return row
 
     # -- reading -------------------------------------------------------------------------

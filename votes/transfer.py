@@ -4,6 +4,7 @@ can be merged. Import is all or nothing: one bad row or one known vote id import
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sqlite3
 from datetime import datetime
@@ -73,19 +74,29 @@ def _check_row(line: int, row: dict) -> tuple:
     return tuple(typed[c] for c in VOTE_COLUMNS)
 
 
-def import_csv(store: VoteStore, path: str | Path) -> int:
+def read_vote_rows(path: str | Path, torn_tail: bool = False) -> list[tuple]:
+    """The checked rows of a vote CSV, as tuples of VOTE_COLUMNS. `torn_tail`: a last record cut
+    short (no final newline, as a crash mid-append leaves it) is left out instead of refused."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) not in (VOTE_COLUMNS, LEGACY_COLUMNS):
-                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
-                                "(blind may be left out).")
-            rows = [_check_row(line, row) for line, row in enumerate(reader, start=2)]
+            text = f.read()
     except OSError as err:
         raise UserError(f"Cannot read {path}: {err.strerror}.") from err
     except UnicodeDecodeError as err:
         raise UserError(f"{path.name} is not UTF-8 text; save it as CSV UTF-8 and import it again.") from err
+    if torn_tail and text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if tuple(reader.fieldnames or ()) not in (VOTE_COLUMNS, LEGACY_COLUMNS):
+        raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
+                        "(blind may be left out).")
+    return [_check_row(line, row) for line, row in enumerate(reader, start=2)]
+
+
+def import_csv(store: VoteStore, path: str | Path) -> int:
+    path = Path(path)
+    rows = read_vote_rows(path)
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         if row[0] in seen:
@@ -103,3 +114,31 @@ def import_csv(store: VoteStore, path: str | Path) -> int:
     except sqlite3.IntegrityError as err:
         raise UserError(f"A round in {path} already has a vote in {store.path} ({err}); nothing was imported.") from err
     return len(rows)
+
+
+UNDONE_AT = VOTE_COLUMNS.index("undone_at")
+
+
+def merge_rows(store: VoteStore, rows: list[tuple]) -> tuple[int, int]:
+    """Merge vote rows gathered from logs (the same vote may appear more than once: cast, then
+    undone) into the store, de-duplicated by vote id: unknown votes are added, a known live vote
+    that a row marks undone is marked undone. Returns (votes added, votes marked undone)."""
+    latest: dict[str, tuple] = {}
+    for row in rows:  # an undone row wins over the live one, whatever the order
+        seen = latest.get(row[0])
+        if seen is None or (row[UNDONE_AT] and not seen[UNDONE_AT]):
+            latest[row[0]] = row
+    placeholders = ", ".join("?" * len(VOTE_COLUMNS))
+    added = undone = 0
+    with store.transaction() as conn:
+        known = {r[0]: r[1] for r in conn.execute("SELECT vote_id, undone_at FROM votes")}
+        for vote_id, row in latest.items():
+            if vote_id not in known:
+                # OR IGNORE: a round voted under another vote id (never made by the app) is left as it is.
+                cur = conn.execute(f"INSERT OR IGNORE INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({placeholders})",
+                                   row)
+                added += cur.rowcount
+            elif row[UNDONE_AT] and not known[vote_id]:
+                conn.execute("UPDATE votes SET undone_at = ? WHERE vote_id = ?", (row[UNDONE_AT], vote_id))
+                undone += 1
+    return added, undone
