@@ -284,13 +284,9 @@ def _score_chunk(chunk: list[tuple[list[str], str | None]], fetched: dict, encod
     return rows
 
 
-def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, encoder, options: BatchOptions,
-              progress: Callable[[float, str], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> BatchReport:
-    """Score every row of `input_path` into `output_path` (input columns + cosine, similarity,
-    clip_score, error). Raises UserError only for problems of the whole file (columns, encoding),
-    and BatchCancelled when `should_stop()` turns true (checked between chunks)."""
-    input_path, output_path = Path(input_path), Path(output_path)
+def open_input(input_path: Path, options: BatchOptions) -> tuple[Iterator, list[str], int, int]:
+    """(the records after the header, the header, image column index, caption column index): the
+    first step of every engine, so they all read a CSV alike."""
     delimiter, _ = sniff(input_path)
     records = read_records(input_path, delimiter)
     first = next(records, None)
@@ -298,8 +294,18 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
         raise UserError(f"{input_path.name} is empty.")
     header = [h.strip() for h in first[0]]
     image_col, caption_col = detect_columns(header, options.image_column, options.caption_column)
-    image_index, caption_index = header.index(image_col), header.index(caption_col)
-    report = BatchReport(image_column=image_col, caption_column=caption_col)
+    return records, header, header.index(image_col), header.index(caption_col)
+
+
+def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, encoder, options: BatchOptions,
+              progress: Callable[[float, str], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> BatchReport:
+    """Score every row of `input_path` into `output_path` (input columns + cosine, similarity,
+    clip_score, error). Raises UserError only for problems of the whole file (columns, encoding),
+    and BatchCancelled when `should_stop()` turns true (checked between chunks)."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    records, header, image_index, caption_index = open_input(input_path, options)
+    report = BatchReport(image_column=header[image_index], caption_column=header[caption_index])
     out_header = output_header(header)
     done = 0
     if options.resume and output_path.exists() and output_path.stat().st_size:

@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from analyzer.batch import (BatchOptions, BatchReport, _EmbeddingCache, _fetch_chunk, _score_chunk, fit_record,
-                            input_size, output_header, read_records)
-from analyzer.csv_io import detect_columns, sniff
-from core.errors import UserError
+                            input_size, open_input, output_header)
 from core.spreadsheet import safe_writer
 from engines.parts import PartStore, fingerprint
 from engines.ray_runtime import RayOptions, actor_class, ray_session, run_parts
@@ -38,14 +36,8 @@ def score_csv_ray(input_path: str | os.PathLike, output_path: str | os.PathLike,
     from models import get_encoder
 
     input_path, output_path = Path(input_path), Path(output_path)
-    delimiter, _ = sniff(input_path)
-    records = read_records(input_path, delimiter)
-    first = next(records, None)
-    if first is None:
-        raise UserError(f"{input_path.name} is empty.")
-    header = [h.strip() for h in first[0]]
-    image_col, caption_col = detect_columns(header, options.image_column, options.caption_column)
-    image_index, caption_index = header.index(image_col), header.index(caption_col)
+    records, header, image_index, caption_index = open_input(input_path, options)
+    image_col, caption_col = header[image_index], header[caption_index]
     report = BatchReport(image_column=image_col, caption_column=caption_col)
     out_header = output_header(header)
     store = PartStore.beside(output_path, ".csv")
