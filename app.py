@@ -70,7 +70,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     from analyzer.content.service import effectiveness_predictor
     from arena import explore_tab
     from arena import tab as arena_tab
-    from core.hosting import identity, is_hosted, storage_notice
+    from core.hosting import EXPLORE_OFF, explore_enabled, identity, is_hosted, storage_notice
     from votes import results_tab
 
     arena, why_not = (arena, None) if arena is not None else open_arena(settings)
@@ -95,8 +95,10 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
         with gr.Tab("Results", id="results") as results_tab_ui:
             results_slot = gr.Column()
         with gr.Tab("Explore", id="explore") as explore_tab_ui:
-            if arena is not None:
+            if arena is not None and explore_enabled(settings):
                 explore_tab.build(arena.searcher, settings, explore_tab_ui)
+            elif arena is not None:
+                gr.Markdown(EXPLORE_OFF, elem_id="explore-off")
             else:
                 gr.Markdown(f"Explore is not available: {why_not}", elem_id="explore-unavailable")
         with gr.Tab("Similarity", id="similarity") as similarity_tab_ui:

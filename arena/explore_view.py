@@ -9,6 +9,7 @@ import html
 from PIL import Image
 
 from analyzer.images import load_image
+from analyzer.policy import ImagePolicy
 from core.settings import Settings
 from index.catalog import SUFFIX
 from index.explore import Hit, search_all
@@ -55,7 +56,9 @@ def details_markdown(searcher: Searcher, method: str, rank: int, hit: Hit) -> st
 def run_explore(searcher: Searcher, text: str, image_file: str | None, methods: list[str], k: int,
                 settings: Settings) -> dict[str, list[Hit]]:
     """Each chosen method's hits for a text, or else an uploaded image (loaded as every tab does)."""
-    image = load_image(image_file, settings.limits) if image_file and not (text or "").strip() else None
+    image = None
+    if image_file and not (text or "").strip():  # an upload, read as every tab reads one (analyzer/policy.py)
+        image = ImagePolicy.for_server(settings).load_upload(image_file)
     return search_all(searcher, list(methods or []), text, image, int(k), settings.device, settings.precision)
 
 

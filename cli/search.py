@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from cli.common import add_device_options, add_fetch_options, print_json, settings_from_args
+from cli.common import add_device_options, add_fetch_options, add_image_root_option, print_json, settings_from_args
 from core.errors import UserError
 
 
@@ -17,6 +17,7 @@ def add_parser(subparsers) -> None:
     query.add_argument("--image", help="an image path or URL, embedded by the method's model")
     p.add_argument("-k", type=int, default=4, help="number of results (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_image_root_option(p, "the working folder, or CLIP_ARENA_IMAGE_ROOTS")
     add_device_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -35,7 +36,7 @@ def run(args) -> int:
     if args.query_id is not None:
         results, query = searcher.search_id(args.method, args.query_id, args.k), {"query_id": args.query_id}
     else:
-        from analyzer.images import load_image
+        from analyzer.policy import ImagePolicy
         from index.explore import search_image, search_text
 
         settings = settings_from_args(args)
@@ -43,7 +44,7 @@ def run(args) -> int:
             hits, query = search_text(searcher, args.method, args.text, args.k, settings.device,
                                       settings.precision), {"query_text": args.text}
         else:
-            image = load_image(args.image, settings.limits)
+            image = ImagePolicy.for_cli(settings, args.image_roots).load(args.image)
             hits, query = search_image(searcher, args.method, image, args.k, settings.device,
                                        settings.precision), {"query_image": args.image}
         results = [h.as_dict() for h in hits]

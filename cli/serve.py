@@ -6,6 +6,7 @@ a mistake is one sentence here rather than an error in the browser; then what it
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from cli.common import add_fetch_options, add_model_options, settings_from_args
@@ -40,6 +41,9 @@ def add_parser(subparsers) -> None:
                    help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
     p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
                    help="hosted: let annotators vote under a typed name without signing in")
+    p.add_argument("--explore", action=argparse.BooleanOptionalAction, default=None,
+                   help="the Explore tab (default: on locally without logins, off when annotators sign in or "
+                        "the app is hosted, since it would tell them which side is which)")
     p.add_argument("--max-votes-per-hour", dest="max_votes_per_hour", type=int, metavar="N",
                    help="most votes one annotator may cast in any hour (default 0: no cap)")
     p.add_argument("--min-display-ms", dest="min_display_ms", type=int, metavar="MS",

@@ -34,6 +34,19 @@ def identity(settings: Settings) -> str:
     return TYPED if anonymous else NOBODY
 
 
+def explore_enabled(settings: Settings) -> bool:
+    """Explore lists every method's results for any image, so an annotator could search a round's
+    query and learn which side is which: on by default only where nobody signs in to vote and the app
+    is not hosted (the owner alone, locally); --explore / --no-explore decide otherwise."""
+    if settings.explore is not None:
+        return settings.explore
+    return identity(settings) == TYPED and not is_hosted(settings)
+
+
+EXPLORE_OFF = ("Explore is off here: it shows which results each method returns, which would tell annotators "
+               "which side is which in the arena. Start the app with `--explore` to turn it on anyway.")
+
+
 def annotator_name(mode: str, typed: str, login: str | None, profile) -> str:
     """The annotator's name under `mode`; raises UserError (one sentence) when they may not vote."""
     if mode == OAUTH:

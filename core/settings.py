@@ -83,6 +83,7 @@ class Settings:
     max_votes_per_hour: int = 0  # per annotator; 0: no cap
     min_display_ms: int = 400  # a vote cast sooner after its round appeared is flagged for review
     max_batch_rows: int = 0  # rows of one web batch; 0: 5,000 when hosted, none locally (core/hosting.py)
+    explore: bool | None = None  # the Explore tab; None: only where annotators neither sign in nor share a host
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -122,6 +123,7 @@ class Settings:
             max_votes_per_hour=_env_int("CLIP_ARENA_MAX_VOTES_PER_HOUR", 0),
             min_display_ms=_env_int("CLIP_ARENA_MIN_DISPLAY_MS", 400),
             max_batch_rows=_env_int("CLIP_ARENA_MAX_BATCH_ROWS", 0),
+            explore=_env_bool("CLIP_ARENA_EXPLORE") if os.environ.get("CLIP_ARENA_EXPLORE") else None,
         )
 
     def with_overrides(self, **overrides) -> "Settings":

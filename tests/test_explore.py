@@ -108,7 +108,7 @@ def test_cli_search_by_text_and_by_image(capsys, tmp_path):
     assert code == 0 and payload["method"] == "finetuned" and payload["query_text"] == "red apple"
     assert len(payload["results"]) == 3 and set(payload["results"][0]) == {"image_id", "score"}
     code, out, _ = run_cli(capsys, "--method", "base", "--image", str(DEFAULT_CATALOG.parent / "images" / "1F34E.webp"),
-                           "--json")
+                           "--image-root", str(DEFAULT_CATALOG.parent), "--json")
     assert code == 0 and json.loads(out)["results"][0]["image_id"] == "1F34E"
     code, out, _ = run_cli(capsys, "--method", "base", "--query-id", "1F34E", "--json")
     assert code == 0 and "1F34E" not in [r["image_id"] for r in json.loads(out)["results"]]
@@ -125,3 +125,37 @@ def test_cli_search_needs_exactly_one_query(capsys):
 def test_cli_search_bad_image_is_one_sentence(capsys, tmp_path):
     code, _, err = run_cli(capsys, "--method", "base", "--image", str(tmp_path / "missing.png"))
     assert code != 0 and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_cli_search_by_image_reads_only_under_the_image_roots(capsys, tmp_path, monkeypatch):
+    """As every command: a path outside the roots is refused, and the error says how to add one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLIP_ARENA_IMAGE_ROOTS", raising=False)
+    apple = str(DEFAULT_CATALOG.parent / "images" / "1F34E.webp")
+    code, _, err = run_cli(capsys, "--method", "base", "--image", apple)
+    assert code != 0 and "--image-root" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "--method", "base", "--image", "/etc/passwd")
+    assert code != 0 and "not an image" not in err  # refused before it is read
+    code, out, _ = run_cli(capsys, "--method", "base", "--image", apple, "--image-root", str(DEFAULT_CATALOG.parent),
+                           "--json")
+    assert code == 0 and json.loads(out)["results"][0]["image_id"] == "1F34E"
+
+
+def _api_names(settings):
+    import app
+
+    demo = app.build_app(settings)
+    return {fn.api_name for fn in demo.fns.values()}
+
+
+@pytest.mark.parametrize("overrides, shown", [
+    ({}, True),  # the owner alone, locally
+    ({"auth": "ann:secret"}, False),  # annotators sign in: a search would tell them the sides
+    ({"hosted": True, "allow_anonymous": True}, False),
+    ({"auth": "ann:secret", "explore": True}, True),  # --explore: the owner's choice
+])
+def test_explore_is_off_where_annotators_vote_unless_asked_for(tmp_path, overrides, shown, monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    settings = Settings(catalog=str(DEFAULT_CATALOG), votes=str(tmp_path / "v.db"), **overrides)
+    names = _api_names(settings)
+    assert ("on_search" in names) is shown
