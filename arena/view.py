@@ -4,6 +4,7 @@ Nothing here names the current round's methods."""
 from __future__ import annotations
 
 import html
+import re
 from typing import Callable
 
 from arena.rounds import Round
@@ -13,6 +14,14 @@ KEY_LEGEND = ("**Keys** (Caps Lock or not): `A` or `←` left better · `B` or `
               "`X` both bad · `N` or `Space` skip · `U` undo · `Q` finish. Click an image to enlarge it.")
 CHOICE_WORDS = {"left": "Left better", "right": "Right better", "tie": "Tie", "both_bad": "Both bad"}
 WITHDRAWN = "Vote withdrawn: the round is shown again."
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def plain(text: str) -> str:
+    """A name typed in the browser, shown as the letters typed: no Markdown, no HTML."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def gallery(images: Callable[[int], str], rows: list[int]) -> list[tuple[str, str]]:
@@ -34,8 +43,8 @@ def progress_text(arena: Arena, state: SessionState) -> str:
 def status_line(arena: Arena, state: SessionState) -> str:
     votes = f"{state.votes} vote{'s' if state.votes != 1 else ''}"
     if state.current is None and state.notice:
-        return f"**{state.notice}** {state.annotator}: {votes} this session. {progress_text(arena, state)}"
-    return (f"Round {state.rounds_shown}. **{state.annotator}**: {votes} this session. "
+        return f"**{state.notice}** {plain(state.annotator)}: {votes} this session. {progress_text(arena, state)}"
+    return (f"Round {state.rounds_shown}. **{plain(state.annotator)}**: {votes} this session. "
             f"{progress_text(arena, state)}")
 
 
@@ -54,8 +63,8 @@ def reveal_flash(state: SessionState) -> str:
 
 def summary_text(summary: dict) -> str:
     if not summary["votes"]:
-        return f"Session finished for **{summary['annotator']}**: no votes recorded."
+        return f"Session finished for **{plain(summary['annotator'])}**: no votes recorded."
     choices = ", ".join(f"{CHOICE_WORDS[c].lower()} {n}" for c, n in summary["choices"].items())
     wins = ", ".join(f"{m} {n}" for m, n in sorted(summary["wins"].items(), key=lambda kv: -kv[1]))
-    return (f"Session finished for **{summary['annotator']}**: {summary['votes']} votes ({choices}). "
+    return (f"Session finished for **{plain(summary['annotator'])}**: {summary['votes']} votes ({choices}). "
             f"Wins: {wins}. Thank you! Press Start to go on.")

@@ -290,3 +290,17 @@ def test_session_ids_are_made_by_the_server(arena):
     assert a.session_id != b.session_id and len(a.session_id) == 32
     with pytest.raises(TypeError):
         arena.start("x", "a-gradio-session-hash")  # no way to hand in an id from the browser
+
+
+@pytest.mark.parametrize("name", ["<img src=x onerror=alert(1)>**[click](javascript:alert(1))**", "Ann_Lee*", "# A"])
+def test_a_typed_name_is_shown_as_typed_not_as_markdown_or_html(arena, name):
+    import markdown_it
+
+    from arena.view import status_line, summary_text
+
+    state = arena.start(name)
+    arena.next_round(state)
+    for text in (status_line(arena, state), summary_text(arena.summary(state))):
+        rendered = markdown_it.MarkdownIt("commonmark").render(text)
+        assert "<img" not in rendered and "<a " not in rendered and "<h1" not in rendered
+        assert name.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in rendered
