@@ -103,3 +103,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, tmp)
     os.replace(tmp, target)
+    # rename() between two links of one file does nothing and leaves the temporary name behind
+    # (POSIX): remove it, or every refresh of a served copy would leave one more file.
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass

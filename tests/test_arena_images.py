@@ -75,3 +75,16 @@ def test_a_copy_removed_by_gradios_cache_cleaning_is_served_again(tmp_path):
     assert Path(again).read_bytes() == (cat_dir / "red.png").read_bytes()
     with Image.open(placeholder_again) as im:
         assert im.format == "PNG"
+
+
+def test_refreshing_a_served_copy_leaves_no_temporary_files(tmp_path, monkeypatch):
+    import arena.images as served_images
+
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    Image.new("RGB", (8, 8), "red").save(cat_dir / "red.png")
+    images = CatalogImages(_catalog(cat_dir, ["red.png"]), tmp_path / "served")
+    monkeypatch.setattr(served_images, "REFRESH_S", 0.0)  # every call makes the copy anew
+    for _ in range(5):
+        path = images(0)
+    assert sorted(p.name for p in images.folder.iterdir()) == [Path(path).name]
