@@ -56,7 +56,9 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
     if non_blind["votes"]:
         rates = ", ".join(f"{r['method_b']} {r['win_rate_b']:.0%} of {r['wins_a'] + r['wins_b']} decisive against "
                           f"{r['method_a']}" for r in non_blind["pairs"] if r["win_rate_b"] is not None)
-        details.append(f"{non_blind['votes']} votes cast after the methods were revealed are left out of the verdict"
+        n = non_blind["votes"]
+        details.append(f"{n} vote{'s' if n != 1 else ''} cast after the methods were revealed "
+                       f"{'are' if n != 1 else 'is'} left out of the verdict"
                        + (f" (on their own: {rates})." if rates else "."))
     if summary["excluded_annotators"]:
         details.append(f"Left out of the verdict: {', '.join(summary['excluded_annotators'])} "

@@ -141,7 +141,7 @@ def numbers(pair: dict) -> str:
         f"p {_p(head['sequential_p_value'])}, safe to check after every vote.",
         _per_vote(pair),
         f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of {pair['queries']} "
-        f"queries, sign test p {_p(pair['query_p_value'])}.",
+        f"queries (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
         f"Ties {pair['ties']} ({_pct(pair['tie_rate'])}, CI {_range(*pair['tie_ci'])}), both bad "
         f"{pair['both_bad']} ({_pct(pair['both_bad_rate'])}, CI {_range(*pair['both_bad_ci'])}).",
     ]
