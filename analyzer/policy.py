@@ -19,14 +19,10 @@ from PIL import Image
 from analyzer.fetch import is_url
 from analyzer.images import decode_image, load_image, read_regular_file
 from core.errors import ImageLoadError
+from core.hosting import is_hosted
 from core.settings import FetchLimits, Settings
 
 CLI, BROWSER = "cli", "browser"
-
-
-def hosted(settings: Settings) -> bool:
-    """A hosted deployment (a Space, or --hosted where the settings know it)."""
-    return bool(getattr(settings, "hosted", False) or os.environ.get("SPACE_ID"))
 
 
 def configured_roots(settings: Settings) -> list[str] | None:
@@ -34,7 +30,7 @@ def configured_roots(settings: Settings) -> list[str] | None:
     nothing was configured; else the working folder."""
     roots = settings.image_roots
     explicit = os.environ.get("CLIP_ARENA_IMAGE_ROOTS") is not None or roots != [os.getcwd()]
-    if hosted(settings) and not explicit:
+    if is_hosted(settings) and not explicit:
         return None
     return list(roots) if roots else None
 

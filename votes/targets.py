@@ -25,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import UserError
+from core.spreadsheet import restore as restore_cell, safe_writer
 from votes.store import FLAG_COLUMNS, VOTE_COLUMNS, VoteStore
+from votes.transfer import UNDONE_AT, merge_rows, read_vote_rows, vote_cell
 
 KINDS = {"votes": VOTE_COLUMNS, "flags": FLAG_COLUMNS}
 HUB_PREFIXES = ("hf://datasets/", "hf:", "dataset:")  # the longest first
@@ -35,12 +37,6 @@ def replica_id() -> str:
     """A name no other replica (or earlier run of this one) writes under."""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40] or "host"
     return f"{host}-{uuid.uuid4().hex[:8]}"
-
-
-def _cell(value) -> str:
-    from votes.transfer import _cell as vote_cell
-
-    return vote_cell(value)
 
 
 class VoteLog:
@@ -60,12 +56,12 @@ class VoteLog:
     def append(self, kind: str, row: dict) -> None:
         columns = KINDS[kind]
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = safe_writer(buffer)  # as the export writes: every cell quoted
         with self.lock:
             path = self.path(kind)
             if not path.exists():
                 writer.writerow(columns)
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            writer.writerow([vote_cell(row.get(c)) for c in columns])
             with open(path, "a", encoding="utf-8", newline="") as f:
                 f.write(buffer.getvalue())
             self.appended += 1
@@ -266,8 +262,6 @@ def open_target(spec: str, staging: Path, every_min: float | None = None) -> Vot
 def restore(store: VoteStore, target: VoteTarget) -> dict:
     """Merge what the target holds into the store (vote ids de-duplicate), then log what the store
     holds that the target lacks (votes cast since the last push, before a crash), so it is pushed."""
-    from votes.transfer import UNDONE_AT, merge_rows, read_vote_rows
-
     files = target.fetch()
     rows = []
     for path in (p for p in files if p.name.startswith("votes-")):
@@ -294,8 +288,6 @@ def restore(store: VoteStore, target: VoteTarget) -> dict:
 
 
 def _read_flags(path: Path) -> list[tuple]:
-    from core.spreadsheet import restore as restore_cell
-
     text = path.read_text(encoding="utf-8-sig")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]

@@ -20,7 +20,8 @@ LEGACY_COLUMNS = VOTE_COLUMNS[:-1]
 BOOL_CELLS = {"true": True, "false": False}
 
 
-def _cell(value) -> str:
+def vote_cell(value) -> str:
+    """A vote field as a CSV cell: booleans as true/false, formulas neutralised."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return neutralise(value)
@@ -32,7 +33,7 @@ def export_csv(store: VoteStore, path: str | Path) -> int:
         writer = safe_writer(f)  # every cell quoted: a `;`-locale spreadsheet cannot split one
         writer.writerow(VOTE_COLUMNS)
         for v in votes:
-            writer.writerow([_cell(v[c]) for c in VOTE_COLUMNS])
+            writer.writerow([vote_cell(v[c]) for c in VOTE_COLUMNS])
     return len(votes)
 
 
