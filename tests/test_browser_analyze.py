@@ -4,6 +4,7 @@ import pytest
 
 from core.settings import Settings
 from effectiveness.train import TrainOptions, train
+from tests.browser_helpers import upload_image
 from tests.drawing import printed_text
 from tests.test_effectiveness import write_creatives
 
@@ -18,7 +19,7 @@ def test_analyze_tab_shows_sections_prediction_and_json(serve_app, page, tiny_op
     printed_text("SALE 50% OFF").save(image)
     page.goto(serve_app("--model", tiny_open_clip_spec, "--effectiveness-model", str(model_file)))
     page.get_by_role("tab", name="Analyze").click()
-    page.locator("#an-image input[type=file]").set_input_files(str(image))
+    upload_image(page, "an-image", image)
     page.locator("#an-text textarea").fill("Love it! 50% off everything this weekend. Shop now at example.com")
     page.locator("#an-run").click()
     ocr = page.locator('#an-report [data-section="ocr"]')

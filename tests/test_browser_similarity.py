@@ -3,6 +3,8 @@
 import pytest
 from PIL import Image
 
+from tests.browser_helpers import upload_image
+
 pytestmark = pytest.mark.browser
 
 
@@ -12,7 +14,7 @@ def test_similarity_tab_scores_two_captions(serve_app, page, tiny_open_clip_spec
     url = serve_app("--model", tiny_open_clip_spec)
     page.goto(url)
     page.get_by_role("tab", name="Similarity").click()
-    page.locator("#sim-image input[type=file]").set_input_files(str(image))
+    upload_image(page, "sim-image", image)
     page.locator("#sim-captions textarea").fill("a green square\na red sports car")
     page.locator("#sim-run").click()
     summary = page.locator("#sim-summary")
@@ -47,7 +49,7 @@ def test_a_bad_upload_clears_the_result_and_says_so(serve_app, page, tiny_open_c
     page.locator("#sim-captions textarea").fill("a green square")
     page.locator("#sim-run").click()
     page.locator("#sim-summary").get_by_text("Best match").wait_for()
-    page.locator("#sim-image input[type=file]").set_input_files(str(notes))  # an upload wins over the box
+    upload_image(page, "sim-image", notes)  # an upload wins over the box
     page.locator("#sim-run").click()
     page.locator("#sim-summary").get_by_text("Error:").wait_for()
     page.screenshot(path=str(tmp_path / "bad_upload.png"), full_page=True)
