@@ -70,8 +70,21 @@ def wait_http(url: str, timeout_s: float = 90.0, proc: subprocess.Popen | None =
     raise TimeoutError(f"{url} did not answer within {timeout_s} s")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failed test at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _failed(request) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is not None and report.failed
+
+
 @pytest.fixture
-def serve_app(tmp_path):
+def serve_app(tmp_path, request):
     """Start `python app.py ARGS...` on a free port; return its base URL. Stopped after the test."""
     procs = []
 
@@ -94,6 +107,9 @@ def serve_app(tmp_path):
 
     yield _serve
     for proc, log in procs:
+        if _failed(request):  # a browser timeout says little; the server's log says why
+            log.seek(0)
+            sys.stderr.write(f"\n--- app log (pid {proc.pid}) ---\n{log.read()[-6000:]}\n")
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -117,11 +133,19 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     yield pg
+    if _failed(request):  # what the user would have seen: the page's text, toasts included
+        shot = Path(request.node.path).parent.parent / ".pytest_cache" / f"{request.node.name}.png"
+        try:
+            shot.parent.mkdir(exist_ok=True)
+            pg.screenshot(path=str(shot), full_page=True)
+            sys.stderr.write(f"\n--- page text (screenshot {shot}) ---\n{pg.inner_text('body')[-4000:]}\n")
+        except Exception as err:  # the page may be gone; the failure itself is what matters
+            sys.stderr.write(f"\n--- no page capture: {err} ---\n")
     context.close()
 
 
