@@ -66,6 +66,9 @@ def open_arena(settings: Settings):
 
 def build_app(settings: Settings, arena=None) -> gr.Blocks:
     """The app; `arena` when the caller has opened it already (serve checks it before launching)."""
+    from core.plot_imports import import_plotting
+
+    import_plotting()  # here, in the main thread: first draws in two request threads can deadlock
     from analyzer import analyze_tab, batch_tab, similarity_tab
     from analyzer.content.service import effectiveness_predictor
     from arena import explore_tab
