@@ -3,7 +3,9 @@
 Every backend exposes the same small surface so the tabs, the batch scorer and the
 embedding builder never care which library produced a vector:
   - image_transform(pil) -> float tensor (picklable, so DataLoader workers can run it)
-  - encode_pixels(tensor batch) -> np.ndarray
+  - encode_pixels(tensor batch) -> np.ndarray (float input, or uint8 from `fast_transform`)
+  - fast_transform(pil) -> uint8 tensor when the preprocessing is the CLIP recipe (models.pixels),
+    normalised on the device by encode_pixels; else the float image_transform
   - encode_images(pil list) / encode_texts(str list) -> np.ndarray
 """
 
@@ -16,6 +18,7 @@ import torch
 from PIL import Image
 
 from models.device import PRECISIONS
+from models.pixels import Preprocess, preprocess_of
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:
@@ -39,6 +42,17 @@ class Encoder:
     def dtype(self) -> torch.dtype:
         return PRECISIONS[self.precision]
 
+    @property
+    def preprocess(self) -> Preprocess | None:
+        if not hasattr(self, "_preprocess"):
+            self._preprocess = preprocess_of(self)
+        return self._preprocess
+
+    @property
+    def fast_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """What decoding workers should run: uint8 pixels when the device can normalise them."""
+        return self.preprocess or self.image_transform
+
     # -- hooks -------------------------------------------------------------
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -49,8 +63,20 @@ class Encoder:
     # -- public API --------------------------------------------------------
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """A batch of the image transform's output, or of fast_transform's uint8 pixels (scaled and
+        normalised here, on the device, after a 4x smaller copy)."""
+        if pixels.dtype == torch.uint8:
+            return self.encode_raw(pixels.to(self.device, non_blocking=True))
         pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
         return _normalise(self._image_features(pixels))
+
+    @torch.inference_mode()
+    def encode_raw(self, pixels: torch.Tensor) -> np.ndarray:
+        """(N, 3, S, S) pixels in 0..255, float or uint8, already on any device (the GPU decoder's
+        output): normalised and encoded."""
+        if self.preprocess is None:
+            raise ValueError(f"{self.spec} takes float pixels from its image_transform, not raw pixels.")
+        return _normalise(self._image_features(self.preprocess.normalise(pixels.to(self.device), self.dtype)))
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         out = [np.empty((0, self.dim), np.float32)]
