@@ -193,12 +193,20 @@ def load_image(source: ImageSource, limits: FetchLimits | None = None,
     limits = limits or FetchLimits()
     if isinstance(source, Image.Image):
         return decode_image(source, "the uploaded image", limits, target_size, then)
+    data, name = read_source(source, limits, image_roots)
+    return decode_image(data, name, limits, target_size, then)
+
+
+def read_source(source: str | os.PathLike | bytes, limits: FetchLimits,
+                image_roots: Sequence[str | os.PathLike] | None = None) -> tuple[bytes, str]:
+    """(the file's bytes, its name for messages): the reading half of load_image, with the same
+    caps and roots, for decoders that are not PIL (the GPU's)."""
     if isinstance(source, (bytes, bytearray)):
-        return decode_image(bytes(source), "the uploaded image", limits, target_size, then)
+        return bytes(source), "the uploaded image"
     text = os.fspath(source).strip()
     if not text:
         raise ImageLoadError("missing", "No image was given.")
     name = _short(text)
     if is_url(text):
-        return decode_image(fetch_bytes(text, limits), name, limits, target_size, then)
-    return decode_image(_read_local(text, limits, image_roots), name, limits, target_size, then)
+        return fetch_bytes(text, limits), name
+    return _read_local(text, limits, image_roots), name

@@ -17,7 +17,7 @@ from typing import Callable
 from PIL import Image
 
 from analyzer.fetch import is_url
-from analyzer.images import decode_image, load_image, read_regular_file
+from analyzer.images import decode_image, load_image, read_regular_file, read_source
 from core.errors import ImageLoadError
 from core.hosting import is_hosted
 from core.settings import FetchLimits, Settings
@@ -63,9 +63,17 @@ class ImagePolicy:
 
     def load(self, source, target_size: int | None = None, then: Callable[[Image.Image], object] | None = None):
         """An image (or then(image)) from a path, URL, bytes or PIL image, under this policy."""
+        return self._under_policy(source, lambda s, roots: load_image(s, self.limits, roots, target_size, then))
+
+    def read(self, source) -> tuple[bytes, str]:
+        """(the bytes, the name for messages) of a path, URL or bytes, under this policy, undecoded:
+        for the GPU's JPEG decoder."""
+        return self._under_policy(source, lambda s, roots: read_source(s, self.limits, roots))
+
+    def _under_policy(self, source, action):
         try:
             if isinstance(source, (bytes, bytearray, Image.Image)):
-                return load_image(source, self.limits, target_size=target_size, then=then)
+                return action(source, None)
             if source is None:
                 raise ImageLoadError("missing", "No image was given.")
             text = os.fspath(source).strip()
@@ -74,7 +82,7 @@ class ImagePolicy:
             if not is_url(text) and self.roots is None:
                 raise ImageLoadError("local_path_refused", "Local file paths are not read here; give an http(s) "
                                                            f"URL or upload the image{self._where()}.")
-            return load_image(text, self.limits, self.roots, target_size=target_size, then=then)
+            return action(text, self.roots)
         except ImageLoadError as err:
             if err.kind in ("outside_roots", "not_found") and self._where():
                 raise ImageLoadError(err.kind, str(err).rstrip(".") + self._where() + ".") from err

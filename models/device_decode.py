@@ -1,0 +1,107 @@
+"""JPEG decoding on the model's device (nvJPEG through torchvision on CUDA), the CPU decoder the
+fallback for every image the device cannot take.
+
+Workers read the file (with the safe loader's caps and roots) and look at its header only: a
+baseline RGB or greyscale JPEG with no EXIF rotation goes to the device as bytes; anything else
+(PNG, CMYK, an EXIF-rotated photo, a corrupt file) is decoded on the CPU there and then, through
+the safe loader, so its rules and its error messages hold. A JPEG the device then fails to decode
+is decoded on the CPU too: one bad file never fails its batch.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from analyzer.images import decode_image
+from core.errors import ImageLoadError
+from core.settings import FetchLimits
+from models.pixels import Preprocess
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass
+class EncodedJpeg:
+    """A JPEG for the device to decode: its bytes and its name for messages."""
+    data: np.ndarray  # uint8, 1-D
+    name: str
+
+
+@dataclass(frozen=True)
+class ForDevice:
+    """The batch scorer's 'transform' when JPEGs are decoded on the device: a loader reads the
+    file and calls prepare() instead of decoding it (analyzer.batch.load_cell)."""
+    preprocess: Preprocess
+
+
+def device_decodable(data: bytes, limits: FetchLimits) -> bool:
+    """Whether the device decoder gives the same pixels the CPU loader would (header only)."""
+    if data[:3] != JPEG_MAGIC or b"\xff\xd9" not in data[-64:]:  # no end marker: maybe truncated,
+        return False  # which nvJPEG may decode to grey where the CPU loader refuses it
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - the CPU path says what is wrong with it
+        return False
+    # CMYK/YCCK and EXIF rotations are the CPU loader's job; so is refusing an oversized image.
+    return image.format == "JPEG" and image.mode in ("RGB", "L") and orientation in (None, 1) \
+        and width * height <= limits.max_pixels
+
+
+def cpu_pixels(data: bytes, name: str, limits: FetchLimits, preprocesses: list[Preprocess]) -> list[torch.Tensor]:
+    """Decode on the CPU through the safe loader (reduced in the DCT to what the models need) ->
+    one uint8 tensor per preprocessing. Raises ImageLoadError."""
+    return decode_image(data, name, limits, target_size=min(p.size for p in preprocesses),
+                        then=lambda image: [p.to_uint8(image) for p in preprocesses])
+
+
+def prepare(data: bytes, name: str, limits: FetchLimits, preprocesses: list[Preprocess]):
+    """In a worker: an EncodedJpeg for the device, or the CPU-decoded uint8 tensors."""
+    if device_decodable(data, limits):
+        return EncodedJpeg(np.frombuffer(data, np.uint8).copy(), name)
+    return cpu_pixels(data, name, limits, preprocesses)
+
+
+def _decode_jpegs(tensors: list[torch.Tensor], device) -> list[torch.Tensor]:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():  # torchvision 0.29 marks its decoders as moving to TorchCodec
+        warnings.simplefilter("ignore")
+        return decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
+
+
+def decode_on_device(items: list, preprocesses: list[Preprocess], device, limits: FetchLimits) -> list:
+    """Each worker output (EncodedJpeg or CPU tensors) -> one (3, S, S) tensor per preprocessing, in
+    0..255 on `device`, or the ImageLoadError that image gave."""
+    jpegs = [k for k, item in enumerate(items) if isinstance(item, EncodedJpeg)]
+    decoded: dict[int, torch.Tensor] = {}
+    if jpegs:
+        try:  # one batched call is what makes nvJPEG fast
+            decoded = dict(zip(jpegs, _decode_jpegs([torch.from_numpy(items[k].data) for k in jpegs], device)))
+        except RuntimeError:  # a file it cannot take fails the whole call: find it
+            for k in jpegs:
+                try:
+                    decoded[k] = _decode_jpegs([torch.from_numpy(items[k].data)], device)[0]
+                except RuntimeError:
+                    pass
+    out: list = []
+    for k, item in enumerate(items):
+        if k in decoded:
+            out.append([p.resize_on_device(decoded[k]) for p in preprocesses])
+            continue
+        if isinstance(item, EncodedJpeg):  # the device could not decode it: the CPU decides
+            try:
+                item = cpu_pixels(item.data.tobytes(), item.name, limits, preprocesses)
+            except ImageLoadError as err:
+                out.append(err)
+                continue
+        out.append([t.to(device, non_blocking=True).float() for t in item])
+    return out
