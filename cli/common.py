@@ -28,6 +28,15 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
                         help="allow image URLs on private, loopback and link-local addresses")
 
 
+def add_decode_option(parser: argparse.ArgumentParser) -> None:
+    from models.pixels import DECODE_CHOICES
+
+    parser.add_argument("--decode", choices=DECODE_CHOICES, default="auto",
+                        help="where JPEGs are decoded: gpu (nvJPEG on the model's device, the default on CUDA; "
+                             "other files and failures fall back to the CPU per image) or cpu (worker processes "
+                             "or threads, reduced in the DCT to the model's input size)")
+
+
 def add_image_root_option(parser: argparse.ArgumentParser, default_help: str) -> None:
     parser.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
                         help=f"folder local image paths must stay under (repeatable; default: {default_help})")

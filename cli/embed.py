@@ -6,8 +6,8 @@ import os
 import sys
 from collections import Counter
 
-from cli.common import (add_device_options, add_engine_options, add_fetch_options, ray_options_from_args,
-                        settings_from_args)
+from cli.common import (add_decode_option, add_device_options, add_engine_options, add_fetch_options,
+                        ray_options_from_args, settings_from_args)
 from core.errors import UserError
 
 
@@ -18,9 +18,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC",
                    help="an embedding method and its model spec; repeat for several")
     p.add_argument("-o", "--output", required=True, help="catalog Parquet file (grown if it exists)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="images per model call (default 256 on CUDA, where a "
+                   "bigger batch keeps the GPU busy; 64 elsewhere)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
+    add_decode_option(p)
     add_device_options(p)
     add_fetch_options(p)
     add_engine_options(p)
@@ -58,12 +60,14 @@ def run(args) -> int:
         from engines.ray_embed import build_catalog_ray
 
         report = build_catalog_ray(items, methods, args.output, ray_options, dtype=dtype,
-                                   batch_size=args.batch_size, limits=settings.limits, device=settings.device,
-                                   precision=settings.precision)
+                                   batch_size=args.batch_size or 64, limits=settings.limits, device=settings.device,
+                                   precision=settings.precision, decode=args.decode)
     else:
         encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
-        report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=args.batch_size,
-                               workers=args.workers, limits=settings.limits, progress=True)
+        cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
+        batch_size = args.batch_size or (256 if cuda else 64)
+        report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=batch_size, workers=args.workers,
+                               limits=settings.limits, progress=True, decode=args.decode)
     print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "
           f"{len(report.failed):,} skipped")
     if report.failed:

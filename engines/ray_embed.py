@@ -2,9 +2,9 @@
 
 The catalog is written by the local `build_catalog` (schema, file metadata, stored URIs, kept rows
 of an existing catalog, skipped images); only its encoding stream comes from Ray. The new images are
-cut into parts of `part_rows`; CPU tasks decode a part with the local decoder (`_DecodeDataset`,
-the shared safe loader and each method's transform) into the same batches the local DataLoader
-makes; actors, each holding every method's model once, encode them. A finished part is saved at once
+cut into parts of `part_rows`; CPU tasks decode a part with the local decoder (index.embed.Decoding:
+the shared safe loader, uint8 pixels, or JPEG bytes for actors that decode on their GPU) into the
+same batches the local DataLoader makes; actors, each holding every method's model once, encode them. A finished part is saved at once
 (`catalog.parquet.parts/`, NumPy files) and fed to the writer in input order; a killed job re-run
 with the same arguments reuses every saved part, and the folder goes when the catalog is written.
 """
@@ -22,13 +22,13 @@ import numpy as np
 from core.settings import FetchLimits
 from engines.parts import PartStore, fingerprint
 from engines.ray_runtime import RayOptions, actor_class, ray_session, run_parts
-from index.embed import EmbedReport, ImageItem, _collate, _DecodeDataset, build_catalog
+from index.embed import Decoding, EmbedReport, ImageItem, build_catalog
 
 
 def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str | os.PathLike,
                       ray_options: RayOptions, *, dtype: str = "float32", batch_size: int = 64,
                       limits: FetchLimits | None = None, device: str | None = None, precision: str | None = None,
-                      progress: bool = True) -> EmbedReport:
+                      progress: bool = True, decode: str = "auto") -> EmbedReport:
     """What `build_catalog` does, with the images encoded on Ray."""
     from models import get_encoder
 
@@ -37,13 +37,16 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
     local = {m: get_encoder(spec, "cpu", "fp32") for m, spec in specs.items()}
     store = PartStore.beside(output, ".npz")
     methods = list(specs)
-    transforms = [local[m].image_transform for m in methods]
-    config = fingerprint(specs, precision, batch_size, limits)
+    # The actors' device decides "auto": nvJPEG when they have a GPU (the driver may have none).
+    if decode == "auto":
+        decode = "gpu" if _actors_on_cuda(ray_options, device) else "cpu"
+    decoding = Decoding.plan(local, decode, limits)
+    config = fingerprint(specs, precision, batch_size, limits, decoding.mode)
 
-    def decode(payload: bytes) -> bytes:  # a CPU task: one part's images, in local-engine batches
+    def decode_part(payload: bytes) -> bytes:  # a CPU task: one part's images, in local-engine batches
         sources = pickle.loads(payload)
-        dataset = _DecodeDataset(sources, transforms, limits)
-        return pickle.dumps([_collate([dataset[i] for i in range(s, min(s + batch_size, len(sources)))])
+        dataset = decoding.dataset(sources)
+        return pickle.dumps([decoding.collate([dataset[i] for i in range(s, min(s + batch_size, len(sources)))])
                              for s in range(0, len(sources), batch_size)], protocol=5)
 
     def make_encoder():  # once per actor: every method's model
@@ -51,9 +54,8 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
 
         def encode(payload: bytes) -> bytes:
             out = []
-            for indices, tensors, errors in pickle.loads(payload):
-                vectors = {m: encoders[m].encode_pixels(t) for m, t in zip(methods, tensors)} if indices else {}
-                out.append((indices, vectors, errors))
+            for batch in pickle.loads(payload):
+                out.append(decoding.encode(batch, encoders))
             return _part_bytes(out, methods, {m: e.dim for m, e in encoders.items()})
 
         return encode
@@ -85,7 +87,7 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
             yield from flush()
             if todo:
                 with ray_session(ray_options):
-                    for index, payload in run_parts(todo, decode, actor_class("EmbedParts", make_encoder),
+                    for index, payload in run_parts(todo, decode_part, actor_class("EmbedParts", make_encoder),
                                                     ray_options):
                         store.write(index, keys[index], payload)
                         ready.add(index)
@@ -99,6 +101,10 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
                            progress=progress, encode=stream)
     store.remove()
     return report
+
+
+def _actors_on_cuda(ray_options: RayOptions, device: str | None) -> bool:
+    return ray_options.gpus_per_actor > 0 and (device or "auto") != "cpu"
 
 
 def _part_bytes(batches: list[tuple], methods: list[str], dims: dict[str, int]) -> bytes:

@@ -20,11 +20,12 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from analyzer.images import load_image
+from analyzer.images import load_image, read_source
 from core.errors import ImageLoadError, UserError
 from core.settings import FetchLimits
 from index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
                            numpy_to_fixed_list, read_catalog, with_meta)
+from models.pixels import DECODE_CHOICES
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ROW_GROUP = 8192
@@ -78,25 +79,96 @@ def merge_items(folder_items: list[ImageItem], csv_items: list[ImageItem]) -> li
     return csv_items + [it for it in folder_items if it.source not in by_source]
 
 
+@dataclass
+class Decoding:
+    """How images become each method's model input, the same for every engine.
+
+    "cpu": workers decode (JPEGs reduced in the DCT), resize and crop to uint8; the device scales
+    and normalises. "gpu": workers read files and send JPEGs as bytes; the device decodes them
+    (models.device_decode), the rest go the "cpu" way. "float": a model whose preprocessing is not
+    the CLIP recipe keeps its own transform in the workers (the old path, and still correct).
+    Methods with the same preprocessing share one decode and one resize."""
+
+    mode: str
+    transforms: list  # distinct transforms (models.pixels.Preprocess, or a model's own transform)
+    slots: dict[str, int]  # method -> its transform's index
+    limits: FetchLimits
+
+    @classmethod
+    def plan(cls, encoders: dict, decode: str = "auto", limits: FetchLimits | None = None) -> "Decoding":
+        if decode not in DECODE_CHOICES + ("float",):  # "float": the old path, for benchmarks
+            raise UserError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, not {decode!r}.")
+        fast = decode != "float" and all(e.preprocess is not None for e in encoders.values())
+        if not fast:
+            mode = "float"
+        elif decode == "auto":
+            mode = "gpu" if all(str(e.device).startswith("cuda") for e in encoders.values()) else "cpu"
+        else:
+            mode = decode
+        transforms, slots = [], {}
+        for method, encoder in encoders.items():
+            transform = encoder.fast_transform if fast else encoder.image_transform
+            if transform not in transforms:
+                transforms.append(transform)
+            slots[method] = transforms.index(transform)
+        return cls(mode, transforms, slots, limits or FetchLimits())
+
+    def dataset(self, sources: list[str]) -> "_DecodeDataset":
+        return _DecodeDataset(sources, self)
+
+    def collate(self, batch: list) -> tuple:
+        return _collate(batch, gpu=self.mode == "gpu")
+
+    def encode(self, batch: tuple, encoders: dict) -> tuple[list[int], dict, list]:
+        """A collated batch -> (indices, {method: vectors}, errors), on the encoders' device."""
+        indices, columns, errors = batch
+        if self.mode == "gpu" and indices:
+            from models.device_decode import decode_on_device
+
+            device = next(iter(encoders.values())).device
+            decoded = decode_on_device(columns, self.transforms, device, self.limits)
+            errors = errors + [(i, (d.kind, str(d))) for i, d in zip(indices, decoded) if isinstance(d, ImageLoadError)]
+            kept = [(i, d) for i, d in zip(indices, decoded) if not isinstance(d, ImageLoadError)]
+            indices = [i for i, _ in kept]
+            columns = [torch.stack([d[t] for _, d in kept]) for t in range(len(self.transforms))] if kept else []
+        if not indices:
+            return [], {}, errors
+        vectors = {m: (encoders[m].encode_raw(columns[slot]) if self.mode == "gpu"
+                       else encoders[m].encode_pixels(columns[slot])) for m, slot in self.slots.items()}
+        return indices, vectors, sorted(errors)
+
+
 class _DecodeDataset(Dataset):
-    def __init__(self, sources: list[str], transforms: list[Callable], limits: FetchLimits):
-        self.sources, self.transforms, self.limits = sources, transforms, limits
+    def __init__(self, sources: list[str], decoding: Decoding):
+        self.sources, self.decoding = sources, decoding
 
     def __len__(self) -> int:
         return len(self.sources)
 
     def __getitem__(self, i: int):
+        d = self.decoding
         try:
-            image = load_image(self.sources[i], self.limits)
-            return i, [t(image) for t in self.transforms], None
+            if d.mode == "gpu":
+                from models.device_decode import prepare
+
+                data, name = read_source(self.sources[i], d.limits)
+                return i, prepare(data, name, d.limits, d.transforms), None
+            target = min(t.size for t in d.transforms) if d.mode == "cpu" else None
+            return i, load_image(self.sources[i], d.limits, target_size=target,
+                                 then=lambda image: [t(image) for t in d.transforms]), None
         except ImageLoadError as err:
             return i, None, (err.kind, str(err))
 
 
-def _collate(batch):
+def _collate(batch, gpu: bool = False):
+    """(indices, per-transform stacked tensors, errors); for the "gpu" decode, the workers' outputs
+    as they are (JPEG bytes or CPU-decoded tensors), for Decoding.encode to decode on the device."""
     ok = [b for b in batch if b[1] is not None]
-    tensors = [torch.stack([b[1][m] for b in ok]) for m in range(len(ok[0][1]))] if ok else []
-    return [b[0] for b in ok], tensors, [(b[0], b[2]) for b in batch if b[1] is None]
+    errors = [(b[0], b[2]) for b in batch if b[1] is None]
+    if gpu:
+        return [b[0] for b in ok], [b[1] for b in ok], errors
+    tensors = [torch.stack([b[1][t] for b in ok]) for t in range(len(ok[0][1]))] if ok else []
+    return [b[0] for b in ok], tensors, errors
 
 
 def _worker_init(_):
@@ -104,23 +176,21 @@ def _worker_init(_):
 
 
 def encode_stream(items: list[ImageItem], encoders: dict, batch_size: int = 64, workers: int = 2,
-                  limits: FetchLimits | None = None, progress: bool = True) -> Iterable[tuple]:
+                  limits: FetchLimits | None = None, progress: bool = True, decode: str = "auto") -> Iterable[tuple]:
     """Yield (item indices, {method: vectors}, errors) per batch, in input order."""
-    methods = list(encoders)
-    dataset = _DecodeDataset([it.source for it in items], [encoders[m].image_transform for m in methods],
-                             limits or FetchLimits())
+    decoding = Decoding.plan(encoders, decode, limits)
     cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                        pin_memory=cuda, worker_init_fn=_worker_init if workers else None,
+    loader = DataLoader(decoding.dataset([it.source for it in items]), batch_size=batch_size, num_workers=workers,
+                        collate_fn=decoding.collate, pin_memory=cuda, worker_init_fn=_worker_init if workers else None,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(items), unit="img", desc="embedding", dynamic_ncols=True)
+        bar = tqdm(total=len(items), unit="img", desc=f"embedding ({decoding.mode} decode)", dynamic_ncols=True)
     try:
-        for indices, tensors, errors in loader:
-            vectors = {m: encoders[m].encode_pixels(t) for m, t in zip(methods, tensors)} if indices else {}
+        for batch in loader:
+            indices, vectors, errors = decoding.encode(batch, encoders)
             if bar:
                 bar.update(len(indices) + len(errors))
             yield indices, vectors, errors
@@ -160,7 +230,7 @@ def _stored_uri(source: str, catalog_dir: Path) -> str:
 
 def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathLike, *, dtype: str = "float32",
                   batch_size: int = 64, workers: int = 2, limits: FetchLimits | None = None,
-                  progress: bool = True, encode: Callable | None = None) -> EmbedReport:
+                  progress: bool = True, encode: Callable | None = None, decode: str = "auto") -> EmbedReport:
     """Embed `items` with every encoder and write the catalog; incremental if `output` exists.
     `encode(new_items)` replaces the local `encode_stream` (another engine yielding the same
     (indices, {method: vectors}, errors) batches, in input order)."""
@@ -200,7 +270,7 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
         buffer: list[pa.Table] = []
         buffered = 0
         stream = (encode(new_items) if encode is not None
-                  else encode_stream(new_items, encoders, batch_size, workers, limits, progress))
+                  else encode_stream(new_items, encoders, batch_size, workers, limits, progress, decode))
         for indices, vectors, errors in stream:
             failed += [(new_items[i].image_id, kind, msg) for i, (kind, msg) in errors]
             if not indices:
