@@ -50,6 +50,7 @@ class BatchOptions:
     resume: bool = False
     audience: str = CLI  # how refusals read: naming folders and options (CLI) or not (browser)
     reduced_decode: bool = True  # decode JPEGs reduced in the DCT to the model's input size
+    decode: str = "auto"  # where JPEGs are decoded: "gpu" (the default on CUDA) or "cpu"
 
     def policy(self) -> ImagePolicy:
         roots = tuple(str(r) for r in self.image_roots) if self.image_roots is not None else None
@@ -96,12 +97,35 @@ def input_size(encoder) -> int:
     return int(encoder.image_transform(Image.new("RGB", (32, 32))).shape[-1])
 
 
+def batch_transform(encoder, decode: str = "auto", device_is_cuda: bool | None = None):
+    """What the fetch threads run per image: uint8 pixels (models.pixels) or, for "gpu" decoding, a
+    ForDevice marker (JPEG bytes for the device); a model outside the CLIP recipe keeps its own
+    float transform. `device_is_cuda`: where the encoding happens, when not this encoder's device."""
+    from models.device_decode import ForDevice
+    from models.pixels import DECODE_CHOICES
+
+    if decode not in DECODE_CHOICES:
+        raise UserError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, not {decode!r}.")
+    if encoder.preprocess is None:
+        return encoder.image_transform
+    cuda = str(encoder.device).startswith("cuda") if device_is_cuda is None else device_is_cuda
+    if decode == "gpu" or (decode == "auto" and cuda):
+        return ForDevice(encoder.preprocess)
+    return encoder.preprocess
+
+
 def load_cell(source: str, policy: ImagePolicy, transform, target_size: int | None = None) -> Loaded:
-    """One image cell -> its pixels tensor, or the error kind and message. Never raises: whatever
-    the cell holds (NUL bytes, a 6,000-character path, `http://[::1`), it is that row's error."""
+    """One image cell -> its pixels tensor (or, for the device decoder, its prepared JPEG), or the
+    error kind and message. Never raises: whatever the cell holds (NUL bytes, a 6,000-character
+    path, `http://[::1`), it is that row's error."""
+    from models.device_decode import ForDevice, prepare
+
     try:
         if not isinstance(source, str) or not source.strip():
             raise ImageLoadError("missing", "The image cell is empty.")
+        if isinstance(transform, ForDevice):
+            data, name = policy.read(source)
+            return Loaded(prepare(data, name, policy.limits, [transform.preprocess]), None, None)
         return Loaded(policy.load(source, target_size=target_size, then=transform), None, None)
     except ImageLoadError as err:
         return Loaded(None, err.kind, str(err))
@@ -226,7 +250,7 @@ def _embed_images(sources: list[str], fetched: dict, encoder, options: BatchOpti
 
     for source in dict.fromkeys(sources):
         if source not in cache and source not in fetched:  # evicted since the fetch looked: load now
-            fetched[source] = load_cell(source, policy, encoder.image_transform, target_size)
+            fetched[source] = load_cell(source, policy, batch_transform(encoder, options.decode), target_size)
     todo = [s for s in dict.fromkeys(sources) if s not in cache]
     good = [s for s in todo if fetched[s].pixels is not None]
     for s in todo:
@@ -234,9 +258,33 @@ def _embed_images(sources: list[str], fetched: dict, encoder, options: BatchOpti
             cache.put(s, (None, fetched[s].kind, fetched[s].message))
     for i in range(0, len(good), options.batch_size):
         batch = good[i : i + options.batch_size]
-        vectors = encoder.encode_pixels(torch.stack([fetched[s].pixels for s in batch]))
+        payloads = [fetched[s].pixels for s in batch]
+        if all(isinstance(p, torch.Tensor) for p in payloads):
+            vectors = encoder.encode_pixels(torch.stack(payloads))
+        else:  # JPEGs to decode on the device (models.device_decode), the rest decoded already
+            batch, vectors = _decode_and_encode(batch, payloads, encoder, options, cache)
         for s, v in zip(batch, vectors):
             cache.put(s, (v, None, None))
+
+
+def _decode_and_encode(batch: list[str], payloads: list, encoder, options: BatchOptions, cache):
+    """Decode a batch's JPEGs on the encoder's device; an image no decoder can read is its row's
+    error (put in the cache); -> (the sources encoded, their vectors)."""
+    import torch
+
+    from models.device_decode import decode_on_device
+
+    items = [p if not isinstance(p, torch.Tensor) else [p] for p in payloads]
+    decoded = decode_on_device(items, [encoder.preprocess], encoder.device, options.limits)
+    kept = []
+    for source, result in zip(batch, decoded):
+        if isinstance(result, ImageLoadError):
+            cache.put(source, (None, result.kind, str(result)))
+        else:
+            kept.append((source, result[0]))
+    if not kept:
+        return [], []
+    return [s for s, _ in kept], encoder.encode_raw(torch.stack([t for _, t in kept]))
 
 
 def _encode_captions(encoder, captions: list[str]) -> dict:
@@ -314,7 +362,7 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
                 raise UserError(f"{output_path} was not written for this input; remove it or drop --resume.")
         done = report.skipped_resumed = max(0, cut_to_complete(output_path, len(out_header)) - 1)
     policy = options.policy()
-    transform = encoder.image_transform
+    transform = batch_transform(encoder, options.decode)
     target_size = input_size(encoder) if options.reduced_decode else None
     cache = _EmbeddingCache(options.cache_size)
     start = time.perf_counter()

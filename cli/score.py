@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from cli.common import (add_engine_options, add_fetch_options, add_model_options, ray_options_from_args,
-                        settings_from_args)
+from cli.common import (add_decode_option, add_engine_options, add_fetch_options, add_model_options,
+                        ray_options_from_args, settings_from_args)
 
 
 def add_parser(subparsers) -> None:
@@ -20,6 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same output")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--fetch-workers", type=int, default=16, help="concurrent image fetches")
+    add_decode_option(p)
     add_model_options(p)
     add_fetch_options(p)
     add_engine_options(p)
@@ -39,7 +40,7 @@ def run(args) -> int:
                                               (args.image_roots or [Path(args.input).resolve().parent])]
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
-                           resume=args.resume)
+                           resume=args.resume, decode=args.decode)
     ray_options = ray_options_from_args(args)
     # Ray actors load settings.model themselves; locally the default may fall back to the demo model.
     encoder = None if ray_options is not None else photo_model_for_cli(settings)[0]

@@ -22,8 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from analyzer.batch import (BatchOptions, BatchReport, _EmbeddingCache, _fetch_chunk, _score_chunk, fit_record,
-                            input_size, open_input, output_header)
+from analyzer.batch import (BatchOptions, BatchReport, _EmbeddingCache, _fetch_chunk, _score_chunk, batch_transform,
+                            fit_record, input_size, open_input, output_header)
 from core.spreadsheet import safe_writer
 from engines.parts import PartStore, fingerprint
 from engines.ray_runtime import RayOptions, actor_class, ray_session, run_parts
@@ -45,11 +45,13 @@ def score_csv_ray(input_path: str | os.PathLike, output_path: str | os.PathLike,
         store.remove()
     # The driver's copy of the model gives the image preprocessing the decoding tasks apply.
     driver_encoder = get_encoder(spec, "cpu", "fp32")
-    transform = driver_encoder.image_transform
+    # uint8 pixels for the actors to normalise, or JPEG bytes when the actors decode on their GPU
+    transform = batch_transform(driver_encoder, options.decode,
+                                device_is_cuda=ray_options.gpus_per_actor > 0 and (device or "auto") != "cpu")
     target_size = input_size(driver_encoder) if options.reduced_decode else None
     policy = options.policy()
     config = fingerprint(spec, precision, image_col, caption_col, out_header, options.image_roots,
-                         asdict(options.limits), options.batch_size, options.audience, target_size)
+                         asdict(options.limits), options.batch_size, options.audience, target_size, type(transform).__name__)
     sizes: dict[int, int] = {}
     keys: dict[int, str] = {}
 
