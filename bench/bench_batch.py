@@ -3,8 +3,11 @@ in the same run, on local JPEG paths and on the same JPEGs served by a loopback 
 
 Baseline: per batch of 64 rows, thread-pool downloads (or file reads), then HF CLIPProcessor
 (image processor + CLIP tokenizer) and CLIPModel, fp32. Ours: fetching one chunk while the model
-encodes the previous one, each distinct image fetched and encoded once, fp16 on CUDA. Both are
-ViT-B/32 with random weights. The CSV has --captions captions per image, as COCO has 5.
+encodes the previous one, each distinct image fetched and encoded once, fp16 on CUDA, with
+`--decode cpu` (fetch threads decode JPEGs reduced in the DCT to uint8; the device normalises)
+and `--decode gpu` (fetch threads read bytes; the device decodes the JPEGs; without CUDA this is
+torchvision's CPU decoder: the code path, not its speed). Both are ViT-B/32 with random weights.
+The CSV has --captions captions per image, as COCO has 5.
 
     python bench/bench_batch.py --rows 1000           # CPU: about 5 minutes
     python bench/bench_batch.py --rows 5000 --fetch-workers 32   # on a GPU machine
@@ -73,9 +76,10 @@ def baseline(rows: list[tuple[str, str]], batch: int, device: str) -> float:
     return len(rows) / (time.perf_counter() - start)
 
 
-def ours(csv_path: Path, out: Path, root: Path, workers: int) -> float:
+def ours(csv_path: Path, out: Path, root: Path, workers: int, decode: str) -> float:
     encoder = get_encoder("open_clip:ViT-B-32")
-    options = BatchOptions(image_roots=[str(root)], fetch_workers=workers, limits=FetchLimits(allow_private_urls=True))
+    options = BatchOptions(image_roots=[str(root)], fetch_workers=workers, limits=FetchLimits(allow_private_urls=True),
+                           decode=decode)
     report = score_csv(csv_path, out, encoder, options)
     assert report.scored == report.rows, report.summary()
     return report.rows_per_s
@@ -110,10 +114,11 @@ def main() -> None:
             csv_path = root / f"{where[:5]}.csv"
             with open(csv_path, "w", newline="") as f:
                 csv.writer(f).writerows([("image", "caption"), *rows])
-            ours_rate = ours(csv_path, root / "out.csv", root, args.fetch_workers)
+            rates = {decode: ours(csv_path, root / "out.csv", root, args.fetch_workers, decode)
+                     for decode in ("cpu", "gpu")}
             base_rate = baseline(rows, 64, device)
-            print(f"{where:>13}: baseline {base_rate:8.1f} rows/s, ours {ours_rate:8.1f} rows/s, "
-                  f"ratio {ours_rate / base_rate:.2f}x", flush=True)
+            print(f"{where:>13}: baseline {base_rate:8.1f} rows/s; " + "; ".join(
+                f"ours --decode {d} {r:8.1f} rows/s ({r / base_rate:.2f}x)" for d, r in rates.items()), flush=True)
         server.shutdown()
 
 
