@@ -37,6 +37,13 @@ def add_decode_option(parser: argparse.ArgumentParser) -> None:
                              "or threads, reduced in the DCT to the model's input size)")
 
 
+def note_decode(decode: str, encoders) -> None:
+    """Say so when --decode gpu will not run on a GPU: it still works, on the CPU, and slower."""
+    if decode == "gpu" and not any(str(e.device).startswith("cuda") for e in encoders):
+        print("note: --decode gpu without CUDA decodes JPEGs with torchvision on the CPU, in the main "
+              "process (slower than --decode cpu)", file=sys.stderr)
+
+
 def add_image_root_option(parser: argparse.ArgumentParser, default_help: str) -> None:
     parser.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
                         help=f"folder local image paths must stay under (repeatable; default: {default_help})")

@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 from cli.common import (add_decode_option, add_device_options, add_engine_options, add_fetch_options,
-                        ray_options_from_args, settings_from_args)
+                        note_decode, ray_options_from_args, settings_from_args)
 from core.errors import UserError
 
 
@@ -64,6 +64,7 @@ def run(args) -> int:
                                    precision=settings.precision, decode=args.decode)
     else:
         encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
+        note_decode(args.decode, encoders.values())
         cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
         batch_size = args.batch_size or (256 if cuda else 64)
         report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=batch_size, workers=args.workers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from cli.common import (add_decode_option, add_engine_options, add_fetch_options, add_model_options,
-                        ray_options_from_args, settings_from_args)
+                        note_decode, ray_options_from_args, settings_from_args)
 
 
 def add_parser(subparsers) -> None:
@@ -44,6 +44,8 @@ def run(args) -> int:
     ray_options = ray_options_from_args(args)
     # Ray actors load settings.model themselves; locally the default may fall back to the demo model.
     encoder = None if ray_options is not None else photo_model_for_cli(settings)[0]
+    if encoder is not None:
+        note_decode(args.decode, [encoder])
     with tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(fraction, text):

@@ -241,6 +241,7 @@ def test_decode_option_on_the_commands(tmp_path, folder_of_every_kind):
                    "--decode", "gpu", "--workers", "0")
     assert proc.returncode == 0, proc.stderr
     assert "6 images (6 new, 0 kept), 2 skipped" in proc.stdout
+    assert "note: --decode gpu without CUDA" in proc.stderr  # it works, and says it is not on a GPU
     bad = run_cli("embed", "--images", str(folder_of_every_kind), "--method", "m=demo:base", "-o", str(out),
                   "--decode", "fpga")
     assert bad.returncode == 2 and "invalid choice: 'fpga'" in bad.stderr and "Traceback" not in bad.stderr
