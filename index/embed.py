@@ -182,7 +182,9 @@ def encode_stream(items: list[ImageItem], encoders: dict, batch_size: int = 64, 
     cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
     loader = DataLoader(decoding.dataset([it.source for it in items]), batch_size=batch_size, num_workers=workers,
                         collate_fn=decoding.collate, pin_memory=cuda, worker_init_fn=_worker_init if workers else None,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
+                        # "gpu" batches are files' bytes (up to the size cap each), not S x S pixels
+                        prefetch_factor=(2 if decoding.mode == "gpu" else 4) if workers else None,
+                        persistent_workers=False)
     bar = None
     if progress:
         from tqdm import tqdm

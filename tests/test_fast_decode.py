@@ -82,7 +82,10 @@ def test_uint8_pixels_normalised_are_the_open_clip_transforms_output(width, heig
     fast = encoder.preprocess.normalise(encoder.fast_transform(image).unsqueeze(0), torch.float32)[0]
     reference = encoder.image_transform(image)
     assert fast.shape == reference.shape
-    assert torch.allclose(fast, reference, atol=1e-5)
+    # Resampling only the cropped region puts a pixel at most one level of 255 off, rarely
+    one_level = 1 / 255 / min(encoder.preprocess.std) + 1e-5
+    differ = (fast - reference).abs()
+    assert differ.max() <= one_level and (differ > 1e-5).float().mean() <= 0.01
 
 
 def test_hf_clip_preprocessing_is_recognised_and_gives_the_same_vectors(tiny_hf_spec):
@@ -143,6 +146,23 @@ def test_which_files_go_to_the_device_decoder(folder_of_every_kind):
                          "rotated.jpg": False, "alpha.png": False, "truncated.jpg": False, "corrupt.jpg": False}
     small = FetchLimits(max_pixels=320 * 240 - 1)  # over the pixel cap: the CPU loader refuses it
     assert not device_decode.device_decodable((folder_of_every_kind / "rgb.jpg").read_bytes(), small)
+    strip = jpeg_bytes(photo(9 * 40, 40))  # past the aspect the device resizes whole: the CPU crops first
+    assert not device_decode.device_decodable(strip, limits)
+    assert device_decode.device_decodable(jpeg_bytes(photo(8 * 40, 40)), limits)
+
+
+def test_the_device_holds_full_size_decodes_within_the_decode_pixel_budget(monkeypatch, demo):
+    pre = [demo.preprocess]
+    datas = [jpeg_bytes(photo(200, 150, i)) for i in range(5)]  # 30,000 pixels each
+    real, calls = device_decode._decode_jpegs, []
+    monkeypatch.setattr(device_decode, "_decode_jpegs", lambda ts, dev: calls.append(len(ts)) or real(ts, dev))
+    results = {}
+    for budget in (0, 70_000):  # 0: no budget
+        limits = FetchLimits(decode_pixels=budget)
+        items = [device_decode.prepare(d, f"im{i}", limits, pre) for i, d in enumerate(datas)]
+        results[budget] = device_decode.decode_on_device(items, pre, "cpu", limits)
+    assert calls == [5, 2, 2, 1]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(results[0], results[70_000]))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -211,6 +231,37 @@ def test_uint8_and_device_decoded_batches_encode_like_the_model_transform(demo):
 
 
 # -- the scorer and the commands -----------------------------------------------------------------
+
+LIMITED_RUN = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (5 << 30, 5 << 30))  # 5 GB of address space, as `ulimit -v`
+from cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["cpu", "gpu"])
+def test_a_65000_pixel_strip_is_scored_and_embedded_in_bounded_memory(tmp_path, mode):
+    """Resizing the whole strip before the crop took 3.2 GB with the demo model (39 GB with a
+    224-pixel model), failing the run with --decode gpu and the whole embed in both modes."""
+    import subprocess
+    import sys
+
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (1, 65000, 3), np.uint8)).save(tmp_path / "imgs/strip.jpg")
+    (tmp_path / "imgs/ok.jpg").write_bytes(jpeg_bytes(photo(120, 90)))
+    (tmp_path / "pairs.csv").write_text("image,caption\nimgs/strip.jpg,a strip\nimgs/ok.jpg,a photo\n")
+    run = lambda *args: subprocess.run([sys.executable, "-c", LIMITED_RUN, *args], capture_output=True, text=True,  # noqa: E731
+                                       timeout=300, cwd=tmp_path)
+    scored = run("score", "pairs.csv", "-o", "out.csv", "--model", "demo:base", "--decode", mode)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    with open(tmp_path / "out.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["error"] for r in rows] == ["", ""] and all(r["cosine"] for r in rows)
+    embedded = run("embed", "--images", "imgs", "--method", "m=demo:base", "-o", "c.parquet", "--decode", mode,
+                   "--workers", "0")
+    assert embedded.returncode == 0, embedded.stderr[-2000:]
+    assert "2 images (2 new, 0 kept), 0 skipped" in embedded.stdout
 
 def test_score_with_gpu_decoding_gives_the_cpu_paths_scores_and_errors(tmp_path, demo, folder_of_every_kind):
     source = tmp_path / "pairs.csv"
