@@ -44,11 +44,12 @@ def test_embed_cli_writes_the_design_schema(tmp_path, tiny_open_clip_spec, tiny_
     assert df.loc["im0.jpg", "caption"] == "a noisy square" and df.loc["im0.jpg", "split"] == "test"
     assert df.loc["im0.jpg", "image_uri"] == "../images/im0.jpg"  # relative to the catalog's folder
     assert "sub/im3.jpg" in df.index and df["caption"].isna()["sub/im3.jpg"]
-    # Stored vectors equal what the registry gives for the same image.
+    # Stored vectors equal what the registry gives for the same image (to the one level of 255 a
+    # pixel may move when only the cropped region is resampled: models/pixels.py).
     enc = get_encoder(tiny_open_clip_spec)
     row = cat.ids.index("sub/im3.jpg")
     direct = enc.encode_images([Image.open(folder / "sub/im3.jpg").convert("RGB")])[0]
-    np.testing.assert_allclose(cat.embeddings("base")[row], direct, atol=1e-5)
+    np.testing.assert_allclose(cat.embeddings("base")[row], direct, atol=2e-4)
 
 
 def test_incremental_embed_touches_only_new_images(tmp_path, tiny_open_clip_spec, monkeypatch):
