@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
@@ -153,6 +154,28 @@ def thumbnail_markdown(image) -> str:
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
+_PREVIEW_CACHE: "OrderedDict[tuple, tuple[str, object]]" = OrderedDict()
+_PREVIEW_CACHE_SIZE = 512  # 10 previews of 50 rows; a thumbnail and a vector are a few KB
+_PREVIEW_LOCK = threading.Lock()
+
+
+def _preview_image(source: str, policy: ImagePolicy, encoder) -> tuple[str, object]:
+    """(thumbnail, image vector) of a scored row's image, kept across sorts and filters of a
+    preview, so changing the order does not fetch (or read) its 50 images again."""
+    key = (encoder.spec, str(encoder.device), policy.roots, source)
+    with _PREVIEW_LOCK:
+        if key in _PREVIEW_CACHE:
+            _PREVIEW_CACHE.move_to_end(key)
+            return _PREVIEW_CACHE[key]
+    image = policy.load(source)
+    value = (thumbnail_markdown(image), encoder.encode_images([image])[0])
+    with _PREVIEW_LOCK:
+        _PREVIEW_CACHE[key] = value
+        while len(_PREVIEW_CACHE) > _PREVIEW_CACHE_SIZE:
+            _PREVIEW_CACHE.popitem(last=False)
+    return value
+
+
 def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Settings) -> pd.DataFrame:
     """Each scored row with its image's thumbnail and its percentile among generic captions for
     that image (as the Similarity tab reports it); rows with an error get neither."""
@@ -167,9 +190,7 @@ def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Se
         thumb, pct = "", ""
         if not row.get("error") and image_column in row and row.get("cosine", "") != "":
             try:
-                image = policy.load(restore(row[image_column]))
-                thumb = thumbnail_markdown(image)
-                vector = encoder.encode_images([image])[0]
+                thumb, vector = _preview_image(restore(row[image_column]), policy, encoder)
                 pct = f"{percentile_among_references(encoder, vector, float(row['cosine'])):.1f}"
             except (ImageLoadError, ValueError):
                 pass  # changed since it was scored: the table still shows the row

@@ -67,3 +67,33 @@ def test_a_changed_image_leaves_the_row_without_thumbnail(tmp_path, tiny_open_cl
     rows = pd.DataFrame({"row": [1], "url": [str(tmp_path / "gone.png")], "cosine": ["0.3"], "error": [""]})
     out = with_thumbnails(rows, "url", get_encoder(tiny_open_clip_spec), Settings(image_roots=[str(tmp_path)]))
     assert out.loc[0, "thumbnail"] == "" and out.loc[0, "percentile"] == ""
+
+
+def test_sorting_and_filtering_the_preview_fetches_no_image_again(tmp_path, tiny_open_clip_spec):
+    """The preview's thumbnails and percentiles come from its images; re-sorting a preview used to
+    fetch all of them again (up to 50 URLs a click). Fails before the preview kept them."""
+    from dataclasses import replace
+
+    from core.settings import FetchLimits
+    from http_server import LocalServer, Route
+
+    with LocalServer() as server:
+        rows = []
+        for i in range(6):
+            buf = io.BytesIO()
+            Image.new("RGB", (40, 30), (40 * i, 90, 200 - 30 * i)).save(buf, "PNG")
+            server.routes[f"/{i}.png"] = Route(buf.getvalue(), headers={"Content-Type": "image/png"})
+            rows.append(f"{server.url(f'/{i}.png')},picture {i}")
+        source = tmp_path / "pairs.csv"
+        source.write_text("url,title\n" + "\n".join(rows) + "\n")
+        settings = replace(Settings(model=tiny_open_clip_spec, image_roots=[str(tmp_path)]),
+                           limits=FetchLimits(allow_private_urls=True))
+        table, _, _, output = run_batch(str(source), "url", "title", tiny_open_clip_spec, settings)
+        assert table["thumbnail"].str.startswith("![thumbnail]").all()
+        fetched = len(server.hits)
+        for sort, show in [(SORTS[1], SHOWS[0]), (SORTS[2], SHOWS[1]), (SORTS[0], SHOWS[0])]:
+            again = refresh_preview(output, "url", sort, show, tiny_open_clip_spec, settings)
+            assert again["thumbnail"].str.startswith("![thumbnail]").all() and len(again) == 6
+        assert len(server.hits) == fetched
+        first = refresh_preview(output, "url", SORTS[0], SHOWS[0], tiny_open_clip_spec, settings)
+        assert first["percentile"].tolist() == table["percentile"].tolist()
