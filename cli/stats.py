@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from index.catalog import read_catalog
     from votes.store import VoteStore
+    from votes.results_view import flagged_line
     from votes.summary import numbers, summarize
 
     if not Path(args.votes).is_file():
@@ -54,7 +55,7 @@ def run(args) -> int:
         raise UserError(f"No votes from annotator {', '.join(map(repr, unknown))} in {args.votes}.")
     result = summarize(votes, store.rounds(), catalog, bootstrap=args.bootstrap,
                        exclude_annotators=args.exclude_annotator, min_effect=args.min_effect,
-                       include_non_blind=args.include_non_blind)
+                       include_non_blind=args.include_non_blind, flags=store.flags())
     if args.json:
         print_json(result)
         return 0
@@ -75,4 +76,6 @@ def run(args) -> int:
           f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
           f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
           f"auto-skipped rounds")
+    if result["flagged"]["votes"]:
+        print(flagged_line(result["flagged"]))
     return 0

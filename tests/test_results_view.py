@@ -75,3 +75,31 @@ def test_each_plain_verdict_names_its_pair_when_there_are_several(tmp_path):
     lines = out["verdict"].split("\n\n")
     assert [line.split(":")[0] for line in lines] == ["**a vs b", "**a vs c", "**b vs c"]
     assert [row[1] for row in out["leaderboard"]] == ["c", "b", "a"]
+
+
+def test_votes_under_the_display_floor_are_shown_flagged_in_results_and_stats(tmp_path):
+    """The floor flags a too-fast vote rather than keeping it silently: Results, the summary and
+    `stats` say how many, and whose. Fails before they were reported (they were only stored)."""
+    import json as json_module
+
+    from cli_runner import run_cli
+
+    store = VoteStore(tmp_path / "v.db")
+    for i in range(6):
+        r = ShownRound(f"r{i}", "fast" if i < 4 else "careful", "s", f"img{i}", "alphamodel", "omegamodel",
+                       ["img11", "img13"], ["img12", "img14"], 0, "fp")
+        store.record_round(r)
+        store.record_vote(r, "right", 90 if i < 3 else 900,
+                          flag="cast 90 ms after the round appeared, under the 400 ms floor" if i < 3 else None)
+    out = results(store, None, None)
+    assert "3 votes were cast faster than the display-time floor and are flagged; 3 of them count" in out["details"]
+    table = {row[0]: row for row in out["annotators"]}
+    assert table["fast"][3] == 3 and table["careful"][3] == 0  # the "flagged too fast" column
+    assert out["summary"]["flagged"] == {"votes": 3, "in_verdict": 3}
+    left_out = results(store, None, None, exclude=["fast"])
+    assert "3 of them" not in left_out["details"] and "0 of them count" in left_out["details"]
+    text = run_cli("stats", "--votes", str(tmp_path / "v.db"), "--bootstrap", "0")
+    assert text.returncode == 0 and "3 votes were cast faster than the display-time floor" in text.stdout
+    as_json = json_module.loads(run_cli("stats", "--votes", str(tmp_path / "v.db"), "--json", "--bootstrap", "0").stdout)
+    assert as_json["flagged"] == {"votes": 3, "in_verdict": 3}
+    assert {r["annotator"]: r["flagged"] for r in as_json["annotators"]["table"]} == {"fast": 3, "careful": 0}

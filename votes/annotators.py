@@ -63,8 +63,9 @@ def _side_bias(votes: list[dict]) -> tuple[float | None, float]:
     return (left / decisive if decisive else None), p
 
 
-def annotator_table(votes: list[dict], excluded: set[str] = frozenset()) -> list[dict]:
-    """One row per annotator, most votes first."""
+def annotator_table(votes: list[dict], excluded: set[str] = frozenset(), flags: dict | None = None) -> list[dict]:
+    """One row per annotator, most votes first; `flagged`: their votes in `flags` (too fast)."""
+    flags = flags or {}
     by_annotator: dict[str, list[dict]] = defaultdict(list)
     for v in votes:
         by_annotator[v["annotator"]].append(v)
@@ -97,6 +98,7 @@ def annotator_table(votes: list[dict], excluded: set[str] = frozenset()) -> list
             "position_bias_p": bias_p, "agreement": agree / shared if shared else None, "shared": shared,
             "gold_pairs": pairs, "gold_consistent": consistent,
             "self_consistency": consistent / pairs if pairs else None, "excluded": name in excluded,
+            "flagged": sum(v.get("vote_id") in flags for v in mine),
         })
     rows.sort(key=lambda r: (-r["votes"], r["annotator"]))
     return rows

@@ -12,8 +12,8 @@ from votes.summary import numbers, summarize
 from votes.transfer import export_csv
 
 LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
-ANNOTATOR_HEADERS = ["annotator", "votes", "median time to vote (s)", "left picks", "position bias p",
-                     "agreement with others", "gold rounds consistent", "in the verdict"]
+ANNOTATOR_HEADERS = ["annotator", "votes", "median time to vote (s)", "flagged too fast", "left picks",
+                     "position bias p", "agreement with others", "gold rounds consistent", "in the verdict"]
 
 
 def pair_label(pair: dict) -> str:
@@ -32,15 +32,24 @@ def annotator_rows(summary: dict) -> list[list]:
         return "" if x is None else f"{x:.0%}"
 
     return [[r["annotator"], r["votes"], "" if r["median_ms"] is None else round(r["median_ms"] / 1000, 1),
-             pct(r["left_rate"]), f"{r['position_bias_p']:.2g}",
+             r.get("flagged", 0), pct(r["left_rate"]), f"{r['position_bias_p']:.2g}",
              f"{pct(r['agreement'])} of {r['shared']}" if r["shared"] else "",
              f"{r['gold_consistent']} of {r['gold_pairs']}" if r["gold_pairs"] else "",
              "no (excluded)" if r["excluded"] else "yes"] for r in summary["annotators"]["table"]]
 
 
+def flagged_line(flagged: dict) -> str:
+    """What the flagged votes are and what they weigh: counted, visible, and how to leave them out."""
+    n, counted = flagged["votes"], flagged["in_verdict"]
+    return (f"{n} vote{'s were' if n != 1 else ' was'} cast faster than the display-time floor and "
+            f"{'are' if n != 1 else 'is'} flagged; {counted} of them {'count' if counted != 1 else 'counts'} in the "
+            f"verdict. The annotator table shows whose they are: leave out an annotator who votes too fast.")
+
+
 def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | None = None) -> dict:
     votes = store.votes()
-    summary = summarize(votes, store.rounds(), catalog, bootstrap=100, exclude_annotators=exclude or ())
+    summary = summarize(votes, store.rounds(), catalog, bootstrap=100, exclude_annotators=exclude or (),
+                        flags=store.flags())
     counted = [v for v in votes if not v.get("undone_at") and is_blind(v)
                and v["annotator"] not in set(exclude or ())]
     labels = [pair_label(p) for p in summary["pairs"]]
@@ -60,6 +69,8 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         details.append(f"{n} vote{'s' if n != 1 else ''} cast after the methods were revealed "
                        f"{'are' if n != 1 else 'is'} left out of the verdict"
                        + (f" (on their own: {rates})." if rates else "."))
+    if summary["flagged"]["votes"]:
+        details.append(flagged_line(summary["flagged"]))
     if summary["excluded_annotators"]:
         details.append(f"Left out of the verdict: {', '.join(summary['excluded_annotators'])} "
                        f"({summary['excluded_votes']} votes).")

@@ -14,10 +14,13 @@ from votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
 
 def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200,
-              exclude_annotators=(), min_effect: float | None = None, include_non_blind: bool = False) -> dict:
+              exclude_annotators=(), min_effect: float | None = None, include_non_blind: bool = False,
+              flags: dict[str, str] | None = None) -> dict:
     """Undone votes never count; skipped and auto-skipped rounds are reported beside them. Votes
     cast after the annotator saw the methods (blind = false) and votes of excluded annotators are
-    left out of the verdict and reported apart."""
+    left out of the verdict and reported apart. `flags` ({vote_id: reason}, VoteStore.flags()):
+    votes cast under the display-time floor, counted and reported, per annotator too."""
+    flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
     live = [v for v in votes_all if not v.get("undone_at")]
     non_blind = [v for v in live if not is_blind(v)]
@@ -42,7 +45,9 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
         "votes": len(votes), "undone": len(votes_all) - len(live), "methods": methods, "pairs": out_pairs,
         "rounds": {"total": len(rounds), "skipped": status.get("skipped", 0),
                    "auto_skipped": status.get("auto_skipped", 0)},
-        "annotators": {**annotator_agreement(votes), "table": annotator_table(live, excluded)},
+        "annotators": {**annotator_agreement(votes), "table": annotator_table(live, excluded, flags)},
+        "flagged": {"votes": sum(v.get("vote_id") in flags for v in live),
+                    "in_verdict": sum(v.get("vote_id") in flags for v in votes)},
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
     }
