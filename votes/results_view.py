@@ -12,8 +12,8 @@ from votes.summary import numbers, summarize
 from votes.transfer import export_csv
 
 LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
-ANNOTATOR_HEADERS = ["annotator", "votes", "median time to vote (s)", "flagged too fast", "left picks",
-                     "position bias p", "agreement with others", "gold rounds consistent", "in the verdict"]
+ANNOTATOR_HEADERS = ["annotator", "votes", "median time (s)", "too fast (flagged)", "left picks",
+                     "position bias p", "agrees with others", "gold consistent", "in the verdict"]
 
 
 def pair_label(pair: dict) -> str:
