@@ -244,6 +244,7 @@ sys.exit(main(sys.argv[1:]))
 def test_a_65000_pixel_strip_is_scored_and_embedded_in_bounded_memory(tmp_path, mode):
     """Resizing the whole strip before the crop took 3.2 GB with the demo model (39 GB with a
     224-pixel model), failing the run with --decode gpu and the whole embed in both modes."""
+    import os
     import subprocess
     import sys
 
@@ -251,8 +252,9 @@ def test_a_65000_pixel_strip_is_scored_and_embedded_in_bounded_memory(tmp_path, 
     Image.fromarray(np.random.default_rng(5).integers(0, 255, (1, 65000, 3), np.uint8)).save(tmp_path / "imgs/strip.jpg")
     (tmp_path / "imgs/ok.jpg").write_bytes(jpeg_bytes(photo(120, 90)))
     (tmp_path / "pairs.csv").write_text("image,caption\nimgs/strip.jpg,a strip\nimgs/ok.jpg,a photo\n")
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # address space used by glibc's arenas varies with threads
     run = lambda *args: subprocess.run([sys.executable, "-c", LIMITED_RUN, *args], capture_output=True, text=True,  # noqa: E731
-                                       timeout=300, cwd=tmp_path)
+                                       timeout=300, cwd=tmp_path, env=env)
     scored = run("score", "pairs.csv", "-o", "out.csv", "--model", "demo:base", "--decode", mode)
     assert scored.returncode == 0, scored.stderr[-2000:]
     with open(tmp_path / "out.csv", newline="") as f:
