@@ -38,3 +38,14 @@ def image_group_loss(image: torch.Tensor, groups: torch.Tensor, scale: torch.Ten
     log_prob = F.log_softmax(logits, dim=1).masked_fill(eye, 0.0)
     per_anchor = (log_prob * positives).sum(dim=1) / positives.sum(dim=1).clamp(min=1)
     return -per_anchor[anchors].mean()
+
+
+def centre_loss(image: torch.Tensor, groups: torch.Tensor, centres: torch.Tensor, scale: float) -> torch.Tensor:
+    """Cross-entropy of each image against fixed group centres (unit vectors, one row per group code):
+    it pulls an image towards its own group's centre and away from the others, which clusters the
+    embedding itself. (Learned centres would fit a linear classifier and leave neighbours unchanged.)
+    Rows without a group (negative codes) are left out."""
+    known = groups >= 0
+    if not known.any():
+        return image.sum() * 0.0
+    return F.cross_entropy(scale * image[known] @ centres.T, groups[known])

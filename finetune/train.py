@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from core.errors import UserError
 from finetune.data import PairDataset, collate, split_rows
-from finetune.losses import group_clip_loss, image_group_loss
+from finetune.losses import centre_loss, group_clip_loss, image_group_loss
 from finetune.sampling import GroupBatchSampler
 from finetune.evaluate import text_to_image_recall
 from finetune.export import save_local_dir
@@ -44,6 +44,9 @@ class TrainConfig:
     positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
     batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
     image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
+    centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
+    centre_scale: float = 30.0  # the centre loss's inverse temperature
+    freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
 
 
 @dataclass
@@ -90,6 +93,21 @@ def evaluate(model, dataset: PairDataset, device: str, batch_size: int = 256) ->
     return text_to_image_recall(torch.cat(texts).numpy(), torch.cat(images).numpy())
 
 
+@torch.no_grad()
+def group_centres(model, dataset: PairDataset, device: str, batch_size: int = 256) -> torch.Tensor:
+    """Unit mean image embedding of each group code (0..n-1) of the dataset, under the model as it is."""
+    model.eval()
+    vecs, codes = [], []
+    for pixels, _, groups in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        vecs.append(model.encode_image(pixels.to(device), normalize=True).float())
+        codes.append(groups.to(device))
+    model.train()
+    vecs, codes = torch.cat(vecs), torch.cat(codes)
+    n = int(codes.max().item()) + 1 if (codes >= 0).any() else 0
+    sums = torch.zeros(n, vecs.shape[1], device=device).index_add_(0, codes[codes >= 0], vecs[codes >= 0])
+    return torch.nn.functional.normalize(sums, dim=-1)
+
+
 def _checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec):
     return {"epoch": epoch, "step": step, "history": history, "config": asdict(cfg), "init_spec": init_spec,
             "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
@@ -121,6 +139,10 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         raise UserError(f"Fine-tuning takes open_clip models; {init_spec} is a {spec.backend} model.")
     parts = open_clip_parts(spec, device, "fp32")
     model = prepare(parts["model"], cfg.scenario, rank=cfg.lora_rank).to(device)
+    if cfg.freeze_text:  # the plain-name text embeddings stay where they are: name recall keeps its anchor
+        for name, p in model.named_parameters():
+            if not name.startswith("visual."):
+                p.requires_grad_(False)
     catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
     train_rows, val_rows = split_rows(catalog, "train"), split_rows(catalog, "val")
     if not train_rows:
@@ -133,6 +155,10 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         history.append({"epoch": 0, **(evaluate(model, val_set, device) if val_set else {})})
         return TrainResult(save_local_dir(model, parts["model_cfg"], output_dir / "model"), history)
 
+    centres = None
+    if cfg.positives and cfg.centre_loss_weight:  # fixed for the run, from the model we start from
+        centres = group_centres(model, PairDataset(catalog, train_rows, cfg.caption_template, parts["transform"],
+                                                   parts["tokenizer"], group_column=cfg.positives), device)
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.batch_groups:
         from finetune.data import column_codes
@@ -189,6 +215,8 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
                     loss = group_clip_loss(image, text, scale, groups, cfg.positive_weight)
                     if cfg.image_loss_weight:
                         loss = loss + cfg.image_loss_weight * image_group_loss(image, groups, scale)
+                    if centres is not None:
+                        loss = loss + cfg.centre_loss_weight * centre_loss(image, groups, centres, cfg.centre_scale)
                 else:
                     loss = clip_loss(image, text, scale)
                 loss = loss / cfg.accum_steps

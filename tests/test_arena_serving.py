@@ -194,7 +194,9 @@ def test_soak_500_votes_with_undo_skip_categories_and_a_restart(tmp_path, apps):
         assert rounds[v["round_id"]]["session_id"] == v["session_id"] and rounds[v["round_id"]]["status"] == "voted"
     auto = Counter((r["query_id"], tuple(sorted((r["method_left"], r["method_right"])))) for r in rounds.values()
                    if r["status"] == "auto_skipped")
-    assert auto and max(auto.values()) == 1  # each identical-list round recorded once, restart or not
+    # each identical-list round recorded once, restart or not; the demo's models may now agree on no
+    # query at all (test_arena's synthetic catalog makes sure such rounds occur across a restart)
+    assert max(auto.values(), default=1) == 1
     sessions = {v["session_id"] for v in votes}
     assert len(sessions) == 8 and not sessions & set(tally["sessions"])  # server-made, not Gradio's hashes
     annotators = Counter(v["annotator"] for v in votes)

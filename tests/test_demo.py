@@ -100,8 +100,6 @@ def test_finetuned_beats_base_on_same_subcategory_precision(demo_catalog):
         assert written[method]["precision@4"] == pytest.approx(p[method], abs=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16's bar, missed by the committed demo: finetuned 0.351 vs base "
-                                       "0.346 (README, The bundled demo); strict, so meeting it fails here")
 def test_finetuned_gains_a_catalog_teams_margin_on_same_subcategory_precision(demo_catalog):
     """The gain a catalog team's fine-tune shows: at least 0.10 of precision@4."""
     p = subgroup_precision(demo_catalog)
@@ -132,8 +130,6 @@ def plain_name_recall(demo_catalog) -> dict[str, dict[str, float]]:
     return recall
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16's bar, missed by the committed demo at recall@1: 0.113 vs "
-                                       "0.116, one query of 284 (README); strict, so meeting it fails here")
 def test_finetuned_recalls_plain_names_no_worse_than_base(demo_catalog):
     recall = plain_name_recall(demo_catalog)
     for k in ("recall@1", "recall@5", "recall@10"):

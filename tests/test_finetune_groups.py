@@ -86,3 +86,59 @@ def test_finetune_with_groups_trains_saves_and_resumes(tiny_catalog, tmp_path): 
     assert get_encoder(f"open_clip:local-dir:{resumed.model_dir}").encode_texts(["a red square"]).shape == (1, 32)
     with pytest.raises(UserError, match="no column 'colour'"):
         finetune(catalog, init, tmp_path / "bad", TrainConfig(scenario="full", positives="colour"), progress=False)
+
+
+def test_centre_loss_rewards_images_at_their_own_groups_centre():
+    from finetune.losses import centre_loss
+
+    torch.manual_seed(0)
+    centres = normed(torch.randn(3, 16))
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    at_own = normed(centres[groups] + 0.05 * torch.randn(6, 16))
+    at_other = normed(centres[(groups + 1) % 3] + 0.05 * torch.randn(6, 16))
+    assert centre_loss(at_own, groups, centres, 30.0) < 0.01 < 5 < centre_loss(at_other, groups, centres, 30.0)
+    # rows without a group are left out; none at all is no loss and no NaN
+    assert torch.allclose(centre_loss(torch.cat([at_own, at_other[:1]]), torch.cat([groups, torch.tensor([-7])]),
+                                      centres, 30.0), centre_loss(at_own, groups, centres, 30.0))
+    assert centre_loss(at_other, torch.full((6,), -1), centres, 30.0).item() == 0.0
+
+
+def _group_margin(model_dir, catalog_path) -> float:
+    """Mean cosine of train images of one category minus that of images of different categories."""
+    from PIL import Image
+
+    from index.catalog import read_catalog
+    from models import get_encoder
+
+    cat = read_catalog(catalog_path, require_embeddings=False)
+    frame = cat.frame()
+    train = frame[frame["split"] == "train"]
+    vecs = get_encoder(f"open_clip:local-dir:{model_dir}").encode_images(
+        [Image.open(cat.resolve_uri(u)).convert("RGB") for u in train["image_uri"]])
+    same = train["category"].to_numpy()[:, None] == train["category"].to_numpy()[None, :]
+    other = ~same
+    np.fill_diagonal(same, False)
+    sims = vecs @ vecs.T
+    return float(sims[same].mean() - sims[other].mean())
+
+
+def test_centre_loss_with_a_frozen_text_tower_clusters_images_and_keeps_the_text_tower(tiny_catalog, tmp_path):  # noqa: F811
+    from safetensors.torch import load_file
+
+    from finetune.train import TrainConfig, finetune
+
+    catalog, init = tiny_catalog
+    start = finetune(catalog, init, tmp_path / "zero", TrainConfig(scenario="zero_shot"), progress=False)
+    cfg = TrainConfig(scenario="full", epochs=6, batch_size=3, lr=2e-3, warmup_steps=1, seed=0, positives="category",
+                      positive_weight=1.0, centre_loss_weight=1.0, freeze_text=True)
+    tuned = finetune(catalog, init, tmp_path / "run", cfg, progress=False)
+    before = load_file(str(start.model_dir / "open_clip_model.safetensors"))
+    after = load_file(str(tuned.model_dir / "open_clip_model.safetensors"))
+    text = [k for k in before if not k.startswith("visual.")]
+    assert text and all(torch.equal(before[k], after[k]) for k in text)  # text tower and temperature untouched
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("visual."))
+    # the same run without the centre term: captions alone separate the colours far less by category
+    plain = finetune(catalog, init, tmp_path / "plain", TrainConfig(**{**cfg.__dict__, "centre_loss_weight": 0.0}),
+                     progress=False)
+    margins = [_group_margin(r.model_dir, catalog) for r in (start, plain, tuned)]
+    assert margins[2] > margins[1] + 0.1 and margins[2] > margins[0] + 0.2, margins
