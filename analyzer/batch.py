@@ -101,17 +101,14 @@ def batch_transform(encoder, decode: str = "auto", device_is_cuda: bool | None =
     """What the fetch threads run per image: uint8 pixels (models.pixels) or, for "gpu" decoding, a
     ForDevice marker (JPEG bytes for the device); a model outside the CLIP recipe keeps its own
     float transform. `device_is_cuda`: where the encoding happens, when not this encoder's device."""
+    from models.device import on_cuda
     from models.device_decode import ForDevice
-    from models.pixels import DECODE_CHOICES
+    from models.pixels import decode_mode
 
-    if decode not in DECODE_CHOICES:
-        raise UserError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, not {decode!r}.")
+    mode = decode_mode(decode, on_cuda(encoder.device) if device_is_cuda is None else device_is_cuda)
     if encoder.preprocess is None:
         return encoder.image_transform
-    cuda = str(encoder.device).startswith("cuda") if device_is_cuda is None else device_is_cuda
-    if decode == "gpu" or (decode == "auto" and cuda):
-        return ForDevice(encoder.preprocess)
-    return encoder.preprocess
+    return ForDevice(encoder.preprocess) if mode == "gpu" else encoder.preprocess
 
 
 def load_cell(source: str, policy: ImagePolicy, transform, target_size: int | None = None) -> Loaded:
@@ -272,19 +269,13 @@ def _decode_and_encode(batch: list[str], payloads: list, encoder, options: Batch
     error (put in the cache); -> (the sources encoded, their vectors)."""
     import torch
 
-    from models.device_decode import decode_on_device
+    from models.device_decode import decode_batch
 
     items = [p if not isinstance(p, torch.Tensor) else [p] for p in payloads]
-    decoded = decode_on_device(items, [encoder.preprocess], encoder.device, options.limits)
-    kept = []
-    for source, result in zip(batch, decoded):
-        if isinstance(result, ImageLoadError):
-            cache.put(source, (None, result.kind, str(result)))
-        else:
-            kept.append((source, result[0]))
-    if not kept:
-        return [], []
-    return [s for s, _ in kept], encoder.encode_raw(torch.stack([t for _, t in kept]))
+    kept, pixels, failed = decode_batch(items, [encoder.preprocess], encoder.device, options.limits)
+    for k, err in failed:
+        cache.put(batch[k], (None, err.kind, str(err)))
+    return ([batch[k] for k in kept], encoder.encode_raw(pixels[0])) if kept else ([], [])
 
 
 def _encode_captions(encoder, captions: list[str]) -> dict:

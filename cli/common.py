@@ -39,7 +39,9 @@ def add_decode_option(parser: argparse.ArgumentParser) -> None:
 
 def note_decode(decode: str, encoders) -> None:
     """Say so when --decode gpu will not run on a GPU: it still works, on the CPU, and slower."""
-    if decode == "gpu" and not any(str(e.device).startswith("cuda") for e in encoders):
+    from models.device import on_cuda
+
+    if decode == "gpu" and not any(on_cuda(e.device) for e in encoders):
         print("note: --decode gpu without CUDA decodes JPEGs with torchvision on the CPU, in the main "
               "process (slower than --decode cpu)", file=sys.stderr)
 

@@ -65,8 +65,9 @@ def run(args) -> int:
     else:
         encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
         note_decode(args.decode, encoders.values())
-        cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
-        batch_size = args.batch_size or (256 if cuda else 64)
+        from models.device import on_cuda
+
+        batch_size = args.batch_size or (256 if any(on_cuda(e.device) for e in encoders.values()) else 64)
         report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=batch_size, workers=args.workers,
                                limits=settings.limits, progress=True, decode=args.decode)
     print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "

@@ -21,8 +21,9 @@ import numpy as np
 
 from core.settings import FetchLimits
 from engines.parts import PartStore, fingerprint
-from engines.ray_runtime import RayOptions, actor_class, ray_session, run_parts
+from engines.ray_runtime import RayOptions, actor_class, actors_on_cuda, ray_session, run_parts
 from index.embed import Decoding, EmbedReport, ImageItem, build_catalog
+from models.pixels import decode_mode
 
 
 def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str | os.PathLike,
@@ -38,9 +39,7 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
     store = PartStore.beside(output, ".npz")
     methods = list(specs)
     # The actors' device decides "auto": nvJPEG when they have a GPU (the driver may have none).
-    if decode == "auto":
-        decode = "gpu" if _actors_on_cuda(ray_options, device) else "cpu"
-    decoding = Decoding.plan(local, decode, limits)
+    decoding = Decoding.plan(local, decode_mode(decode, actors_on_cuda(ray_options, device)), limits)
     config = fingerprint(specs, precision, batch_size, limits, decoding.mode)
 
     def decode_part(payload: bytes) -> bytes:  # a CPU task: one part's images, in local-engine batches
@@ -101,10 +100,6 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
                            progress=progress, encode=stream)
     store.remove()
     return report
-
-
-def _actors_on_cuda(ray_options: RayOptions, device: str | None) -> bool:
-    return ray_options.gpus_per_actor > 0 and (device or "auto") != "cpu"
 
 
 def _part_bytes(batches: list[tuple], methods: list[str], dims: dict[str, int]) -> bytes:

@@ -106,6 +106,11 @@ def _prepend_pythonpath(folder: str) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
 
 
+def actors_on_cuda(options: RayOptions, device: str | None) -> bool:
+    """Whether the actors encode on a GPU: the driver's device says nothing about theirs."""
+    return options.gpus_per_actor > 0 and (device or "auto") != "cpu"
+
+
 def run_parts(parts: Iterable[tuple[int, bytes]], decode: Callable[[bytes], bytes], actor_class: type,
               options: RayOptions) -> Iterator[tuple[int, bytes]]:
     """(part index, payload) in -> (part index, result) out, in completion order.

@@ -26,7 +26,7 @@ from analyzer.batch import (BatchOptions, BatchReport, _EmbeddingCache, _fetch_c
                             fit_record, input_size, open_input, output_header)
 from core.spreadsheet import safe_writer
 from engines.parts import PartStore, fingerprint
-from engines.ray_runtime import RayOptions, actor_class, ray_session, run_parts
+from engines.ray_runtime import RayOptions, actor_class, actors_on_cuda, ray_session, run_parts
 
 
 def score_csv_ray(input_path: str | os.PathLike, output_path: str | os.PathLike, spec: str, options: BatchOptions,
@@ -46,8 +46,7 @@ def score_csv_ray(input_path: str | os.PathLike, output_path: str | os.PathLike,
     # The driver's copy of the model gives the image preprocessing the decoding tasks apply.
     driver_encoder = get_encoder(spec, "cpu", "fp32")
     # uint8 pixels for the actors to normalise, or JPEG bytes when the actors decode on their GPU
-    transform = batch_transform(driver_encoder, options.decode,
-                                device_is_cuda=ray_options.gpus_per_actor > 0 and (device or "auto") != "cpu")
+    transform = batch_transform(driver_encoder, options.decode, device_is_cuda=actors_on_cuda(ray_options, device))
     target_size = input_size(driver_encoder) if options.reduced_decode else None
     policy = options.policy()
     config = fingerprint(spec, precision, image_col, caption_col, out_header, options.image_roots,

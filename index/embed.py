@@ -25,7 +25,8 @@ from core.errors import ImageLoadError, UserError
 from core.settings import FetchLimits
 from index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
                            numpy_to_fixed_list, read_catalog, with_meta)
-from models.pixels import DECODE_CHOICES
+from models.device import on_cuda
+from models.pixels import decode_mode
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ROW_GROUP = 8192
@@ -96,15 +97,10 @@ class Decoding:
 
     @classmethod
     def plan(cls, encoders: dict, decode: str = "auto", limits: FetchLimits | None = None) -> "Decoding":
-        if decode not in DECODE_CHOICES + ("float",):  # "float": the old path, for benchmarks
-            raise UserError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, not {decode!r}.")
-        fast = decode != "float" and all(e.preprocess is not None for e in encoders.values())
-        if not fast:
-            mode = "float"
-        elif decode == "auto":
-            mode = "gpu" if all(str(e.device).startswith("cuda") for e in encoders.values()) else "cpu"
-        else:
-            mode = decode
+        # "float": the old path, kept for benchmarks and for models outside the CLIP recipe
+        mode = "float" if decode == "float" else decode_mode(decode, all(on_cuda(e.device) for e in encoders.values()))
+        fast = mode != "float" and all(e.preprocess is not None for e in encoders.values())
+        mode = mode if fast else "float"
         transforms, slots = [], {}
         for method, encoder in encoders.items():
             transform = encoder.fast_transform if fast else encoder.image_transform
@@ -123,14 +119,12 @@ class Decoding:
         """A collated batch -> (indices, {method: vectors}, errors), on the encoders' device."""
         indices, columns, errors = batch
         if self.mode == "gpu" and indices:
-            from models.device_decode import decode_on_device
+            from models.device_decode import decode_batch
 
             device = next(iter(encoders.values())).device
-            decoded = decode_on_device(columns, self.transforms, device, self.limits)
-            errors = errors + [(i, (d.kind, str(d))) for i, d in zip(indices, decoded) if isinstance(d, ImageLoadError)]
-            kept = [(i, d) for i, d in zip(indices, decoded) if not isinstance(d, ImageLoadError)]
-            indices = [i for i, _ in kept]
-            columns = [torch.stack([d[t] for _, d in kept]) for t in range(len(self.transforms))] if kept else []
+            kept, columns, failed = decode_batch(columns, self.transforms, device, self.limits)
+            errors = errors + [(indices[k], (err.kind, str(err))) for k, err in failed]
+            indices = [indices[k] for k in kept]
         if not indices:
             return [], {}, errors
         vectors = {m: (encoders[m].encode_raw(columns[slot]) if self.mode == "gpu"
@@ -179,7 +173,7 @@ def encode_stream(items: list[ImageItem], encoders: dict, batch_size: int = 64, 
                   limits: FetchLimits | None = None, progress: bool = True, decode: str = "auto") -> Iterable[tuple]:
     """Yield (item indices, {method: vectors}, errors) per batch, in input order."""
     decoding = Decoding.plan(encoders, decode, limits)
-    cuda = any(str(e.device).startswith("cuda") for e in encoders.values())
+    cuda = any(on_cuda(e.device) for e in encoders.values())
     loader = DataLoader(decoding.dataset([it.source for it in items]), batch_size=batch_size, num_workers=workers,
                         collate_fn=decoding.collate, pin_memory=cuda, worker_init_fn=_worker_init if workers else None,
                         # "gpu" batches are files' bytes (up to the size cap each), not S x S pixels

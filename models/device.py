@@ -9,6 +9,11 @@ from core.errors import ModelLoadError
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def on_cuda(device) -> bool:
+    """Whether a device (a string or torch.device) is a CUDA one."""
+    return str(device).startswith("cuda")
+
+
 def pick_device(requested: str | None = None) -> str:
     if requested:
         if requested.startswith("cuda") and not torch.cuda.is_available():

@@ -116,6 +116,16 @@ def _decode_group(group: list[int], items: list, device) -> dict[int, torch.Tens
         return decoded
 
 
+def decode_batch(items: list, preprocesses: list[Preprocess], device, limits: FetchLimits):
+    """decode_on_device, split for a model call: (positions decoded, one (N, 3, S, S) batch in 0..255
+    per preprocessing, [(position, ImageLoadError)] of the rest)."""
+    decoded = decode_on_device(items, preprocesses, device, limits)
+    kept = [k for k, d in enumerate(decoded) if not isinstance(d, ImageLoadError)]
+    failed = [(k, d) for k, d in enumerate(decoded) if isinstance(d, ImageLoadError)]
+    batches = [torch.stack([decoded[k][t] for k in kept]) for t in range(len(preprocesses))] if kept else []
+    return kept, batches, failed
+
+
 def decode_on_device(items: list, preprocesses: list[Preprocess], device, limits: FetchLimits) -> list:
     """Each worker output (EncodedJpeg or CPU tensors) -> one (3, S, S) tensor per preprocessing, in
     0..255 on `device`, or the ImageLoadError that image gave. Full-size decodes are held a group at
