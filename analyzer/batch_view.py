@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, read_records, score_csv
+from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache, read_records, score_csv
 from analyzer.csv_io import detect_columns, sniff
 from analyzer.model_choice import check_browser_model
 from analyzer.policy import BROWSER, ImagePolicy
@@ -154,8 +153,7 @@ def thumbnail_markdown(image) -> str:
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
-_PREVIEW_CACHE: "OrderedDict[tuple, tuple[str, object]]" = OrderedDict()
-_PREVIEW_CACHE_SIZE = 512  # 10 previews of 50 rows; a thumbnail and a vector are a few KB
+_PREVIEW_CACHE = _EmbeddingCache(512)  # 10 previews of 50 rows; a thumbnail and a vector are a few KB
 _PREVIEW_LOCK = threading.Lock()
 
 
@@ -170,9 +168,7 @@ def _preview_image(source: str, policy: ImagePolicy, encoder) -> tuple[str, obje
     image = policy.load(source)
     value = (thumbnail_markdown(image), encoder.encode_images([image])[0])
     with _PREVIEW_LOCK:
-        _PREVIEW_CACHE[key] = value
-        while len(_PREVIEW_CACHE) > _PREVIEW_CACHE_SIZE:
-            _PREVIEW_CACHE.popitem(last=False)
+        _PREVIEW_CACHE.put(key, value)
     return value
 
 
