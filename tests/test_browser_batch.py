@@ -8,15 +8,22 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 
 
-def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_clip_spec):
+def open_batch_tab_with(serve_app, page, tmp_path, model: str, rows: str) -> None:
+    """A red and a blue square in the app's folder (its image root), the Batch tab open and a CSV
+    with `rows` (under a header url,title) dropped on it."""
     Image.new("RGB", (30, 30), "red").save(tmp_path / "red.png")
     Image.new("RGB", (30, 30), "blue").save(tmp_path / "blue.png")
     source = tmp_path / "upload" / "pairs.csv"
     source.parent.mkdir()
-    source.write_text("url,title\nred.png,a red square\nblue.png,a blue square\nnope.png,missing\n")
-    page.goto(serve_app("--model", tiny_open_clip_spec))  # the app runs in tmp_path: its image root
+    source.write_text("url,title\n" + rows)
+    page.goto(serve_app("--model", model))  # the app runs in tmp_path: its image root
     page.get_by_role("tab", name="Batch CSV").click()
     page.locator("#batch-upload input[type=file]").set_input_files(str(source))
+
+
+def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_clip_spec):
+    open_batch_tab_with(serve_app, page, tmp_path, tiny_open_clip_spec,
+                        "red.png,a red square\nblue.png,a blue square\nnope.png,missing\n")
     page.locator("#batch-image-col input").first.wait_for()
     page.wait_for_function("() => document.querySelector('#batch-image-col input').value === 'url'")
     assert page.locator("#batch-caption-col input").input_value() == "title"
@@ -37,14 +44,8 @@ def test_batch_tab_scores_an_uploaded_csv(serve_app, page, tmp_path, tiny_open_c
 
 
 def test_batch_preview_shows_thumbnails_and_sorts_and_filters(serve_app, page, tmp_path, tiny_open_clip_spec):
-    Image.new("RGB", (30, 30), "red").save(tmp_path / "red.png")
-    Image.new("RGB", (30, 30), "blue").save(tmp_path / "blue.png")
-    source = tmp_path / "upload" / "pairs.csv"
-    source.parent.mkdir()
-    source.write_text("url,title\nred.png,a red square\nnope.png,missing\nblue.png,a blue square\n")
-    page.goto(serve_app("--model", tiny_open_clip_spec))
-    page.get_by_role("tab", name="Batch CSV").click()
-    page.locator("#batch-upload input[type=file]").set_input_files(str(source))
+    open_batch_tab_with(serve_app, page, tmp_path, tiny_open_clip_spec,
+                        "red.png,a red square\nnope.png,missing\nblue.png,a blue square\n")
     page.wait_for_function("() => document.querySelector('#batch-image-col input').value === 'url'")
     page.locator("#batch-run").click()
     page.locator("#batch-summary").get_by_text("Done:").wait_for(timeout=60_000)
