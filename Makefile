@@ -39,7 +39,7 @@ test-fast: install
 
 # Regenerate the bundled demo (images, demo:base, demo:finetuned, catalog, metrics) from scratch.
 demo: install system-packages
-	$(PY) -m demo.build
+	$(PY) -m clip_arena.demo.build
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.analyze_view import run_analyze
-from analyzer import model_notice
-from analyzer.widgets import error_text, image_inputs, model_picker
-from core.errors import UserError
-from core.gpu import gpu
-from core.settings import Settings
+from clip_arena.analyzer.analyze_view import run_analyze
+from clip_arena.analyzer import model_notice
+from clip_arena.analyzer.widgets import error_text, image_inputs, model_picker
+from clip_arena.core.errors import UserError
+from clip_arena.core.gpu import gpu
+from clip_arena.core.settings import Settings
 
 
 def build(settings: Settings) -> None:

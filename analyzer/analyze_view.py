@@ -8,13 +8,13 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from analyzer.content.report import SECTION_NAMES
-from analyzer.content.service import run_analysis
-from analyzer.model_choice import check_browser_model
-from analyzer.policy import ImagePolicy
-from core.downloads import new_folder
-from core.errors import UserError
-from core.settings import Settings
+from clip_arena.analyzer.content.report import SECTION_NAMES
+from clip_arena.analyzer.content.service import run_analysis
+from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.core.downloads import new_folder
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
 
 TITLES = {
     "alignment": "Image-text alignment", "labels": "Labels (zero-shot)", "caption": "Caption",

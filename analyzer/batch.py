@@ -25,12 +25,12 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from analyzer.csv_io import detect_columns, sniff
-from analyzer.policy import CLI, ImagePolicy
-from analyzer.scores import scores_from_cosines
-from core.errors import ImageLoadError, UserError
-from core.settings import FetchLimits
-from core.spreadsheet import neutralise_row, safe_writer
+from clip_arena.analyzer.csv_io import detect_columns, sniff
+from clip_arena.analyzer.policy import CLI, ImagePolicy
+from clip_arena.analyzer.scores import scores_from_cosines
+from clip_arena.core.errors import ImageLoadError, UserError
+from clip_arena.core.settings import FetchLimits
+from clip_arena.core.spreadsheet import neutralise_row, safe_writer
 
 SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "error")
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -101,9 +101,9 @@ def batch_transform(encoder, decode: str = "auto", device_is_cuda: bool | None =
     """What the fetch threads run per image: uint8 pixels (models.pixels) or, for "gpu" decoding, a
     ForDevice marker (JPEG bytes for the device); a model outside the CLIP recipe keeps its own
     float transform. `device_is_cuda`: where the encoding happens, when not this encoder's device."""
-    from models.device import on_cuda
-    from models.device_decode import ForDevice
-    from models.pixels import decode_mode
+    from clip_arena.models.device import on_cuda
+    from clip_arena.models.device_decode import ForDevice
+    from clip_arena.models.pixels import decode_mode
 
     mode = decode_mode(decode, on_cuda(encoder.device) if device_is_cuda is None else device_is_cuda)
     if encoder.preprocess is None:
@@ -115,7 +115,7 @@ def load_cell(source: str, policy: ImagePolicy, transform, target_size: int | No
     """One image cell -> its pixels tensor (or, for the device decoder, its prepared JPEG), or the
     error kind and message. Never raises: whatever the cell holds (NUL bytes, a 6,000-character
     path, `http://[::1`), it is that row's error."""
-    from models.device_decode import ForDevice, prepare
+    from clip_arena.models.device_decode import ForDevice, prepare
 
     try:
         if not isinstance(source, str) or not source.strip():
@@ -269,7 +269,7 @@ def _decode_and_encode(batch: list[str], payloads: list, encoder, options: Batch
     error (put in the cache); -> (the sources encoded, their vectors)."""
     import torch
 
-    from models.device_decode import decode_batch
+    from clip_arena.models.device_decode import decode_batch
 
     items = [p if not isinstance(p, torch.Tensor) else [p] for p in payloads]
     kept, pixels, failed = decode_batch(items, [encoder.preprocess], encoder.device, options.limits)

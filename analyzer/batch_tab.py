@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.batch_view import (SHOWS, SORTS, CancelFlags, columns_of, local_paths_text, preview_datatypes,
+from clip_arena.analyzer.batch_view import (SHOWS, SORTS, CancelFlags, columns_of, local_paths_text, preview_datatypes,
                                  refresh_preview, run_batch)
-from analyzer import model_notice
-from analyzer.widgets import error_text, model_picker
-from core.errors import UserError
-from core.gpu import gpu
-from core.settings import Settings
+from clip_arena.analyzer import model_notice
+from clip_arena.analyzer.widgets import error_text, model_picker
+from clip_arena.core.errors import UserError
+from clip_arena.core.gpu import gpu
+from clip_arena.core.settings import Settings
 
 
 def build(settings: Settings) -> None:

@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.batch import BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache, read_records, score_csv
-from analyzer.csv_io import detect_columns, sniff
-from analyzer.model_choice import check_browser_model
-from analyzer.policy import BROWSER, ImagePolicy
-from core.downloads import new_folder
-from core.errors import UserError
-from core.hosting import max_batch_rows
-from core.settings import Settings
-from models.fallback import pick_photo_model
+from clip_arena.analyzer.batch import BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache, read_records, score_csv
+from clip_arena.analyzer.csv_io import detect_columns, sniff
+from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.policy import BROWSER, ImagePolicy
+from clip_arena.core.downloads import new_folder
+from clip_arena.core.errors import UserError
+from clip_arena.core.hosting import max_batch_rows
+from clip_arena.core.settings import Settings
+from clip_arena.models.fallback import photo_model
 
 PREVIEW_ROWS = 50
 THUMBNAIL_PX = 64
@@ -111,7 +111,7 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
                            limits=settings.limits, audience=BROWSER, chunk_rows=256)  # 256: Cancel answers sooner
-    encoder, _ = pick_photo_model(model, settings.model, settings.device, settings.precision)
+    encoder, _ = photo_model(settings, model)
     try:
         report = score_csv(csv_path, output, encoder, options, progress, should_stop)
     except BatchCancelled as err:
@@ -175,9 +175,9 @@ def _preview_image(source: str, policy: ImagePolicy, encoder) -> tuple[str, obje
 def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Settings) -> pd.DataFrame:
     """Each scored row with its image's thumbnail and its percentile among generic captions for
     that image (as the Similarity tab reports it); rows with an error get neither."""
-    from analyzer.similarity import percentile_among_references
-    from core.errors import ImageLoadError
-    from core.spreadsheet import restore
+    from clip_arena.analyzer.similarity import percentile_among_references
+    from clip_arena.core.errors import ImageLoadError
+    from clip_arena.core.spreadsheet import restore
 
     policy = ImagePolicy.for_server(settings)  # the same roots and refusals as the scoring itself
 
@@ -209,7 +209,7 @@ def refresh_preview(scored: str | None, image_column: str, sort: str, show: str,
         return None
     _, header = sniff(scored)
     image_column = detect_columns(header, image_column or None, None)[0]
-    encoder, _ = pick_photo_model(model, settings.model, settings.device, settings.precision)
+    encoder, _ = photo_model(settings, model)
     return preview_table(scored, image_column, sort, show, encoder, settings)
 
 

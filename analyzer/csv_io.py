@@ -7,7 +7,7 @@ import io
 import os
 from pathlib import Path
 
-from core.errors import UserError
+from clip_arena.core.errors import UserError
 
 IMAGE_NAMES = ("image", "image_url", "image_uri", "image_path", "url", "img", "img_url", "path", "file", "filename")
 CAPTION_NAMES = ("caption", "text", "title", "description", "prompt", "alt", "alt_text", "label")

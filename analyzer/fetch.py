@@ -19,9 +19,9 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from core.errors import ImageLoadError
-from core.settings import FetchLimits
-from core.sizes import human_bytes
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.settings import FetchLimits
+from clip_arena.core.sizes import human_bytes
 
 REDIRECTS = {301, 302, 303, 307, 308}
 USER_AGENT = "clip-arena/1 (+image fetch)"

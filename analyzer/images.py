@@ -19,10 +19,10 @@ from typing import Callable, Sequence, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from analyzer.fetch import fetch_bytes, is_url
-from core.errors import ImageLoadError
-from core.settings import FetchLimits
-from core.sizes import human_bytes
+from clip_arena.analyzer.fetch import fetch_bytes, is_url
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.settings import FetchLimits
+from clip_arena.core.sizes import human_bytes
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 MAX_PATH_CHARS = 4096

@@ -5,12 +5,12 @@ model or fill its memory; the command line may still load any spec."""
 
 from __future__ import annotations
 
-from core.errors import UserError
-from core.settings import Settings
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
 
 
 def browser_models(settings: Settings) -> list[str]:
-    from models import known_specs
+    from clip_arena.models import known_specs
 
     extra = list(settings.browser_models) or [s for s in known_specs() if s.startswith("demo:")]
     return list(dict.fromkeys([settings.model, *extra]))

@@ -1,29 +1,57 @@
 """The notice a photo tab shows when the demo model scores its images (models.fallback's rule).
 
 `place` adds it to a tab as its own Markdown, kept apart from the tab's results and error handling:
-filled on each page load for the configured model, and again when the model picker changes."""
+filled on each page load for the configured model without waiting for it (the app loads it in the
+background and the notice says so until it is ready), and again when the model picker changes."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from core.errors import ModelLoadError
-from core.settings import Settings
-from models.fallback import pick_photo_model
+from clip_arena.core.errors import ModelLoadError
+from clip_arena.core.settings import Settings
+from clip_arena.models.fallback import photo_model, photo_model_if_ready
+
+LOADING = "⏳ Loading the photo model ({spec}) in the background: the first score waits for it."
 
 
 def notice_markdown(spec: str | None, settings: Settings) -> str:
     """The notice for the model a tab will use, as Markdown; empty for a real model (or one that
     cannot load at all: the tab's own error says so when it runs)."""
     try:
-        _, used = pick_photo_model(spec or settings.model, settings.model, settings.device, settings.precision)
+        _, used = photo_model(settings, spec)
     except ModelLoadError:
         return ""
+    return _markdown(used)
+
+
+def _markdown(used) -> str:
     notice = used.notice()
     return f"⚠️ **{notice.split(':', 1)[0]}:**{notice.split(':', 1)[1]}" if notice else ""
 
 
+def notice_now(settings: Settings) -> tuple[str, bool]:
+    """The configured model's notice as things stand, loading nothing: (Markdown, still loading)."""
+    try:
+        used = photo_model_if_ready(settings)
+    except ModelLoadError as err:  # a model the user named, which may not fall back
+        return f"⚠️ **The model {settings.model} cannot be loaded:** {err}", False
+    if used is None:
+        return LOADING.format(spec=settings.model), True
+    return _markdown(used), False
+
+
 def place(settings: Settings, picker: gr.Dropdown, elem_prefix: str) -> gr.Markdown:
-    notice = gr.Markdown(lambda: notice_markdown(settings.model, settings), elem_id=f"{elem_prefix}-model-notice")
+    notice = gr.Markdown(lambda: notice_now(settings)[0], elem_id=f"{elem_prefix}-model-notice")
     picker.change(lambda spec: notice_markdown(spec, settings), [picker], [notice], show_progress="hidden")
+    # While the configured model loads, the notice is looked at again every 2 s, then no more.
+    timer = gr.Timer(2)
+
+    def tick(spec):
+        if (spec or settings.model) != settings.model:
+            return gr.skip(), gr.Timer(active=False)  # the picker's own notice stands
+        text, loading = notice_now(settings)
+        return text, gr.Timer(active=loading)
+
+    timer.tick(tick, [picker], [notice, timer], show_progress="hidden", api_visibility="private", queue=False)
     return notice

@@ -16,11 +16,11 @@ from typing import Callable
 
 from PIL import Image
 
-from analyzer.fetch import is_url
-from analyzer.images import decode_image, load_image, read_regular_file, read_source
-from core.errors import ImageLoadError
-from core.hosting import is_hosted
-from core.settings import FetchLimits, Settings
+from clip_arena.analyzer.fetch import is_url
+from clip_arena.analyzer.images import decode_image, load_image, read_regular_file, read_source
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.hosting import is_hosted
+from clip_arena.core.settings import FetchLimits, Settings
 
 CLI, BROWSER = "cli", "browser"
 

@@ -9,9 +9,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from analyzer.scores import scores_from_cosine
-from core.errors import UserError
-from core.settings import ASSETS_DIR
+from clip_arena.analyzer.scores import scores_from_cosine
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import ASSETS_DIR
 
 REFERENCE_CAPTIONS_FILE = ASSETS_DIR / "reference_captions.txt"
 

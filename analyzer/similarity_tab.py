@@ -5,12 +5,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from analyzer.similarity_view import COLUMNS, run_similarity
-from analyzer import model_notice
-from analyzer.widgets import error_text, image_inputs, model_picker
-from core.errors import UserError
-from core.gpu import gpu
-from core.settings import Settings
+from clip_arena.analyzer.similarity_view import COLUMNS, run_similarity
+from clip_arena.analyzer import model_notice
+from clip_arena.analyzer.widgets import error_text, image_inputs, model_picker
+from clip_arena.core.errors import UserError
+from clip_arena.core.gpu import gpu
+from clip_arena.core.settings import Settings
 
 
 def build(settings: Settings) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from analyzer.model_choice import check_browser_model
-from analyzer.policy import ImagePolicy
-from analyzer.similarity import SimilarityResult, score_image_texts, split_captions
-from core.errors import UserError
-from core.settings import Settings
-from models.fallback import pick_photo_model
+from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.analyzer.similarity import SimilarityResult, score_image_texts, split_captions
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.models.fallback import photo_model
 
 COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"]
 
@@ -58,6 +58,6 @@ def run_similarity(image_file: str | None, image_url: str, captions: str, model:
         raise UserError("Give at least one caption (one per line).")
     model = check_browser_model(model, settings)
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir)
-    encoder, used = pick_photo_model(model, settings.model, settings.device, settings.precision)
+    encoder, used = photo_model(settings, model)
     results = score_image_texts(encoder, image, texts)
     return results_table(results), results_figure(results), summary_line(results, used.used)

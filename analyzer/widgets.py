@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from analyzer.model_choice import browser_models
-from core.settings import Settings
+from clip_arena.analyzer.model_choice import browser_models
+from clip_arena.core.settings import Settings
 
 
 def model_picker(settings: Settings, label: str, elem_id: str) -> gr.Dropdown:

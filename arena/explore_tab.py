@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from arena.explore_view import details_markdown, gallery_items, run_explore, summary_line
-from core.errors import UserError
-from core.settings import Settings
-from index.search import Searcher
+from clip_arena.arena.explore_view import details_markdown, gallery_items, run_explore, summary_line
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.index.search import Searcher
 
 
 def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:

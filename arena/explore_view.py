@@ -8,12 +8,12 @@ import html
 
 from PIL import Image
 
-from analyzer.images import load_image
-from analyzer.policy import ImagePolicy
-from core.settings import Settings
-from index.catalog import SUFFIX
-from index.explore import Hit, search_all
-from index.search import Searcher
+from clip_arena.analyzer.images import load_image
+from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.core.settings import Settings
+from clip_arena.index.catalog import SUFFIX
+from clip_arena.index.explore import Hit, search_all
+from clip_arena.index.search import Searcher
 
 DETAIL_SKIP = ("image_uri",)
 

@@ -13,7 +13,7 @@ import random
 import threading
 from collections import defaultdict
 
-from arena.rounds import Round, RoundMaker
+from clip_arena.arena.rounds import Round, RoundMaker
 
 GAP = 5
 KEEP = 200  # voted rounds remembered per session

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from index.catalog import Catalog
+from clip_arena.index.catalog import Catalog
 
 PLACEHOLDER = "missing.png"
 # Gradio's delete_cache removes files of its cache older than its age (by ctime): a copy handed out

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import UserError
-from index.search import Searcher
+from clip_arena.core.errors import UserError
+from clip_arena.index.search import Searcher
 
 
 @dataclass

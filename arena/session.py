@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from arena.gold import GoldRounds
-from arena.rounds import MethodsAgree, Round, RoundMaker
-from core.errors import UserError
-from index.search import Searcher
-from votes.choices import Choice, RoundStatus
-from votes.store import ShownRound, VoteStore
+from clip_arena.arena.gold import GoldRounds
+from clip_arena.arena.rounds import MethodsAgree, Round, RoundMaker
+from clip_arena.core.errors import UserError
+from clip_arena.index.search import Searcher
+from clip_arena.votes.choices import Choice, RoundStatus
+from clip_arena.votes.store import ShownRound, VoteStore
 
 
 @dataclass

@@ -1,16 +1,16 @@
-"""Arena tab: wiring only. Keys are mapped to the buttons by KEYBOARD_JS (in app.py's head)."""
+"""Arena tab: wiring only. Keys are mapped to the buttons by KEYBOARD_JS (in the page head, clip_arena/webapp.py)."""
 
 from __future__ import annotations
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from arena.images import CatalogImages
-from arena.rounds import MethodsAgree
-from arena.session import Arena, StaleRound
-from arena.view import KEY_LEGEND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
-from core.errors import UserError
-from core.hosting import NOBODY, OAUTH, TYPED, annotator_name
+from clip_arena.arena.images import CatalogImages
+from clip_arena.arena.rounds import MethodsAgree
+from clip_arena.arena.session import Arena, StaleRound
+from clip_arena.arena.view import KEY_LEGEND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
+from clip_arena.core.errors import UserError
+from clip_arena.core.hosting import NOBODY, OAUTH, TYPED, annotator_name, voting_texts
 
 ACTIONS = ("left", "right", "tie", "both_bad", "skip", "undo", "finish")
 ROUND_ACTIONS = ACTIONS[:5]  # need a round on screen; undo and finish need a session
@@ -93,6 +93,7 @@ def build(arena: Arena, identity: str = TYPED) -> None:
     """`identity` (core/hosting.py): how the annotator is named: Hugging Face login, the app's
     login, a typed name, or nobody may vote."""
     login_name = identity != TYPED
+    texts = voting_texts(identity)
     images = CatalogImages(arena.searcher.catalog, get_upload_folder())
     state = gr.State(None)
     saved_name = gr.BrowserState("", storage_key=NAME_KEY, secret=NAME_KEY)  # a name, not a secret
@@ -101,14 +102,13 @@ def build(arena: Arena, identity: str = TYPED) -> None:
             gr.LoginButton(elem_id="arena-login")
         with gr.Row():
             name = gr.Textbox(label="Your name", placeholder="annotator name (Enter starts)", scale=2,
-                              elem_id="arena-name", interactive=not login_name,
-                              info={TYPED: None, NOBODY: "Voting needs a sign-in here."}.get(
-                                  identity, "You are signed in: your login name is used."))
+                              elem_id="arena-name", interactive=not login_name, info=texts.name_info)
             categories = ["all"] + arena.maker.category_choices()
             category = gr.Dropdown(categories, value="all", label="Category", scale=1, elem_id="arena-category")
             reveal = gr.Checkbox(value=True, label="Reveal methods after each vote", scale=1, elem_id="arena-reveal")
-            start = gr.Button("Start", variant="primary", scale=1, elem_id="arena-start")
-        status = gr.Markdown("Enter your name and press **Start** (or Enter).", elem_id="arena-status")
+            start = gr.Button("Start", variant="primary", scale=1, elem_id="arena-start",
+                              interactive=identity != NOBODY)
+        status = gr.Markdown(texts.status, elem_id="arena-status")
         message = gr.HTML("", elem_id="arena-message")
         round_id = gr.Textbox(visible=False, elem_id="arena-round-id")
         with gr.Row(equal_height=True):
@@ -163,6 +163,14 @@ def build(arena: Arena, identity: str = TYPED) -> None:
     root = gr.context.Context.root_block
     if root is not None and not login_name:
         root.load(lambda saved: saved or gr.skip(), [saved_name], [name], api_visibility="private")
+    if root is not None and identity == OAUTH:
+        def signed_in(profile: gr.OAuthProfile | None):
+            """Once signed in, the name box shows the Hugging Face name that votes will carry."""
+            if profile is None or not getattr(profile, "username", None):
+                return gr.skip(), gr.skip()
+            return profile.username, "Press **Start** to vote under your Hugging Face name."
+
+        root.load(signed_in, None, [name, status], api_visibility="private")
 
     def make_handler(action):
         def handler(st, shown_round_id, show_reveal):

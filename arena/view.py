@@ -7,8 +7,8 @@ import html
 import re
 from typing import Callable
 
-from arena.rounds import Round
-from arena.session import Arena, SessionState
+from clip_arena.arena.rounds import Round
+from clip_arena.arena.session import Arena, SessionState
 
 KEY_LEGEND = ("**Keys** (Caps Lock or not): `A` or `←` left better · `B` or `→` right better · `T` or `↓` tie · "
               "`X` both bad · `N` or `Space` skip · `U` undo · `Q` finish. Click an image to enlarge it.")

@@ -23,10 +23,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from analyzer.content import colours, objects  # noqa: E402
-from analyzer.content.component import Context  # noqa: E402
-from analyzer.content.report import analyze  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from clip_arena.analyzer.content import colours, objects  # noqa: E402
+from clip_arena.analyzer.content.component import Context  # noqa: E402
+from clip_arena.analyzer.content.report import analyze  # noqa: E402
+from clip_arena.core.settings import Settings  # noqa: E402
 
 
 def make_image(seed: int, size: tuple[int, int]) -> Image.Image:

@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from arena.session import Arena  # noqa: E402
+from clip_arena.arena.session import Arena  # noqa: E402
 from bench.bench_index import unit_vectors  # noqa: E402
-from index.catalog import Catalog, numpy_to_fixed_list  # noqa: E402
-from index.search import Searcher  # noqa: E402
-from index.vector_index import MethodIndex, build_index, default_kind, fingerprint  # noqa: E402
-from votes.store import VoteStore  # noqa: E402
+from clip_arena.index.catalog import Catalog, numpy_to_fixed_list  # noqa: E402
+from clip_arena.index.search import Searcher  # noqa: E402
+from clip_arena.index.vector_index import MethodIndex, build_index, default_kind, fingerprint  # noqa: E402
+from clip_arena.votes.store import VoteStore  # noqa: E402
 
 METHODS = ("base", "finetuned")
 

@@ -32,10 +32,10 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from analyzer.batch import BatchOptions, score_csv  # noqa: E402
+from clip_arena.analyzer.batch import BatchOptions, score_csv  # noqa: E402
 from bench.bench_embed import make_jpegs  # noqa: E402
-from core.settings import FetchLimits  # noqa: E402
-from models import get_encoder  # noqa: E402
+from clip_arena.core.settings import FetchLimits  # noqa: E402
+from clip_arena.models import get_encoder  # noqa: E402
 
 
 def clip_tokenizer():

@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from index.embed import ImageItem, encode_stream  # noqa: E402
-from models import get_encoder  # noqa: E402
+from clip_arena.index.embed import ImageItem, encode_stream  # noqa: E402
+from clip_arena.models import get_encoder  # noqa: E402
 
 
 def _make_jpeg(args: tuple[Path, int, tuple[int, int]]) -> Path:

@@ -176,8 +176,8 @@ def phase(work: Path, annotators: int, seconds: float, target: bool, push_minute
            "p95_ms": float(np.percentile(lat, 95)) if len(lat) else float("nan")}
     if target:
         # A new machine with an empty disk, restored from the target alone.
-        from votes.store import VoteStore
-        from votes.targets import FolderTarget, restore
+        from clip_arena.votes.store import VoteStore
+        from clip_arena.votes.targets import FolderTarget, restore
 
         fresh = VoteStore(work / "new-machine" / "votes.db")
         restore(fresh, FolderTarget(bucket, work / "new-machine" / "staging"))

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from index.vector_index import MethodIndex, build_index, default_kind  # noqa: E402
+from clip_arena.index.vector_index import MethodIndex, build_index, default_kind  # noqa: E402
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:

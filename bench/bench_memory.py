@@ -42,9 +42,9 @@ def make_large_jpegs(folder: Path, count: int, megapixels: float) -> list[Path]:
 def child(mode: str, csv_path: str, model: str) -> None:
     import resource
 
-    from analyzer.batch import BatchOptions, score_csv
-    from core.settings import FetchLimits
-    from models import get_encoder
+    from clip_arena.analyzer.batch import BatchOptions, score_csv
+    from clip_arena.core.settings import FetchLimits
+    from clip_arena.models import get_encoder
 
     encoder = get_encoder(model, "cpu", "fp32")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

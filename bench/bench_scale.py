@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from analyzer.batch import BatchOptions, score_csv  # noqa: E402
+from clip_arena.analyzer.batch import BatchOptions, score_csv  # noqa: E402
 from bench.bench_embed import make_jpegs  # noqa: E402
-from engines.ray_embed import build_catalog_ray  # noqa: E402
-from engines.ray_runtime import RayOptions, ray_session  # noqa: E402
-from engines.ray_score import score_csv_ray  # noqa: E402
-from index.catalog import read_catalog  # noqa: E402
-from index.embed import build_catalog, items_from_folder  # noqa: E402
-from models import get_encoder  # noqa: E402
+from clip_arena.engines.ray_embed import build_catalog_ray  # noqa: E402
+from clip_arena.engines.ray_runtime import RayOptions, ray_session  # noqa: E402
+from clip_arena.engines.ray_score import score_csv_ray  # noqa: E402
+from clip_arena.index.catalog import read_catalog  # noqa: E402
+from clip_arena.index.embed import build_catalog, items_from_folder  # noqa: E402
+from clip_arena.models import get_encoder  # noqa: E402
 
 
 def saved_random_model(folder: Path, name: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from votes.clustered import headline_interval, sequential_test  # noqa: E402
+from clip_arena.votes.clustered import headline_interval, sequential_test  # noqa: E402
 
 
 def simulate(rng, queries, per_query, mean, concentration):

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.errors import UserError
-from core.version import __version__
+from clip_arena.core.errors import UserError
+from clip_arena.core.version import __version__
 
 ID, URI, CAPTION, SPLIT = "image_id", "image_uri", "caption", "split"
 RESERVED = (ID, URI, CAPTION, SPLIT)

@@ -20,13 +20,13 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from analyzer.images import load_image, read_source
-from core.errors import ImageLoadError, UserError
-from core.settings import FetchLimits
-from index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
+from clip_arena.analyzer.images import load_image, read_source
+from clip_arena.core.errors import ImageLoadError, UserError
+from clip_arena.core.settings import FetchLimits
+from clip_arena.index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
                            numpy_to_fixed_list, read_catalog, with_meta)
-from models.device import on_cuda
-from models.pixels import decode_mode
+from clip_arena.models.device import on_cuda
+from clip_arena.models.pixels import decode_mode
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ROW_GROUP = 8192
@@ -119,7 +119,7 @@ class Decoding:
         """A collated batch -> (indices, {method: vectors}, errors), on the encoders' device."""
         indices, columns, errors = batch
         if self.mode == "gpu" and indices:
-            from models.device_decode import decode_batch
+            from clip_arena.models.device_decode import decode_batch
 
             device = next(iter(encoders.values())).device
             kept, columns, failed = decode_batch(columns, self.transforms, device, self.limits)
@@ -143,7 +143,7 @@ class _DecodeDataset(Dataset):
         d = self.decoding
         try:
             if d.mode == "gpu":
-                from models.device_decode import prepare
+                from clip_arena.models.device_decode import prepare
 
                 data, name = read_source(self.sources[i], d.limits)
                 return i, prepare(data, name, d.limits, d.transforms), None

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.errors import UserError
-from index.search import Searcher
+from clip_arena.core.errors import UserError
+from clip_arena.index.search import Searcher
 
 MAX_K = 50
 
@@ -37,7 +37,7 @@ def method_spec(searcher: Searcher, method: str) -> str:
 
 
 def _encoder(searcher: Searcher, method: str, device: str | None = None, precision: str | None = None):
-    from models import get_encoder
+    from clip_arena.models import get_encoder
 
     return get_encoder(method_spec(searcher, method), device, precision)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import UserError
-from index.catalog import Catalog
-from index.vector_index import MethodIndex, load_or_build
+from clip_arena.core.errors import UserError
+from clip_arena.index.catalog import Catalog
+from clip_arena.index.vector_index import MethodIndex, load_or_build
 
 
 @dataclass
@@ -35,7 +35,12 @@ class Searcher:
         try:
             return self.rows_by_id[image_id]
         except KeyError:
-            raise UserError(f"Image id {image_id!r} is not in the catalog.") from None
+            # `embed --images photos/` names photos/1.jpg "1.jpg": point at the id a path spelling means.
+            near = max((i for i in self.rows_by_id if image_id.replace("\\", "/").endswith("/" + i)), key=len,
+                       default=None)
+            hint = (f"; ids are relative to the folder embed read (--images): did you mean {near!r}?" if near else
+                    ".")
+            raise UserError(f"Image id {image_id!r} is not in the catalog{hint}") from None
 
     def neighbours(self, method: str, query_row: int, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k nearest catalog images, the query itself excluded."""

@@ -23,8 +23,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from core.errors import UserError
-from index.catalog import Catalog
+from clip_arena.core.errors import UserError
+from clip_arena.index.catalog import Catalog
 
 EXACT_MAX = 50_000
 KINDS = ("flat", "pq", "hnsw")

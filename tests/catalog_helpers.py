@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from index.catalog import build_table, catalog_meta, write_catalog
+from clip_arena.index.catalog import build_table, catalog_meta, write_catalog
 
 ARENA_METHODS = ("alphamodel", "omegamodel")  # names that appear nowhere else on a page
 

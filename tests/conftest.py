@@ -50,6 +50,26 @@ def make_image(tmp_path):
     return _make
 
 
+# What a copy of the checkout leaves out: local environments, caches and build leftovers (a stale
+# build/lib would put deleted modules into a wheel built from the copy).
+NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                                    "runs", ".gradio", "out", "*.faiss", "*.faiss.json", "votes.db*")
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The repository's files as a Space or a source download has them, at `dest`."""
+    shutil.copytree(ROOT, dest, ignore=NOT_SOURCE)
+    return dest
+
+
+def with_project(env: dict | None = None) -> dict:
+    """Environment variables under which a child Python imports this checkout, whether or not (or
+    however) the project is installed, and from any working folder."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

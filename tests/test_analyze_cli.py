@@ -2,7 +2,7 @@
 
 import json
 
-from analyzer.content.report import SECTION_NAMES
+from clip_arena.analyzer.content.report import SECTION_NAMES
 from tests.cli_runner import run_cli
 from tests.drawing import printed_text
 

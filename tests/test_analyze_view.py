@@ -1,6 +1,6 @@
 """The Analyze tab's cards and figures, from a report, without a browser."""
 
-from analyzer.analyze_view import cards_html, labels_figure, palette_figure, summary_line
+from clip_arena.analyzer.analyze_view import cards_html, labels_figure, palette_figure, summary_line
 
 
 def report(**extra):

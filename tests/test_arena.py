@@ -13,14 +13,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from arena.rounds import RoundMaker
-from arena.session import Arena, StaleRound
+from clip_arena.arena.rounds import RoundMaker
+from clip_arena.arena.session import Arena, StaleRound
 from catalog_helpers import unit_vectors, write_synthetic_catalog
-from core.errors import UserError
-from index.catalog import build_table, catalog_meta, read_catalog, write_catalog
-from index.search import Searcher
-from votes.choices import Choice
-from votes.store import DuplicateVote, ShownRound, VoteStore
+from clip_arena.core.errors import UserError
+from clip_arena.index.catalog import build_table, catalog_meta, read_catalog, write_catalog
+from clip_arena.index.search import Searcher
+from clip_arena.votes.choices import Choice
+from clip_arena.votes.store import DuplicateVote, ShownRound, VoteStore
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_acknowledged_vote_survives_sigkill(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.getcwd()!r})
-        from votes.store import ShownRound, VoteStore
+        from clip_arena.votes.store import ShownRound, VoteStore
         store = VoteStore({str(db)!r})
         r = ShownRound("round-1", "ann", "sess", "q1", "base", "finetuned", ["a"], ["b"], 0, "fp")
         store.record_round(r)
@@ -169,7 +169,7 @@ def test_several_processes_write_one_store(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.getcwd()!r})
-        from votes.store import ShownRound, VoteStore
+        from clip_arena.votes.store import ShownRound, VoteStore
         store, who = VoteStore({str(db)!r}), sys.argv[1]
         for i in range(40):
             r = ShownRound(f"{{who}}-{{i}}", who, who, f"q{{i}}", "base", "finetuned", [], [], 0, "fp")
@@ -296,7 +296,7 @@ def test_session_ids_are_made_by_the_server(arena):
 def test_a_typed_name_is_shown_as_typed_not_as_markdown_or_html(arena, name):
     import markdown_it
 
-    from arena.view import status_line, summary_text
+    from clip_arena.arena.view import status_line, summary_text
 
     state = arena.start(name)
     arena.next_round(state)

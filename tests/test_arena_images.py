@@ -6,9 +6,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from arena.images import CatalogImages
+from clip_arena.arena.images import CatalogImages
 from catalog_helpers import unit_vectors
-from index.catalog import build_table, catalog_meta, read_catalog, write_catalog
+from clip_arena.index.catalog import build_table, catalog_meta, read_catalog, write_catalog
 
 
 def _catalog(folder: Path, uris: list[str]):
@@ -78,7 +78,7 @@ def test_a_copy_removed_by_gradios_cache_cleaning_is_served_again(tmp_path):
 
 
 def test_refreshing_a_served_copy_leaves_no_temporary_files(tmp_path, monkeypatch):
-    import arena.images as served_images
+    import clip_arena.arena.images as served_images
 
     cat_dir = tmp_path / "cat"
     cat_dir.mkdir()

@@ -79,8 +79,8 @@ def test_only_the_images_a_round_shows_can_be_fetched(tmp_path, apps):
     """On main the catalog's whole folder was served: its Parquet (both methods' embeddings),
     FAISS files and a votes.db beside it could be downloaded, and the blind broken."""
     from catalog_helpers import write_image_catalog
-    from index.catalog import read_catalog
-    from index.vector_index import index_paths, load_or_build
+    from clip_arena.index.catalog import read_catalog
+    from clip_arena.index.vector_index import index_paths, load_or_build
 
     catalog_path = write_image_catalog(tmp_path)
     catalog = read_catalog(catalog_path)
@@ -171,7 +171,7 @@ def test_soak_500_votes_with_undo_skip_categories_and_a_restart(tmp_path, apps):
                             3: ("Flags", 60)}, tally)
     app.stop()
     # A restart, now with a users file: the login name is the annotator.
-    from core.auth import hash_password
+    from clip_arena.core.auth import hash_password
 
     (tmp_path / "users.txt").write_text(f"# annotators\nann4:plain-pass\nann5:{hash_password('s3cret', 1000)}\n"
                                         "ann6:third\nann7:fourth\n")

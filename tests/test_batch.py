@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analyzer.batch import BatchOptions, score_csv
-from core.errors import UserError
-from core.settings import FetchLimits
+from clip_arena.analyzer.batch import BatchOptions, score_csv
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import FetchLimits
 from http_server import LocalServer, Route
-from models import get_encoder
+from clip_arena.models import get_encoder
 
 
 def _bytes(img, fmt="PNG", **kw):

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analyzer.batch_view import SHOWS, SORTS, preview_rows, refresh_preview, run_batch, with_thumbnails
-from analyzer.similarity import score_image_texts
-from core.errors import UserError
-from core.settings import Settings
-from models import get_encoder
+from clip_arena.analyzer.batch_view import SHOWS, SORTS, preview_rows, refresh_preview, run_batch, with_thumbnails
+from clip_arena.analyzer.similarity import score_image_texts
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.models import get_encoder
 
 
 def scored_csv(tmp_path, cosines, errors):
@@ -74,7 +74,7 @@ def test_sorting_and_filtering_the_preview_fetches_no_image_again(tmp_path, tiny
     fetch all of them again (up to 50 URLs a click). Fails before the preview kept them."""
     from dataclasses import replace
 
-    from core.settings import FetchLimits
+    from clip_arena.core.settings import FetchLimits
     from http_server import LocalServer, Route
 
     with LocalServer() as server:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
 
-import analyzer.fetch as fetch
-from analyzer.batch import BatchCancelled, BatchOptions, score_csv
-from models import get_encoder
+import clip_arena.analyzer.fetch as fetch
+from clip_arena.analyzer.batch import BatchCancelled, BatchOptions, score_csv
+from clip_arena.models import get_encoder
 
 # What a spreadsheet may run: = + - @ tab CR LF and their fullwidth and small forms, after spaces.
 FORMULA = re.compile("^ *[=+\\-@\t\r\n\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b]")

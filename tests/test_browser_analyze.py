@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.settings import Settings
-from effectiveness.train import TrainOptions, train
+from clip_arena.core.settings import Settings
+from clip_arena.effectiveness.train import TrainOptions, train
 from tests.browser_helpers import upload_image
 from tests.drawing import printed_text
 from tests.test_effectiveness import write_creatives

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from core.settings import DEFAULT_CATALOG
-from index.catalog import read_catalog
+from clip_arena.core.settings import DEFAULT_CATALOG
+from clip_arena.index.catalog import read_catalog
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from catalog_helpers import ARENA_METHODS
-from votes.store import ShownRound, VoteStore
+from clip_arena.votes.store import ShownRound, VoteStore
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("CLIP_ARENA_SCREENSHOTS")  # a folder: save what the test saw

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from catalog_helpers import unit_vectors, write_synthetic_catalog
-from index.catalog import CatalogError, build_table, read_catalog, validate
+from clip_arena.index.catalog import CatalogError, build_table, read_catalog, validate
 
 
 def test_round_trip_with_metadata(tmp_path):

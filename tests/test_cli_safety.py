@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cli_runner import run_cli
-from votes.store import ShownRound, VoteStore
+from clip_arena.votes.store import ShownRound, VoteStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every one of these must be refused by the policy, before any connection is tried.
@@ -34,7 +34,7 @@ def test_score_in_a_network_namespace_refuses_without_connecting(tmp_path, tiny_
         w = csv.writer(f)
         w.writerow(["image", "caption"])
         w.writerows([(url, "x") for url in REFUSED + [PUBLIC]])
-    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "cli.main", "score", str(src), "-o",
+    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "clip_arena.cli.main", "score", str(src), "-o",
                            str(tmp_path / "out.csv"), "--model", tiny_open_clip_spec, "--offline"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": ROOT})
@@ -80,7 +80,7 @@ def test_similarity_reads_local_paths_only_under_the_roots(tmp_path, tiny_open_c
 
 
 def test_latin1_vote_import_is_one_sentence(tmp_path):
-    from votes.store import VOTE_COLUMNS
+    from clip_arena.votes.store import VOTE_COLUMNS
 
     path = tmp_path / "votes.csv"
     path.write_bytes((",".join(VOTE_COLUMNS) + "\n" + "v1,2024-01-01,Jos\xe9" + ",x" * 14 + "\n").encode("latin-1"))
@@ -97,7 +97,7 @@ def test_stats_into_a_closed_pipe_exits_quietly(tmp_path):
         store.record_vote(r, "right", 100)
     read, write = os.pipe()
     os.close(read)  # the reader (`head`) has already gone
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "stats", "--votes", str(tmp_path / "v.db"), "--json"],
+    proc = subprocess.run([sys.executable, "-m", "clip_arena.cli.main", "stats", "--votes", str(tmp_path / "v.db"), "--json"],
                           stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
     os.close(write)
     assert proc.stderr == "" and proc.returncode == 141

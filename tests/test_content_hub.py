@@ -5,9 +5,9 @@ by CLIP_ARENA_*_MODEL is loaded once, runs, and fills its own fields, not the fa
 import pytest
 from PIL import Image
 
-from analyzer.content import hub
-from analyzer.content.report import analyze
-from core.settings import Settings
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.report import analyze
+from clip_arena.core.settings import Settings
 from tests import tiny_hub_models as tiny
 
 
@@ -64,7 +64,7 @@ def test_detr_tier_replaces_the_haar_fields(use_hub_models):
 
 
 def test_hub_models_load_once_and_are_shared(use_hub_models, monkeypatch):
-    from analyzer.content import sentiment
+    from clip_arena.analyzer.content import sentiment
 
     loads = []
     real = sentiment._load_classifier

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analyzer.content import hub
-from analyzer.content.component import Backend, Component, Context, Unavailable
-from analyzer.content.ocr import with_tesseract
-from analyzer.content.report import SECTION_NAMES, analyze, components
-from analyzer.similarity import score_image_texts
-from core.settings import Settings
-from models import get_encoder
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.component import Backend, Component, Context, Unavailable
+from clip_arena.analyzer.content.ocr import with_tesseract
+from clip_arena.analyzer.content.report import SECTION_NAMES, analyze, components
+from clip_arena.analyzer.similarity import score_image_texts
+from clip_arena.core.settings import Settings
+from clip_arena.models import get_encoder
 from tests.drawing import colour_blocks, printed_text
 
 
@@ -139,7 +139,7 @@ def test_alignment_matches_the_similarity_tab(tiny_open_clip_spec):
 
 
 def test_labels_rank_the_vocabulary_by_clip_similarity(tiny_open_clip_spec):
-    from analyzer.content.labels import vocabulary
+    from clip_arena.analyzer.content.labels import vocabulary
 
     image = colour_blocks([((250, 200, 20), 1.0)])
     sec = run(image, only={"labels"}, model=tiny_open_clip_spec)["labels"]
@@ -192,7 +192,7 @@ def test_a_lower_tier_runs_when_a_better_one_cannot():
 
 
 def test_a_crashing_component_does_not_take_the_report_down(monkeypatch, tiny_open_clip_spec):
-    from analyzer.content import text_properties
+    from clip_arena.analyzer.content import text_properties
 
     def boom(text, count):
         raise RuntimeError("bug")
@@ -229,7 +229,7 @@ def test_an_unreachable_hub_is_probed_once_for_all_hub_tiers(monkeypatch, tmp_pa
 
     from huggingface_hub import constants
 
-    from models import loaders
+    from clip_arena.models import loaders
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.settings import DEFAULT_CATALOG
-from demo.emoji import EMOJI_FONT, EMOJI_TEST, parse_emoji_test, split_by_subgroup
-from finetune.evaluate import precision_at_k
-from index.catalog import read_catalog
-from models import get_encoder
+from clip_arena.core.settings import DEFAULT_CATALOG
+from clip_arena.demo.emoji import EMOJI_FONT, EMOJI_TEST, parse_emoji_test, split_by_subgroup
+from clip_arena.finetune.evaluate import precision_at_k
+from clip_arena.index.catalog import read_catalog
+from clip_arena.models import get_encoder
 
 needs_unicode = pytest.mark.skipif(not EMOJI_TEST.is_file() or not EMOJI_FONT.is_file(),
                                    reason="apt-get install unicode-data fonts-noto-color-emoji")
@@ -44,7 +44,7 @@ def test_split_is_seeded_and_stratified():
 def test_render_draws_a_centred_emoji_on_white():
     from PIL import ImageFont
 
-    from demo.emoji import FONT_SIZE, render
+    from clip_arena.demo.emoji import FONT_SIZE, render
 
     image = render("\U0001F34E", ImageFont.truetype(str(EMOJI_FONT), FONT_SIZE))  # red apple
     assert image.size == (72, 72) and image.getpixel((0, 0)) == (255, 255, 255)
@@ -108,7 +108,7 @@ def test_finetuned_gains_a_catalog_teams_margin_on_same_subcategory_precision(de
 
 def test_few_arena_rounds_show_the_same_list_for_both_methods(demo_catalog):
     """As the arena searches (whole catalog, the query left out): fewer than 10% identical lists."""
-    from index.search import Searcher
+    from clip_arena.index.search import Searcher
 
     catalog, _, test = demo_catalog
     searcher = Searcher.open(catalog)
@@ -120,7 +120,7 @@ def test_few_arena_rounds_show_the_same_list_for_both_methods(demo_catalog):
 def plain_name_recall(demo_catalog) -> dict[str, dict[str, float]]:
     """Text-to-image recall@1/5/10 of the plain names over the test images, each model's own text
     embeddings against the catalog's image embeddings."""
-    from finetune.evaluate import text_to_image_recall
+    from clip_arena.finetune.evaluate import text_to_image_recall
 
     catalog, frame, test = demo_catalog
     recall = {}

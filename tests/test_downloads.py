@@ -3,7 +3,7 @@
 import os
 import time
 
-from core import downloads
+from clip_arena.core import downloads
 
 
 def test_old_download_folders_are_pruned_and_recent_ones_kept(tmp_path, monkeypatch):

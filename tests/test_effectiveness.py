@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analyzer.content.report import analyze
-from core.errors import UserError
-from core.settings import Settings
-from effectiveness import model as em
-from effectiveness.features import flatten_numbers
-from effectiveness.predict import predictor
-from effectiveness.train import TrainOptions, train
+from clip_arena.analyzer.content.report import analyze
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.effectiveness import model as em
+from clip_arena.effectiveness.features import flatten_numbers
+from clip_arena.effectiveness.predict import predictor
+from clip_arena.effectiveness.train import TrainOptions, train
 from tests.cli_runner import run_cli
 
 PHRASES = ["Big sale today", "New collection", "Shop now and save", "Limited offer", "Discover our range"]

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from index.catalog import read_catalog
-from index.embed import build_catalog, items_from_folder
-from models import get_encoder
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.embed import build_catalog, items_from_folder
+from clip_arena.models import get_encoder
 from cli_runner import run_cli
 
 
@@ -64,7 +64,7 @@ def test_incremental_embed_touches_only_new_images(tmp_path, tiny_open_clip_spec
 
     Image.new("RGB", (30, 30), "blue").save(folder / "new.png")
     seen = []
-    import index.embed as embed
+    import clip_arena.index.embed as embed
 
     original = embed._DecodeDataset.__getitem__
     monkeypatch.setattr(embed._DecodeDataset, "__getitem__", lambda self, i: seen.append(self.sources[i]) or original(self, i))
@@ -92,3 +92,27 @@ def test_embed_into_a_catalog_with_other_methods_is_refused(tmp_path, tiny_open_
 def test_embed_argument_errors(tmp_path, args, message):
     proc = run_cli("embed", "--images", str(tmp_path), "-o", str(tmp_path / "c.parquet"), *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_a_metadata_csv_whose_paths_match_nothing_fails_and_says_where_they_were_looked_for(tmp_path,
+                                                                                          tiny_open_clip_spec):
+    """On main, 24 rows all `not_found` (paths written relative to another folder) exited 0, the
+    folder's images added bare, without their captions and metadata."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "meta").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 30), "red").save(tmp_path / "photos" / name)
+    csv = tmp_path / "meta" / "items.csv"
+    csv.write_text("image_uri,caption\na.png,a red thing\nb.png,another\n")  # relative to photos/, not meta/
+    out = tmp_path / "catalog.parquet"
+    for folder in ([], ["--images", "."]):  # paths read under the CSV's folder, then under the working folder
+        proc = run_cli("embed", *folder, "--metadata", str(csv), "--method", f"base={tiny_open_clip_spec}", "-o",
+                       str(out), cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "None of the 2 image paths in" in proc.stderr and "are read under" in proc.stderr
+        assert not out.exists()
+    # Named with --images, the same CSV reads its paths under that folder.
+    proc = run_cli("embed", "--images", "photos", "--metadata", str(csv), "--method", f"base={tiny_open_clip_spec}",
+                   "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 images (2 new, 0 kept), 0 skipped" in proc.stdout

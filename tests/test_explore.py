@@ -6,12 +6,12 @@ import json
 import pytest
 from PIL import Image
 
-from arena.explore_view import details_markdown, gallery_items, run_explore, summary_line
-from core.errors import UserError
-from core.settings import DEFAULT_CATALOG, Settings
-from index.catalog import read_catalog
-from index.explore import MAX_K, search_all, search_image, search_text
-from index.search import Searcher
+from clip_arena.arena.explore_view import details_markdown, gallery_items, run_explore, summary_line
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import DEFAULT_CATALOG, Settings
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.explore import MAX_K, search_all, search_image, search_text
+from clip_arena.index.search import Searcher
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_bad_queries_are_one_sentence(searcher, kwargs, message):
 def test_a_catalog_without_model_specs_says_it_cannot_embed_queries(tmp_path):
     import numpy as np
 
-    from index.catalog import build_table, write_catalog
+    from clip_arena.index.catalog import build_table, write_catalog
 
     vecs = np.eye(3, 4, dtype=np.float32)
     path = tmp_path / "c.parquet"
@@ -95,7 +95,7 @@ def test_a_catalog_without_model_specs_says_it_cannot_embed_queries(tmp_path):
 
 
 def run_cli(capsys, *args):
-    from cli.main import main
+    from clip_arena.cli.main import main
 
     code = main(["search", "--catalog", str(DEFAULT_CATALOG), *args])
     out, err = capsys.readouterr()
@@ -142,7 +142,7 @@ def test_cli_search_by_image_reads_only_under_the_image_roots(capsys, tmp_path, 
 
 
 def _api_names(settings):
-    import app
+    from clip_arena import webapp as app
 
     demo = app.build_app(settings)
     return {fn.api_name for fn in demo.fns.values()}

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from torchvision import transforms as T
 
-from analyzer.batch import BatchOptions, score_csv
-from analyzer.images import load_image
+from clip_arena.analyzer.batch import BatchOptions, score_csv
+from clip_arena.analyzer.images import load_image
 from cli_runner import run_cli
-from core.settings import FetchLimits
-from index.catalog import read_catalog
-from index.embed import Decoding, build_catalog, items_from_folder
-from models import device_decode, get_encoder
-from models.pixels import preprocess_of
+from clip_arena.core.settings import FetchLimits
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.embed import Decoding, build_catalog, items_from_folder
+from clip_arena.models import device_decode, get_encoder
+from clip_arena.models.pixels import preprocess_of
 
 
 def photo(width=640, height=480, seed=0) -> Image.Image:
@@ -235,7 +235,7 @@ def test_uint8_and_device_decoded_batches_encode_like_the_model_transform(demo):
 LIMITED_RUN = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (5 << 30, 5 << 30))  # 5 GB of address space, as `ulimit -v`
-from cli.main import main
+from clip_arena.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -252,7 +252,9 @@ def test_a_65000_pixel_strip_is_scored_and_embedded_in_bounded_memory(tmp_path, 
     Image.fromarray(np.random.default_rng(5).integers(0, 255, (1, 65000, 3), np.uint8)).save(tmp_path / "imgs/strip.jpg")
     (tmp_path / "imgs/ok.jpg").write_bytes(jpeg_bytes(photo(120, 90)))
     (tmp_path / "pairs.csv").write_text("image,caption\nimgs/strip.jpg,a strip\nimgs/ok.jpg,a photo\n")
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # address space used by glibc's arenas varies with threads
+    from conftest import with_project
+
+    env = with_project({**os.environ, "MALLOC_ARENA_MAX": "2"})  # glibc's arenas' address space varies with threads
     run = lambda *args: subprocess.run([sys.executable, "-c", LIMITED_RUN, *args], capture_output=True, text=True,  # noqa: E731
                                        timeout=300, cwd=tmp_path, env=env)
     scored = run("score", "pairs.csv", "-o", "out.csv", "--model", "demo:base", "--decode", mode)

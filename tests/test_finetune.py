@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from finetune.scenarios import SCENARIOS
-from finetune.train import TrainConfig, finetune
-from index.catalog import build_table, catalog_meta, write_catalog
-from models import get_encoder
+from clip_arena.finetune.scenarios import SCENARIOS
+from clip_arena.finetune.train import TrainConfig, finetune
+from clip_arena.index.catalog import build_table, catalog_meta, write_catalog
+from clip_arena.models import get_encoder
 from tiny_models import TINY_OPEN_CLIP_CFG
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (240, 220, 20),
@@ -37,7 +37,7 @@ def _train_loss(model_spec, catalog_path):
     """Contrastive loss of a saved model on the train images with their captions."""
     from open_clip import ClipLoss
 
-    from index.catalog import read_catalog
+    from clip_arena.index.catalog import read_catalog
 
     enc = get_encoder(model_spec)
     cat = read_catalog(catalog_path, require_embeddings=False)
@@ -105,7 +105,7 @@ def test_finetune_cli(tiny_catalog, tmp_path):
     import sys
 
     catalog, init = tiny_catalog
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "finetune", "--catalog", str(catalog), "--scenario",
+    proc = subprocess.run([sys.executable, "-m", "clip_arena.cli.main", "finetune", "--catalog", str(catalog), "--scenario",
                            "dual_lora", "--model", init, "-o", str(tmp_path / "cli_run"), "--epochs", "1",
                            "--batch-size", "3", "--accum-steps", "2",
                            "--caption-template", "{caption}, {category}"],
@@ -113,7 +113,7 @@ def test_finetune_cli(tiny_catalog, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"model saved: open_clip:local-dir:{tmp_path / 'cli_run' / 'model'}" in proc.stdout
     assert json.loads(proc.stdout.splitlines()[0])["step"] == 1  # 2 batches, accumulated into 1 step
-    bad = subprocess.run([sys.executable, "-m", "cli.main", "finetune", "--catalog", str(catalog), "--scenario",
+    bad = subprocess.run([sys.executable, "-m", "clip_arena.cli.main", "finetune", "--catalog", str(catalog), "--scenario",
                           "full", "--model", init, "-o", str(tmp_path / "x"), "--caption-template", "{colour}"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "colour" in bad.stderr and "Traceback" not in bad.stderr

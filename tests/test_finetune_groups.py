@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from open_clip import ClipLoss
 
-from finetune.losses import group_clip_loss, image_group_loss
-from finetune.sampling import GroupBatchSampler, group_batches
+from clip_arena.finetune.losses import group_clip_loss, image_group_loss
+from clip_arena.finetune.sampling import GroupBatchSampler, group_batches
 
 
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.integers(1, 20), st.integers(0, 2**16))
@@ -71,9 +71,9 @@ from test_finetune import tiny_catalog  # noqa: E402,F401 - the fixture
 def test_finetune_with_groups_trains_saves_and_resumes(tiny_catalog, tmp_path):  # noqa: F811
     import pytest
 
-    from core.errors import UserError
-    from finetune.train import TrainConfig, finetune
-    from models import get_encoder
+    from clip_arena.core.errors import UserError
+    from clip_arena.finetune.train import TrainConfig, finetune
+    from clip_arena.models import get_encoder
 
     catalog, init = tiny_catalog
     cfg = TrainConfig(scenario="full", epochs=2, batch_size=3, lr=1e-3, warmup_steps=1, seed=0,
@@ -89,7 +89,7 @@ def test_finetune_with_groups_trains_saves_and_resumes(tiny_catalog, tmp_path): 
 
 
 def test_centre_loss_rewards_images_at_their_own_groups_centre():
-    from finetune.losses import centre_loss
+    from clip_arena.finetune.losses import centre_loss
 
     torch.manual_seed(0)
     centres = normed(torch.randn(3, 16))
@@ -107,8 +107,8 @@ def _group_margin(model_dir, catalog_path) -> float:
     """Mean cosine of train images of one category minus that of images of different categories."""
     from PIL import Image
 
-    from index.catalog import read_catalog
-    from models import get_encoder
+    from clip_arena.index.catalog import read_catalog
+    from clip_arena.models import get_encoder
 
     cat = read_catalog(catalog_path, require_embeddings=False)
     frame = cat.frame()
@@ -125,7 +125,7 @@ def _group_margin(model_dir, catalog_path) -> float:
 def test_centre_loss_with_a_frozen_text_tower_clusters_images_and_keeps_the_text_tower(tiny_catalog, tmp_path):  # noqa: F811
     from safetensors.torch import load_file
 
-    from finetune.train import TrainConfig, finetune
+    from clip_arena.finetune.train import TrainConfig, finetune
 
     catalog, init = tiny_catalog
     start = finetune(catalog, init, tmp_path / "zero", TrainConfig(scenario="zero_shot"), progress=False)

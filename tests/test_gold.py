@@ -3,14 +3,14 @@ statistics from the votes alone."""
 
 import pytest
 
-from arena.gold import GAP, GoldRounds
-from arena.session import Arena
+from clip_arena.arena.gold import GAP, GoldRounds
+from clip_arena.arena.session import Arena
 from catalog_helpers import write_synthetic_catalog
-from index.catalog import read_catalog
-from index.search import Searcher
-from votes.annotators import gold_pairs
-from votes.store import VoteStore
-from votes.summary import summarize
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.search import Searcher
+from clip_arena.votes.annotators import gold_pairs
+from clip_arena.votes.store import VoteStore
+from clip_arena.votes.summary import summarize
 
 
 def _arena(tmp_path, share, n=100):

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from conftest import ROOT
-from core.hosting import NOBODY, OAUTH, TYPED, annotator_name, identity, max_upload, storage_notice
-from core.settings import Settings
+from clip_arena.core.hosting import NOBODY, OAUTH, TYPED, annotator_name, identity, max_upload, storage_notice
+from clip_arena.core.settings import Settings
 from test_arena_serving import App, _client
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -168,7 +168,7 @@ def test_storage_notice_says_where_how_much_and_when():
 
 
 def test_hosted_flag_turns_local_paths_off(monkeypatch, tmp_path):
-    from analyzer.policy import configured_roots
+    from clip_arena.analyzer.policy import configured_roots
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("CLIP_ARENA_IMAGE_ROOTS", raising=False)
@@ -183,7 +183,7 @@ def test_with_hf_oauth_the_arena_has_a_login_button_and_start_reads_the_profile(
 
     import gradio as gr
 
-    import app
+    from clip_arena import webapp as app
 
     catalog, db = arena_catalog
     import gradio.oauth
@@ -203,9 +203,9 @@ def test_with_hf_oauth_the_arena_has_a_login_button_and_start_reads_the_profile(
 
 
 def test_hosted_batches_are_capped_before_any_work(tmp_path, monkeypatch):
-    from analyzer.batch_view import check_batch_rows
-    from core.errors import UserError
-    from core.hosting import max_batch_rows
+    from clip_arena.analyzer.batch_view import check_batch_rows
+    from clip_arena.core.errors import UserError
+    from clip_arena.core.hosting import max_batch_rows
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert max_batch_rows(Settings()) is None and max_batch_rows(Settings(hosted=True)) == 5000
@@ -230,7 +230,7 @@ def test_a_clean_stop_pushes_what_the_interval_had_not_yet(tmp_path, apps, arena
         out = client.predict(out[2], True, api_name="/arena_left")
     assert not list(bucket.glob("votes-*.csv"))
     app.stop()  # SIGTERM
-    from votes.store import VoteStore
-    from votes.targets import FolderTarget, restore
+    from clip_arena.votes.store import VoteStore
+    from clip_arena.votes.targets import FolderTarget, restore
 
     assert restore(VoteStore(tmp_path / "new" / "votes.db"), FolderTarget(bucket, tmp_path / "new" / "s"))["added"] == 3

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
 
-import analyzer.fetch as fetch
-from analyzer.images import PixelBudget, decode_image, load_image
-from analyzer.policy import BROWSER, ImagePolicy, configured_roots
-from core.errors import ImageLoadError
-from core.settings import FetchLimits, Settings
+import clip_arena.analyzer.fetch as fetch
+from clip_arena.analyzer.images import PixelBudget, decode_image, load_image
+from clip_arena.analyzer.policy import BROWSER, ImagePolicy, configured_roots
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.settings import FetchLimits, Settings
 
 EMBEDDED_PRIVATE = ["::127.0.0.1", "::a9fe:a9fe", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a9fe:a9fe::1",
                     "2002:7f00:1::1", "fec0::1", "::ffff:127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import analyzer.fetch as fetch
-from analyzer.images import load_image
-from core.errors import ImageLoadError
-from core.settings import FetchLimits
+import clip_arena.analyzer.fetch as fetch
+from clip_arena.analyzer.images import load_image
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.settings import FetchLimits
 from http_server import Route, LocalServer
 
 PRIVATE_OK = FetchLimits(allow_private_urls=True, timeout_s=2.0)

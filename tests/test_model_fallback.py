@@ -6,13 +6,13 @@ import json
 import pytest
 from PIL import Image
 
-from analyzer.content.report import analyze
-from analyzer.model_notice import notice_markdown
-from analyzer.similarity_view import run_similarity
-from core.errors import ModelLoadError
-from core.settings import DEFAULT_MODEL, Settings
-from models import fallback
-from models.fallback import DEMO_NOTICE, FALLBACK_MODEL, looks_like_emoji, pick_photo_model
+from clip_arena.analyzer.content.report import analyze
+from clip_arena.analyzer.model_notice import notice_markdown
+from clip_arena.analyzer.similarity_view import run_similarity
+from clip_arena.core.errors import ModelLoadError
+from clip_arena.core.settings import DEFAULT_MODEL, Settings
+from clip_arena.models import fallback
+from clip_arena.models.fallback import DEMO_NOTICE, FALLBACK_MODEL, looks_like_emoji, pick_photo_model
 
 UNLOADABLE = "open_clip:ViT-B-32@openai"  # the real default: not cached here, and the hub is off
 
@@ -68,7 +68,7 @@ def test_similarity_tab_scores_with_the_fallback_and_names_it(make_image):
 
 
 def test_emoji_renders_are_in_the_demo_domain_and_photos_are_not():
-    from core.settings import DEFAULT_CATALOG
+    from clip_arena.core.settings import DEFAULT_CATALOG
 
     emoji = Image.open(DEFAULT_CATALOG.parent / "images" / "1F600.webp")
     assert looks_like_emoji(emoji)
@@ -85,7 +85,7 @@ def test_analyze_marks_demo_model_sections_on_a_photo_as_degraded():
 
 
 def test_analyze_keeps_demo_model_sections_on_an_emoji_ok():
-    from core.settings import DEFAULT_CATALOG
+    from clip_arena.core.settings import DEFAULT_CATALOG
 
     emoji = Image.open(DEFAULT_CATALOG.parent / "images" / "1F600.webp").convert("RGB")
     sections = analyze(emoji, "grinning face", Settings(model=UNLOADABLE), only={"alignment", "labels"})["sections"]
@@ -99,7 +99,7 @@ def test_analyze_with_a_real_model_is_ok_on_a_photo(tiny_open_clip_spec):
 
 
 def test_cli_similarity_falls_back_from_the_default_with_a_note(make_image, capsys, monkeypatch, tmp_path):
-    from cli.main import main
+    from clip_arena.cli.main import main
 
     monkeypatch.delenv("CLIP_ARENA_MODEL", raising=False)
     assert main(["similarity", "--image", str(make_image()), "--image-root", str(tmp_path), "--text", "a red square",
@@ -111,7 +111,7 @@ def test_cli_similarity_falls_back_from_the_default_with_a_note(make_image, caps
 
 
 def test_cli_similarity_with_a_named_model_that_cannot_load_fails_in_one_sentence(make_image, capsys, tmp_path):
-    from cli.main import main
+    from clip_arena.cli.main import main
 
     code = main(["similarity", "--image", str(make_image()), "--image-root", str(tmp_path), "--text", "x",
                  "--model", "open_clip:ViT-B-16@openai"])
@@ -121,7 +121,7 @@ def test_cli_similarity_with_a_named_model_that_cannot_load_fails_in_one_sentenc
 
 
 def test_cli_analyze_notes_the_fallback_on_stderr_and_in_json(tmp_path, capsys, monkeypatch):
-    from cli.main import main
+    from clip_arena.cli.main import main
 
     monkeypatch.delenv("CLIP_ARENA_MODEL", raising=False)
     photo().save(tmp_path / "photo.png")
@@ -131,3 +131,30 @@ def test_cli_analyze_notes_the_fallback_on_stderr_and_in_json(tmp_path, capsys, 
     report = json.loads(out)
     assert code == 0 and report["model"] == FALLBACK_MODEL and report["model_notice"].startswith(DEMO_NOTICE)
     assert report["sections"]["alignment"]["status"] == "degraded" and "note: demo model" in err
+
+
+def test_only_a_model_the_user_did_not_name_falls_back(monkeypatch):
+    """One rule for every tab, command and engine (models.fallback.photo_model)."""
+    monkeypatch.delenv("CLIP_ARENA_MODEL", raising=False)
+    default = Settings.from_env()
+    assert not default.model_named and fallback.photo_model(default)[1].used == FALLBACK_MODEL
+    named = default.with_overrides(model=UNLOADABLE)  # --model, even spelling out the default
+    assert named.model_named
+    with pytest.raises(ModelLoadError):
+        fallback.photo_model(named)
+    monkeypatch.setenv("CLIP_ARENA_MODEL", UNLOADABLE)  # named in the environment
+    assert Settings.from_env().model_named
+    with pytest.raises(ModelLoadError):
+        fallback.photo_model(Settings.from_env())
+
+
+def test_cli_analyze_with_a_named_model_that_cannot_load_fails(tmp_path, capsys, monkeypatch):
+    """On main `analyze --model SPEC` put the demo model in its place and exited 0."""
+    from clip_arena.cli.main import main
+
+    monkeypatch.delenv("CLIP_ARENA_MODEL", raising=False)
+    photo().save(tmp_path / "photo.png")
+    code = main(["analyze", "--image", str(tmp_path / "photo.png"), "--image-root", str(tmp_path), "--text", "a cat",
+                 "--section", "alignment", "--model", UNLOADABLE, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "ViT-B-32" in err and "Traceback" not in err

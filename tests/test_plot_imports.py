@@ -14,20 +14,20 @@ SCRIPT = r"""
 import sys, tempfile
 from pathlib import Path
 sys.path[:0] = [ROOT, ROOT + "/tests"]
-from app import build_app
-from core.settings import Settings
+from clip_arena.webapp import build_app
+from clip_arena.core.settings import Settings
 build_app(Settings())  # what the server runs in its main thread before it serves
 before = set(sys.modules)
 
 import gradio as gr
-from analyzer.analyze_view import labels_figure, palette_figure
-from analyzer.batch_view import histogram
-from analyzer.similarity import SimilarityResult
-from analyzer.similarity_view import results_figure
+from clip_arena.analyzer.analyze_view import labels_figure, palette_figure
+from clip_arena.analyzer.batch_view import histogram
+from clip_arena.analyzer.similarity import SimilarityResult
+from clip_arena.analyzer.similarity_view import results_figure
 from catalog_helpers import write_image_catalog
-from index.catalog import read_catalog
-from votes.results_view import results
-from votes.store import ShownRound, VoteStore
+from clip_arena.index.catalog import read_catalog
+from clip_arena.votes.results_view import results
+from clip_arena.votes.store import ShownRound, VoteStore
 
 tmp = Path(tempfile.mkdtemp())
 catalog = read_catalog(write_image_catalog(tmp))

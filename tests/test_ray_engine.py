@@ -16,21 +16,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analyzer.batch import BatchOptions, score_csv
+from clip_arena.analyzer.batch import BatchOptions, score_csv
 from cli_runner import run_cli
-from core.errors import UserError
-from core.settings import FetchLimits
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import FetchLimits
 from http_server import LocalServer, Route
-from index.catalog import read_catalog
-from index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
-from models import get_encoder
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
+from clip_arena.models import get_encoder
 
 if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when imported
     pytest.skip("the Ray extra is not installed: pip install -e '.[ray]'", allow_module_level=True)
 
-from engines.ray_embed import build_catalog_ray  # noqa: E402
-from engines.ray_runtime import RayOptions, ray_session  # noqa: E402
-from engines.ray_score import score_csv_ray  # noqa: E402
+from clip_arena.engines.ray_embed import build_catalog_ray  # noqa: E402
+from clip_arena.engines.ray_runtime import RayOptions, ray_session  # noqa: E402
+from clip_arena.engines.ray_score import score_csv_ray  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -242,7 +242,7 @@ def test_embed_on_ray_writes_the_local_engines_catalog(local_ray, tmp_path, tiny
 def test_an_interrupted_embed_reuses_its_finished_parts(local_ray, tmp_path, tiny_open_clip_spec, monkeypatch):
     """Growing a catalog, the job dies once its first part reached the writer; the re-run fetches no
     image of a part already on disk, keeps the catalog's rows and writes the local engine's catalog."""
-    import engines.ray_embed as ray_embed
+    import clip_arena.engines.ray_embed as ray_embed
 
     n, part_rows = 10, 2
     limits = FetchLimits(allow_private_urls=True)
@@ -291,7 +291,7 @@ def test_an_interrupted_embed_reuses_its_finished_parts(local_ray, tmp_path, tin
 
 
 def _cli(*args, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "clip_arena.cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import ModelLoadError
-from models import get_encoder, parse_spec
-from models.spec import ModelSpec
+from clip_arena.core.errors import ModelLoadError
+from clip_arena.models import get_encoder, parse_spec
+from clip_arena.models.spec import ModelSpec
 
 LONG_CAPTION = ("a very long product description with many words " * 50)[:2000]
 
@@ -101,7 +101,7 @@ def test_unreachable_hub_fails_fast_via_cli(tmp_path):
     env.pop("HF_HUB_OFFLINE", None)
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "similarity", "--image", str(image), "--image-root", str(tmp_path), "--text", "x",
+        [sys.executable, "-m", "clip_arena.cli.main", "similarity", "--image", str(image), "--image-root", str(tmp_path), "--text", "x",
          "--model", "hf:openai/clip-vit-base-patch32"],
         capture_output=True, text=True, env=env, timeout=120,
     )

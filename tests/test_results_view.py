@@ -4,10 +4,10 @@ import csv
 import json
 
 from catalog_helpers import write_image_catalog
-from index.catalog import read_catalog
-from votes.results_view import export_files, results
-from votes.store import ShownRound, VoteStore
-from votes.summary import proxy_metrics
+from clip_arena.index.catalog import read_catalog
+from clip_arena.votes.results_view import export_files, results
+from clip_arena.votes.store import ShownRound, VoteStore
+from clip_arena.votes.summary import proxy_metrics
 
 
 def _vote(store, i, choice, annotator="ann", left="alphamodel", right="omegamodel", query=None,

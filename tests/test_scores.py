@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from analyzer.scores import scores_from_cosine, scores_from_cosines
+from clip_arena.analyzer.scores import scores_from_cosine, scores_from_cosines
 
 
 @pytest.mark.parametrize("cos,sim,clip", [(0.3, 0.65, 30.0), (-0.2, 0.4, 0.0), (1.0, 1.0, 100.0), (0.123456, 0.5617, 12.3456)])

@@ -4,15 +4,15 @@ the users file behind --users."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cli.main import main
+from clip_arena.cli.main import main
 from cli_runner import run_cli
-from core.auth import Users, check_password, hash_password, read_users
-from core.errors import UserError
+from clip_arena.core.auth import Users, check_password, hash_password, read_users
+from clip_arena.core.errors import UserError
 
 
 @pytest.fixture
 def no_launch(monkeypatch):
-    import app
+    from clip_arena import webapp as app
 
     launched = []
     monkeypatch.setattr(app, "launch", lambda settings, arena=None: launched.append((settings, arena)))
@@ -83,7 +83,7 @@ def test_users_hash_prints_a_line_the_users_file_accepts(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "cli.main", "users", "hash", "alice"], input="pa ss\n",
+    result = subprocess.run([sys.executable, "-m", "clip_arena.cli.main", "users", "hash", "alice"], input="pa ss\n",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "pa ss" not in result.stdout
     (tmp_path / "users.txt").write_text(result.stdout)

@@ -2,7 +2,7 @@
 
 import os
 
-from core.settings import DEFAULT_CATALOG, Settings
+from clip_arena.core.settings import DEFAULT_CATALOG, Settings
 
 
 def test_defaults_serve_the_bundled_demo(monkeypatch):

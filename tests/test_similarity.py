@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analyzer.scores import scores_from_cosine
-from analyzer.similarity import reference_captions, score_image_texts, split_captions
-from analyzer.similarity_view import run_similarity
-from core.errors import UserError
-from core.settings import Settings
-from models import get_encoder
+from clip_arena.analyzer.scores import scores_from_cosine
+from clip_arena.analyzer.similarity import reference_captions, score_image_texts, split_captions
+from clip_arena.analyzer.similarity_view import run_similarity
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.models import get_encoder
 from cli_runner import run_cli
 
 

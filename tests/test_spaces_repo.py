@@ -29,14 +29,22 @@ def test_front_matter_names_the_tested_gradio_and_the_entry_point():
     assert meta["hf_oauth"] is True and meta["suggested_hardware"]
 
 
-def test_requirements_txt_is_generated_from_pyproject():
-    assert (ROOT / "requirements.txt").read_text(encoding="utf-8") == render()
+def test_requirements_files_are_generated_from_pyproject():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
-    assert lines == deps
+    for name in ("requirements.txt", "requirements-gpu.txt"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert text == render(name=name)
+        assert [l for l in text.splitlines() if l and not l.startswith(("#", "--"))] == deps
     check = subprocess.run([sys.executable, "-m", "tools.requirements", "--check"], cwd=ROOT,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_a_cpu_space_gets_torch_cpu_build_and_a_gpu_space_the_cuda_one():
+    options = lambda name: [l for l in (ROOT / name).read_text().splitlines() if l.startswith("--")]  # noqa: E731
+    assert options("requirements.txt") == ["--extra-index-url https://download.pytorch.org/whl/cpu"]
+    assert options("requirements-gpu.txt") == []
+    assert _front_matter()["suggested_hardware"].startswith("cpu")  # the default file fits the suggestion
 
 
 def test_the_check_fails_when_pyproject_changes(tmp_path):
@@ -51,7 +59,7 @@ def test_packages_txt_lists_debian_package_names_only():
 
 
 def test_gpu_is_a_no_op_without_spaces_and_spaces_gpu_with_it(monkeypatch):
-    from core.gpu import gpu
+    from clip_arena.core.gpu import gpu
 
     def work(x):
         return x + 1

@@ -10,10 +10,10 @@ import pytest
 from scipy import optimize
 from scipy.stats import binom, binomtest, fisher_exact
 
-from votes.bradley_terry import PENALTY
-from votes.clustered import headline, headline_interval, headline_path, sequential_test, wilson_interval
-from votes.stats import holm, in_time_order, pair_stats, sign_test_power, votes_needed, wilson
-from votes.summary import summarize, verdict
+from clip_arena.votes.bradley_terry import PENALTY
+from clip_arena.votes.clustered import headline, headline_interval, headline_path, sequential_test, wilson_interval
+from clip_arena.votes.stats import holm, in_time_order, pair_stats, sign_test_power, votes_needed, wilson
+from clip_arena.votes.summary import summarize, verdict
 
 
 def vote(choice, left="base", right="finetuned", query="q1", annotator="ann", t=None, **extra):
@@ -421,7 +421,7 @@ from datetime import datetime, timedelta, timezone  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from votes.stats import is_blind, vote_time  # noqa: E402
+from clip_arena.votes.stats import is_blind, vote_time  # noqa: E402
 
 
 @given(st.text(max_size=40))
@@ -465,7 +465,7 @@ def test_headline_is_symmetric_and_its_interval_holds_the_estimate(decided):
 def test_min_effect_option_takes_a_win_rate_or_says_why_not(text):
     import argparse
 
-    from cli.stats import _win_rate
+    from clip_arena.cli.stats import _win_rate
 
     try:
         value = _win_rate(text)

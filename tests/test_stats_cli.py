@@ -4,7 +4,7 @@ effect to plan for, bad input as one sentence."""
 import json
 
 from cli_runner import run_cli
-from votes.store import ShownRound, VoteStore
+from clip_arena.votes.store import ShownRound, VoteStore
 
 
 def _store(path):

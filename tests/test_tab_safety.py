@@ -4,12 +4,12 @@ policy on every tab, only configured models, one plain sentence per error, bound
 import pytest
 from PIL import Image
 
-import analyzer.similarity_view as similarity_view
-from analyzer.analyze_view import run_analyze
-from analyzer.batch_view import run_batch
-from analyzer.similarity_view import run_similarity
-from core.errors import UserError
-from core.settings import Settings
+import clip_arena.analyzer.similarity_view as similarity_view
+from clip_arena.analyzer.analyze_view import run_analyze
+from clip_arena.analyzer.batch_view import run_batch
+from clip_arena.analyzer.similarity_view import run_similarity
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_hosted_turns_local_paths_off_on_the_image_tabs(secret, tiny_open_clip_s
 
 def test_the_browser_may_choose_only_configured_models(make_image, tiny_open_clip_spec, monkeypatch, tmp_path):
     loaded = []
-    monkeypatch.setattr(similarity_view, "pick_photo_model", lambda *a, **k: loaded.append(a) or 1 / 0)
+    monkeypatch.setattr(similarity_view, "photo_model", lambda *a, **k: loaded.append(a) or 1 / 0)
     settings = Settings(model=tiny_open_clip_spec)
     for spec in ("open_clip:ViT-B-32@openai", "hf:someone/huge-model"):
         with pytest.raises(UserError, match="not offered here"):
@@ -50,7 +50,7 @@ def test_the_browser_may_choose_only_configured_models(make_image, tiny_open_cli
 
 
 def test_the_picker_offers_only_configured_models(tiny_open_clip_spec):
-    from analyzer.widgets import model_picker
+    from clip_arena.analyzer.widgets import model_picker
 
     picker = model_picker(Settings(model=tiny_open_clip_spec, browser_models=("demo:base",)), "Model", "m")
     assert picker.allow_custom_value is False
@@ -60,7 +60,7 @@ def test_the_picker_offers_only_configured_models(tiny_open_clip_spec):
 def test_a_non_image_upload_is_one_plain_sentence(tmp_path, tiny_open_clip_spec):
     from gradio.data_classes import ImageData
 
-    from analyzer.widgets import ImageInput
+    from clip_arena.analyzer.widgets import ImageInput
 
     upload = tmp_path / "gradio" / "0123abcd" / "report.png"
     upload.parent.mkdir(parents=True)
@@ -77,7 +77,7 @@ def test_a_non_image_upload_is_one_plain_sentence(tmp_path, tiny_open_clip_spec)
 def test_model_work_has_its_own_bounded_groups_and_uploads_are_cleaned(tiny_open_clip_spec, monkeypatch):
     import gradio as gr
 
-    import app
+    from clip_arena import webapp as app
 
     settings = Settings(model=tiny_open_clip_spec, batch_jobs=2, model_jobs=3, queue_size=17, upload_max_age_s=600)
     demo = app.build_app(settings)

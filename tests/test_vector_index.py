@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from clip_arena.core.errors import UserError
+
 from catalog_helpers import unit_vectors, write_synthetic_catalog
-from index.catalog import read_catalog
-from index.search import Searcher
-from index.vector_index import build_index, index_paths, load_or_build, MethodIndex
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.search import Searcher
+from clip_arena.index.vector_index import build_index, index_paths, load_or_build, MethodIndex
 from cli_runner import run_cli
 
 
@@ -66,6 +68,18 @@ def test_searcher_excludes_the_query_and_returns_ids(tmp_path):
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
     assert scores[0] == pytest.approx(float(vectors["finetuned"][42] @ vectors["finetuned"][expected[0]]), abs=1e-5)
+
+
+def test_a_query_id_spelled_as_the_path_points_at_the_catalog_id(tmp_path):
+    """`embed --images photos/` then `search --query-id photos/img00042`: on main, a bare "not in the
+    catalog"."""
+    path = tmp_path / "c.parquet"
+    write_synthetic_catalog(path, n=50, dim=16)
+    searcher = Searcher.open(read_catalog(path))
+    with pytest.raises(UserError, match="did you mean 'img00042'"):
+        searcher.row_of("photos/img00042")
+    with pytest.raises(UserError, match=r"'nothing' is not in the catalog\.$"):
+        searcher.row_of("nothing")
 
 
 def test_index_and_searchrun_cli(tmp_path):

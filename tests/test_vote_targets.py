@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arena.session import Arena, VoteCap
+from clip_arena.arena.session import Arena, VoteCap
 from catalog_helpers import write_synthetic_catalog
-from core.errors import UserError
-from index.catalog import read_catalog
-from index.search import Searcher
-from votes.store import VOTE_COLUMNS, VoteStore
-from votes.targets import FolderTarget, HubTarget, open_target, restore
-from votes.transfer import export_csv, import_csv
+from clip_arena.core.errors import UserError
+from clip_arena.index.catalog import read_catalog
+from clip_arena.index.search import Searcher
+from clip_arena.votes.store import VOTE_COLUMNS, VoteStore
+from clip_arena.votes.targets import FolderTarget, HubTarget, open_target, restore
+from clip_arena.votes.transfer import export_csv, import_csv
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from core.errors import UserError
-from votes.store import VOTE_COLUMNS, ShownRound, VoteStore
-from votes.transfer import export_csv, import_csv
+from clip_arena.core.errors import UserError
+from clip_arena.votes.store import VOTE_COLUMNS, ShownRound, VoteStore
+from clip_arena.votes.transfer import export_csv, import_csv
 from cli_runner import run_cli
 
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 from scipy.stats import fisher_exact
 
-from votes.stats import in_time_order, winner
+from clip_arena.votes.stats import in_time_order, winner
 
 
 def _outcome(v: dict) -> str:

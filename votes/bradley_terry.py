@@ -15,7 +15,7 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
-from votes.choices import Choice
+from clip_arena.votes.choices import Choice
 
 PENALTY = 0.01
 MAX_STEPS = 200

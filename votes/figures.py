@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from votes.clustered import headline_path
-from votes.stats import in_time_order, wilson, winner
+from clip_arena.votes.clustered import headline_path
+from clip_arena.votes.stats import in_time_order, wilson, winner
 
 COLOURS = {"a": "#8d99ae", "b": "#2a9d8f", "tie": "#e9c46a", "both_bad": "#e76f51"}
 FULL_RANGE = [-0.04, 1.04]  # 0% and 100% with room for a marker's radius

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
+from clip_arena.votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
 
 
 def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from core.downloads import new_folder
-from votes.figures import cumulative_win_rate, forest, outcome_bars, position_bias
-from votes.stats import is_blind
-from votes.store import VoteStore
-from votes.summary import numbers, summarize
-from votes.transfer import export_csv
+from clip_arena.core.downloads import new_folder
+from clip_arena.votes.figures import cumulative_win_rate, forest, outcome_bars, position_bias
+from clip_arena.votes.stats import is_blind
+from clip_arena.votes.store import VoteStore
+from clip_arena.votes.summary import numbers, summarize
+from clip_arena.votes.transfer import export_csv
 
 LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
 ANNOTATOR_HEADERS = ["annotator", "votes", "median time (s)", "too fast (flagged)", "left picks",

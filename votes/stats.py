@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 import numpy as np
 from scipy.stats import binom, binomtest, fisher_exact, norm
 
-from votes.choices import Choice
-from votes.clustered import headline
+from clip_arena.votes.choices import Choice
+from clip_arena.votes.clustered import headline
 
 ALPHA = 0.05
 POWER = 0.8

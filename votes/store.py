@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.errors import UserError
-from core.version import __version__
-from votes.choices import Choice, RoundStatus
+from clip_arena.core.errors import UserError
+from clip_arena.core.version import __version__
+from clip_arena.votes.choices import Choice, RoundStatus
 
 VOTE_COLUMNS = ("vote_id", "created_at", "annotator", "session_id", "round_id", "query_id", "method_left",
                 "method_right", "results_left", "results_right", "choice", "display_ms", "overlap",

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
-from votes.annotators import annotator_agreement, annotator_table
-from votes.bradley_terry import bradley_terry
-from votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
+from clip_arena.votes.annotators import annotator_agreement, annotator_table
+from clip_arena.votes.bradley_terry import bradley_terry
+from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
 
 def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200,

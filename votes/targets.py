@@ -24,10 +24,10 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.errors import UserError
-from core.spreadsheet import restore as restore_cell, safe_writer
-from votes.store import FLAG_COLUMNS, VOTE_COLUMNS, VoteStore
-from votes.transfer import UNDONE_AT, merge_rows, read_vote_rows, vote_cell
+from clip_arena.core.errors import UserError
+from clip_arena.core.spreadsheet import restore as restore_cell, safe_writer
+from clip_arena.votes.store import FLAG_COLUMNS, VOTE_COLUMNS, VoteStore
+from clip_arena.votes.transfer import UNDONE_AT, merge_rows, read_vote_rows, vote_cell
 
 KINDS = {"votes": VOTE_COLUMNS, "flags": FLAG_COLUMNS}
 HUB_PREFIXES = ("hf://datasets/", "hf:", "dataset:")  # the longest first

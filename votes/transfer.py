@@ -10,10 +10,10 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from core.errors import UserError
-from core.spreadsheet import neutralise, restore, safe_writer
-from votes.choices import Choice
-from votes.store import VOTE_COLUMNS, VoteStore
+from clip_arena.core.errors import UserError
+from clip_arena.core.spreadsheet import neutralise, restore, safe_writer
+from clip_arena.votes.choices import Choice
+from clip_arena.votes.store import VOTE_COLUMNS, VoteStore
 
 # Files written before the `blind` column have the other columns in the same order: their votes were blind.
 LEGACY_COLUMNS = VOTE_COLUMNS[:-1]

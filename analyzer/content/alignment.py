@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from analyzer.content.component import Backend, Component, Context, demo_model_caveat
-from analyzer.similarity import score_image_texts
+from clip_arena.analyzer.content.component import Backend, Component, Context, demo_model_caveat
+from clip_arena.analyzer.similarity import score_image_texts
 
 
 def align(ctx: Context) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from analyzer.content import hub
-from analyzer.content.component import Backend, Component, Context
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.component import Backend, Component, Context
 
 MAX_NEW_TOKENS = 30
 

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from core.settings import Settings
-from models.fallback import PhotoModel, is_demo_spec, looks_like_emoji
+from clip_arena.core.settings import Settings
+from clip_arena.models.fallback import PhotoModel, is_demo_spec, looks_like_emoji
 
 OK, DEGRADED, UNAVAILABLE = "ok", "degraded", "unavailable"
 
@@ -39,7 +39,7 @@ class Context:
 
     @cached_property
     def encoder(self):
-        from models import get_encoder
+        from clip_arena.models import get_encoder
 
         return get_encoder(self.model, self.settings.device, self.settings.precision)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from analyzer.content import hub
-from analyzer.content.calls_to_action import find_calls_to_action
-from analyzer.content.component import Backend, Component, Context
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.calls_to_action import find_calls_to_action
+from clip_arena.analyzer.content.component import Backend, Component, Context
 
 _MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
            r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")

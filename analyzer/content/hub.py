@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Callable
 
-from analyzer.content.component import Unavailable
-from core.errors import ModelLoadError
+from clip_arena.analyzer.content.component import Unavailable
+from clip_arena.core.errors import ModelLoadError
 
 # Default model ids; each can point at a local folder saved with save_pretrained.
 DEFAULT_MODELS = {
@@ -58,7 +58,7 @@ def load(role: str, loader: Callable[[str, str], object], device: str) -> object
 
 
 def _load_from_hub(role: str, name: str, build: Callable[[], object]) -> object:
-    from models.loaders import hub_access
+    from clip_arena.models.loaders import hub_access
 
     if os.path.isdir(os.path.expanduser(name)):
         try:

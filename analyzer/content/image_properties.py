@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzer.content.colours import dominant_colours
-from analyzer.content.component import Backend, Component, Context
+from clip_arena.analyzer.content.colours import dominant_colours
+from clip_arena.analyzer.content.component import Backend, Component, Context
 
 SHARPNESS_SIDE = 1024  # images are measured at this longest side so sizes stay comparable
 

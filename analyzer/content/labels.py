@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.content.component import Backend, Component, Context, demo_model_caveat
+from clip_arena.analyzer.content.component import Backend, Component, Context, demo_model_caveat
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.json")
 LOGIT_SCALE = 100.0

@@ -9,8 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from analyzer.content import hub
-from analyzer.content.component import Backend, Component, Context, Unavailable
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.component import Backend, Component, Context, Unavailable
 
 DETR_THRESHOLD = 0.7  # DETR's own demo threshold
 HAAR_SIDE = 640  # detect on at most this longest side: time grows with pixels (24 px faces stay findable)

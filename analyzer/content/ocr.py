@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from analyzer.content.component import Backend, Component, Context, Unavailable
+from clip_arena.analyzer.content.component import Backend, Component, Context, Unavailable
 
 TESSERACT_TIMEOUT_S = 60
 _ocr_lock = threading.Lock()  # one onnxruntime session, used by one caller at a time

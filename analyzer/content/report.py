@@ -9,12 +9,12 @@ from typing import Callable
 
 from PIL import Image
 
-from analyzer.content import (alignment, caption, entities, image_properties, labels, objects, ocr,
+from clip_arena.analyzer.content import (alignment, caption, entities, image_properties, labels, objects, ocr,
                               sentiment, text_properties)
-from analyzer.content.component import UNAVAILABLE, Component, Context, section
-from core.errors import ModelLoadError
-from core.settings import Settings
-from models.fallback import pick_photo_model
+from clip_arena.analyzer.content.component import UNAVAILABLE, Component, Context, section
+from clip_arena.core.errors import ModelLoadError
+from clip_arena.core.settings import Settings
+from clip_arena.models.fallback import photo_model as pick_model
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def analyze(image: Image.Image | None, text: str, settings: Settings, model: str
     photo_model, encoder = None, None
     if image is not None and image_vector is None and (only is None or only & CLIP_SECTIONS):
         try:  # the fallback rule: the demo model stands in for a configured model that cannot load
-            encoder, photo_model = pick_photo_model(model, settings.model, settings.device, settings.precision)
+            encoder, photo_model = pick_model(settings, model)
             model = photo_model.used
         except ModelLoadError:
             pass  # a model picked by hand that cannot load: the CLIP sections say why

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from analyzer.content import hub
-from analyzer.content.component import Backend, Component, Context
+from clip_arena.analyzer.content import hub
+from clip_arena.analyzer.content.component import Backend, Component, Context
 
 VADER_THRESHOLD = 0.05
 

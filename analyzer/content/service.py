@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from analyzer.content.report import analyze
-from analyzer.policy import ImagePolicy
-from core.settings import Settings
+from clip_arena.analyzer.content.report import analyze
+from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.core.settings import Settings
 
 
 @lru_cache(maxsize=4)
 def effectiveness_predictor(path: str):
     """Loaded once per file; a bad file is the user's error, said in one sentence."""
-    from effectiveness.model import load
-    from effectiveness.predict import predictor
+    from clip_arena.effectiveness.model import load
+    from clip_arena.effectiveness.predict import predictor
 
     return predictor(load(path), path)
 

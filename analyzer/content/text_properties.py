@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from analyzer.content.calls_to_action import find_calls_to_action
-from analyzer.content.component import Backend, Component, Context
+from clip_arena.analyzer.content.calls_to_action import find_calls_to_action
+from clip_arena.analyzer.content.component import Backend, Component, Context
 
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)")

@@ -1,4 +1,0 @@
-"""The `clip-arena` command line: one module per subcommand, wired in cli.main.
-
-Each module imports torch, pyarrow and friends inside run(), so `--help` and argument errors
-answer at once."""

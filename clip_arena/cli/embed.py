@@ -1,0 +1,95 @@
+"""clip-arena embed --images DIR [--metadata CSV] --method NAME=SPEC ... -o catalog.parquet"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from clip_arena.cli.common import (add_decode_option, add_device_options, add_engine_options, add_fetch_options,
+                        note_decode, ray_options_from_args, settings_from_args)
+from clip_arena.core.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("embed", help="embed images into a catalog Parquet file")
+    p.add_argument("--images", help="folder of images (searched recursively)")
+    p.add_argument("--metadata", help="CSV with image_uri and optional image_id, caption, split, metadata columns; "
+                                      "a relative image_uri is under --images DIR when given, else under the "
+                                      "CSV's own folder")
+    p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC",
+                   help="an embedding method and its model spec; repeat for several")
+    p.add_argument("-o", "--output", required=True, help="catalog Parquet file (grown if it exists)")
+    p.add_argument("--batch-size", type=int, help="images per model call (default 256 on CUDA, where a "
+                   "bigger batch keeps the GPU busy; 64 elsewhere)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
+    p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
+    add_decode_option(p)
+    add_device_options(p)
+    add_fetch_options(p)
+    add_engine_options(p)
+    p.set_defaults(run=run)
+
+
+def parse_methods(values: list[str]) -> dict[str, str]:
+    methods = {}
+    for value in values:
+        name, sep, spec = value.partition("=")
+        if not sep or not name or not spec:
+            raise UserError(f"--method {value!r} must look like NAME=SPEC, e.g. base=open_clip:ViT-B-32@openai.")
+        if not name.replace("_", "").isalnum():
+            raise UserError(f"Method name {name!r} may hold only letters, digits and underscores.")
+        if name in methods:
+            raise UserError(f"Method {name!r} is given twice.")
+        methods[name] = spec
+    return methods
+
+
+def csv_paths_note(args) -> str:
+    folder = Path(args.images) if args.images else Path(args.metadata).parent
+    return (f"relative image_uri paths in the metadata CSV are read under {folder}"
+            + (" (--images)" if args.images else " (the CSV's folder; --images DIR changes it)"))
+
+
+def run(args) -> int:
+    from clip_arena.index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
+    from clip_arena.models import get_encoder
+
+    if not args.images and not args.metadata:
+        raise UserError("Give --images DIR, --metadata CSV, or both.")
+    settings = settings_from_args(args)
+    methods = parse_methods(args.method)
+    ray_options = ray_options_from_args(args)
+    folder_items = items_from_folder(args.images) if args.images else []
+    csv_items = items_from_csv(args.metadata, args.images) if args.metadata else []
+    items = merge_items(folder_items, csv_items)
+    dtype = "float16" if args.float16 else "float32"
+    if csv_items and not any("://" in it.source[:16] or os.path.isfile(it.source) for it in csv_items):
+        # Said before any model loads: every row would be skipped, and the folder's images added bare.
+        raise UserError(f"None of the {len(csv_items):,} image paths in {args.metadata} exists "
+                        f"(first: {csv_items[0].source}); {csv_paths_note(args)}.")
+    if ray_options is not None:
+        from clip_arena.engines.ray_embed import build_catalog_ray
+
+        report = build_catalog_ray(items, methods, args.output, ray_options, dtype=dtype,
+                                   batch_size=args.batch_size or 64, limits=settings.limits, device=settings.device,
+                                   precision=settings.precision, decode=args.decode)
+    else:
+        encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
+        note_decode(args.decode, encoders.values())
+        from clip_arena.models.device import on_cuda
+
+        batch_size = args.batch_size or (256 if any(on_cuda(e.device) for e in encoders.values()) else 64)
+        report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=batch_size, workers=args.workers,
+                               limits=settings.limits, progress=True, decode=args.decode)
+    kinds = Counter(kind for _, kind, _ in report.failed)
+    print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "
+          f"{len(report.failed):,} skipped")
+    if report.failed:
+        print("skipped by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()), file=sys.stderr)
+        for image_id, _, message in report.failed[:10]:
+            print(f"  {image_id}: {message}", file=sys.stderr)
+        if args.metadata and kinds.get("not_found"):
+            print(f"note: {csv_paths_note(args)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,56 @@
+"""Entry point of the `clip-arena` console script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from clip_arena.core.errors import UserError
+from clip_arena.core.version import __version__
+
+COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
+            "analyze", "effectiveness", "users_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="clip-arena", description="Evaluate CLIP-style image-text models.")
+    parser.add_argument("--version", action="version", version=f"clip-arena {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and full tracebacks")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"clip_arena.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        # Libraries log their own retries and failures; our error message says it once.
+        logging.getLogger().addHandler(logging.NullHandler())
+        logging.getLogger().setLevel(logging.CRITICAL)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        # `clip-arena stats --json | head`: the reader left; stop quietly, as shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except UserError as err:
+        if args.verbose:
+            raise
+        print(f"clip-arena {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""clip-arena score INPUT.csv -o OUTPUT.csv [--model SPEC] [--image-root DIR] [--allow-private-urls]"""
+
+from __future__ import annotations
+
+import sys
+
+from clip_arena.cli.common import (add_decode_option, add_engine_options, add_fetch_options, add_model_options,
+                        note_decode, ray_options_from_args, settings_from_args)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("score", help="score a CSV of image URLs or paths and captions")
+    p.add_argument("input", help="CSV (UTF-8, any of , ; tab |) with an image and a caption column")
+    p.add_argument("-o", "--output", required=True, help="scored CSV: input columns + cosine, similarity, clip_score, error")
+    p.add_argument("--image-column", help="default: the first of image, image_url, image_uri, url, path, ...")
+    p.add_argument("--caption-column", help="default: the first of caption, text, title, description, ...")
+    p.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
+                   help="folder local image paths must stay under (repeatable; default: the CSV's folder)")
+    p.add_argument("--no-local-paths", action="store_true", help="refuse local paths (URLs only)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same output")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--fetch-workers", type=int, default=16, help="concurrent image fetches")
+    add_decode_option(p)
+    add_model_options(p)
+    add_fetch_options(p)
+    add_engine_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from clip_arena.analyzer.batch import BatchOptions, score_csv
+    from clip_arena.models.fallback import photo_model_for_cli
+
+    settings = settings_from_args(args)
+    roots = None if args.no_local_paths else [str(Path(r).resolve()) for r in
+                                              (args.image_roots or [Path(args.input).resolve().parent])]
+    options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
+                           limits=settings.limits, batch_size=args.batch_size, fetch_workers=args.fetch_workers,
+                           resume=args.resume, decode=args.decode)
+    ray_options = ray_options_from_args(args)
+    # The same model rule for both engines: the default may fall back to the demo model (said once);
+    # Ray's driver checks it on the CPU in fp32, the copy it keeps for the decoding tasks anyway.
+    if ray_options is None:
+        encoder, used = photo_model_for_cli(settings)
+        note_decode(args.decode, [encoder])
+    else:
+        encoder, used = photo_model_for_cli(replace(settings, device="cpu", precision="fp32"))
+    with tqdm(total=100, unit="%", desc="scoring", file=sys.stderr, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction, text):
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(text)
+
+        if ray_options is not None:
+            from clip_arena.engines.ray_score import score_csv_ray
+
+            report = score_csv_ray(args.input, args.output, used.used, options, ray_options, settings.device,
+                                   settings.precision, progress)
+        else:
+            report = score_csv(args.input, args.output, encoder, options, progress)
+    print(f"{args.output}: {report.summary()}")
+    return 0

@@ -1,0 +1,111 @@
+"""clip-arena serve [--catalog PATH] [--votes PATH] [--model SPEC] [--host H] [--port P] [--auth USER:PASS]
+                  [--users FILE] [--effectiveness-model FILE]
+
+Everything the app needs is checked before it starts (the catalog, the model spec, the users), so
+a mistake is one sentence here rather than an error in the browser; then what it serves is printed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from clip_arena.cli.common import add_fetch_options, add_model_options, settings_from_args
+from clip_arena.core.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="launch the web app")
+    p.add_argument("--catalog", help="catalog Parquet for the arena (default: the bundled demo)")
+    p.add_argument("--votes", help="SQLite file where votes are stored (default: votes.db)")
+    p.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",
+                   help="folder local image paths (Similarity, Analyze and Batch tabs) must stay under "
+                        "(repeatable; default: the working folder, none when hosted)")
+    p.add_argument("--browser-model", action="append", dest="browser_models", metavar="SPEC",
+                   help="a model the browser may choose besides --model (repeatable; default: the demo models)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, help="port (default 7860)")
+    p.add_argument("--auth", help="NAME:PASSWORD required to open the app (the name is the annotator)")
+    p.add_argument("--users", dest="users_file", metavar="FILE",
+                   help="users file: one name:password per line, passwords in clear or from `clip-arena users hash`")
+    p.add_argument("--effectiveness-model", dest="effectiveness_model", metavar="FILE",
+                   help="trained effectiveness model (clip-arena effectiveness train) for the Analyze tab")
+    p.add_argument("--gold-share", dest="gold_share", type=float, metavar="SHARE",
+                   help="share of arena rounds shown again later with the sides swapped, to measure each "
+                        "annotator's self-consistency (0 to 0.5, default 0)")
+    p.add_argument("--hosted", action="store_true", default=None,
+                   help="shared-deployment rules, as on a Space (SPACE_ID): no local paths unless --image-root, "
+                        "smaller uploads, sign-in required unless --allow-anonymous")
+    p.add_argument("--vote-target", dest="vote_target", metavar="hf:OWNER/NAME|FOLDER",
+                   help="keep votes beyond this machine: a dataset repo (hf:OWNER/NAME) or a mounted folder")
+    p.add_argument("--push-minutes", dest="push_minutes", type=float, metavar="MIN",
+                   help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
+    p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
+                   help="hosted: let annotators vote under a typed name without signing in")
+    p.add_argument("--explore", action=argparse.BooleanOptionalAction, default=None,
+                   help="the Explore tab (default: on locally without logins, off when annotators sign in or "
+                        "the app is hosted, since it would tell them which side is which)")
+    p.add_argument("--max-votes-per-hour", dest="max_votes_per_hour", type=int, metavar="N",
+                   help="most votes one annotator may cast in any hour (default 0: no cap)")
+    p.add_argument("--min-display-ms", dest="min_display_ms", type=int, metavar="MS",
+                   help="a vote cast sooner after its round appeared is flagged for review (default 400)")
+    add_model_options(p)
+    add_fetch_options(p)
+    p.set_defaults(run=run)
+
+
+def check(settings):
+    """The arena over the catalog, once the model spec and the users are known to be usable;
+    raises UserError naming the first problem."""
+    from clip_arena.webapp import open_strict
+    from clip_arena.core.auth import Users
+    from clip_arena.models.loaders import demo_inner_spec
+    from clip_arena.models.spec import parse_spec
+
+    spec = parse_spec(settings.model)
+    if spec.backend == "demo":
+        demo_inner_spec(spec)
+    users = Users.from_settings(settings.auth, settings.users_file)
+    return open_strict(settings), users
+
+
+def describe(settings, arena, users) -> list[str]:
+    """What `serve` serves, one line each."""
+    from clip_arena.core.hosting import identity, voting_texts
+
+    catalog = arena.searcher.catalog
+    uris = [catalog.resolve_uri(u) for u in catalog.table.column("image_uri").to_pylist()]
+    local = [u for u in uris if "://" not in u[:16]]
+    where = [f"{len(local)} files under {os.path.commonpath([os.path.dirname(u) for u in local])}"] if local else []
+    if len(local) < len(uris):
+        where.append(f"{len(uris) - len(local)} URLs")
+    roots = ", ".join(settings.image_roots) if settings.image_roots else "none (local paths off)"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return [
+        f"catalog: {catalog.path} ({len(catalog)} rows, {len(arena.maker.candidates)} arena queries)",
+        f"methods: {', '.join(arena.maker.methods)}",
+        f"votes: {os.path.abspath(settings.votes)}",
+        f"model: {settings.model} (loading in the background; "
+        + ("it must load: the tabs say why if it cannot)" if settings.model_named else
+           "the demo model stands in if it cannot load, and the tabs say so)"),
+        f"catalog images: {' and '.join(where)} (served one by one, nothing else of their folders)",
+        f"image roots for batch CSVs: {roots}",
+        voting_texts(identity(settings), len(users or ())).users_line,
+        "votes kept in: " + (arena.target.describe() if getattr(arena, "target", None) else "this machine only"),
+        f"URL: http://{host}:{settings.port}/" + (f" (listening on {settings.host})" if host != settings.host else ""),
+    ]
+
+
+def run(args) -> int:
+    settings = settings_from_args(args)
+    if not 0.0 <= settings.gold_share <= 0.5:
+        raise UserError("--gold-share must be between 0 and 0.5.")
+    if settings.push_minutes is not None and settings.push_minutes < 0:
+        raise UserError("--push-minutes must be 0 or more.")
+    if settings.max_votes_per_hour < 0 or settings.min_display_ms < 0:
+        raise UserError("--max-votes-per-hour and --min-display-ms must be 0 or more.")
+    arena, users = check(settings)
+    print("CLIP Arena serves\n  " + "\n  ".join(describe(settings, arena, users)), flush=True)
+    from clip_arena import webapp as app
+
+    app.launch(settings, arena)
+    return 0

@@ -1,0 +1,81 @@
+"""clip-arena stats --votes PATH [--catalog PATH] [--exclude-annotator NAME ...] [--min-effect RATE] [--json]"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clip_arena.cli.common import print_json
+from clip_arena.core.errors import UserError
+
+
+def _win_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value > 1 and value < 100:
+        value /= 100  # 55 means 55%
+    if not 0 < value < 1 or abs(value - 0.5) < 1e-9:
+        raise argparse.ArgumentTypeError("give a win rate other than 50%, such as 0.55 or 55")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("stats", help="the verdict and statistics of a vote store")
+    p.add_argument("--votes", required=True, help="SQLite vote store")
+    p.add_argument("--catalog", help="catalog Parquet: adds per-category breakdowns and proxy metrics")
+    p.add_argument("--bootstrap", type=int, default=200, help="Bradley-Terry bootstrap resamples over queries")
+    p.add_argument("--exclude-annotator", action="append", default=[], metavar="NAME",
+                   help="leave this annotator's votes out of the verdict (repeatable)")
+    p.add_argument("--min-effect", type=_win_rate, metavar="RATE",
+                   help="plan the votes still needed for this win rate (0.55 or 55 = a 55/45 difference); "
+                        "default: the observed one")
+    p.add_argument("--include-non-blind", action="store_true",
+                   help="count votes cast after the methods were revealed (left out by default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from clip_arena.index.catalog import read_catalog
+    from clip_arena.votes.store import VoteStore
+    from clip_arena.votes.results_view import flagged_line
+    from clip_arena.votes.summary import numbers, summarize
+
+    if not Path(args.votes).is_file():
+        raise UserError(f"Vote store {args.votes} does not exist.")
+    if args.bootstrap < 0:
+        raise UserError("--bootstrap must be 0 or more.")
+    store = VoteStore(args.votes)
+    catalog = read_catalog(args.catalog) if args.catalog else None
+    votes = store.votes()
+    unknown = sorted(set(args.exclude_annotator) - {v["annotator"] for v in votes})
+    if unknown:
+        raise UserError(f"No votes from annotator {', '.join(map(repr, unknown))} in {args.votes}.")
+    result = summarize(votes, store.rounds(), catalog, bootstrap=args.bootstrap,
+                       exclude_annotators=args.exclude_annotator, min_effect=args.min_effect,
+                       include_non_blind=args.include_non_blind, flags=store.flags())
+    if args.json:
+        print_json(result)
+        return 0
+    several = len(result["pairs"]) > 1
+    for pair in result["pairs"]:
+        print(f"{pair['method_a']} vs {pair['method_b']}: {pair['plain']}" if several else pair["plain"])
+    for pair in result["pairs"]:
+        print(f"\n{pair['method_a']} vs {pair['method_b']}:")
+        print("  " + numbers(pair).replace("\n", "\n  "))
+    if result.get("bradley_terry"):
+        print("\nLeaderboard (Bradley-Terry, 95% intervals from a bootstrap over queries):")
+        for i, r in enumerate(result["bradley_terry"], 1):
+            ci = f" ({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
+            print(f"  {i}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
+    if result.get("bradley_terry_warning"):
+        print(result["bradley_terry_warning"])
+    print(f"\n{result['votes']} votes in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
+          f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
+          f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
+          f"auto-skipped rounds")
+    if result["flagged"]["votes"]:
+        print(flagged_line(result["flagged"]))
+    return 0

@@ -1,0 +1,28 @@
+"""clip-arena users hash NAME: a users-file line with the password hashed (read from stdin)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from clip_arena.core.auth import hash_password
+from clip_arena.core.errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("users", help="manage the users file of `serve --users`")
+    sub = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    h = sub.add_parser("hash", help="print NAME:HASH for the users file; the password is read from stdin")
+    h.add_argument("name")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    name = args.name.strip()
+    if not name or ":" in name:
+        raise UserError("A user name must be non-empty and hold no ':'.")
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UserError("The password is empty.")
+    print(f"{name}:{hash_password(password)}")
+    return 0

@@ -1,0 +1,33 @@
+"""clip-arena votes export --votes PATH -o votes.csv | clip-arena votes import votes.csv --votes PATH"""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("votes", help="export or import votes as CSV")
+    sub = p.add_subparsers(dest="votes_command", required=True, metavar="ACTION")
+    exp = sub.add_parser("export", help="write every vote (undone ones too) to CSV")
+    exp.add_argument("--votes", required=True)
+    exp.add_argument("-o", "--output", required=True)
+    imp = sub.add_parser("import", help="add the votes of a CSV; refuses known vote ids and bad rows")
+    imp.add_argument("csv")
+    imp.add_argument("--votes", required=True)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from clip_arena.votes.store import VoteStore
+    from clip_arena.votes.transfer import export_csv, import_csv
+
+    from pathlib import Path
+
+    from clip_arena.core.errors import UserError
+
+    if args.votes_command == "export" and not Path(args.votes).is_file():
+        raise UserError(f"Vote store {args.votes} does not exist.")
+    store = VoteStore(args.votes)
+    if args.votes_command == "export":
+        print(f"exported {export_csv(store, args.output)} votes to {args.output}")
+    else:
+        print(f"imported {import_csv(store, args.csv)} votes into {args.votes}")
+    return 0

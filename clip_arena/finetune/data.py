@@ -1,0 +1,72 @@
+"""Training pairs from a catalog: an image and a caption made from a template over its columns."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+from torch.utils.data import Dataset
+
+from clip_arena.analyzer.images import load_image
+from clip_arena.core.errors import UserError
+from clip_arena.index.catalog import Catalog
+
+
+def caption_fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]:
+    """'{caption}, {category}' -> 'red apple, Food & Drink'; missing values are dropped with their comma."""
+    fields = caption_fields(template)
+    missing = [f for f in fields if f not in catalog.table.column_names]
+    if missing:
+        raise UserError(f"The caption template names {', '.join(missing)}, which the catalog does not have.")
+    columns = {f: catalog.table.column(f).to_pylist() for f in fields}
+    captions = []
+    for row in rows:
+        values = {f: ("" if columns[f][row] is None else str(columns[f][row])) for f in fields}
+        text = template.format(**values)
+        captions.append(", ".join(part.strip() for part in text.split(",") if part.strip()))
+    return captions
+
+
+def split_rows(catalog: Catalog, split: str) -> list[int]:
+    if "split" not in catalog.table.column_names:
+        raise UserError("The catalog has no 'split' column; fine-tuning needs train and val rows.")
+    return [i for i, s in enumerate(catalog.table.column("split").to_pylist()) if s == split]
+
+
+class PairDataset(Dataset):
+    """Decoded, transformed images with their tokenised captions. Small catalogs are cached."""
+
+    def __init__(self, catalog: Catalog, rows: list[int], template: str, transform, tokenizer, cache: bool = True,
+                 group_column: str | None = None):
+        uris = catalog.table.column("image_uri").to_pylist()
+        self.sources = [catalog.resolve_uri(uris[r]) for r in rows]
+        self.groups = column_codes(catalog, group_column, rows) if group_column else list(range(len(rows)))
+        self.tokens = tokenizer(make_captions(catalog, template, rows))
+        self.transform = transform
+        self.images = [load_image(s) for s in self.sources] if cache else None
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int):
+        image = self.images[i] if self.images is not None else load_image(self.sources[i])
+        return self.transform(image), self.tokens[i], self.groups[i]
+
+
+def column_codes(catalog: Catalog, column: str, rows: list[int]) -> list[int]:
+    """A metadata column's values as integer codes (rows with no value each get a group of their own)."""
+    if column not in catalog.table.column_names:
+        raise UserError(f"The catalog has no column {column!r} to group training pairs by.")
+    values = catalog.table.column(column).to_pylist()
+    codes: dict = {}
+    return [codes.setdefault(values[r], len(codes)) if values[r] not in (None, "") else -1 - i
+            for i, r in enumerate(rows)]
+
+
+def collate(batch):
+    images, tokens, groups = zip(*batch)
+    return torch.stack(images), torch.stack(tokens), torch.tensor(groups)

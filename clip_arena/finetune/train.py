@@ -1,0 +1,253 @@
+"""The fine-tuning loop: contrastive loss, AdamW, warmup + cosine schedule, gradient accumulation,
+AMP on CUDA, a checkpoint per epoch and resume, per-epoch validation recall@k, progress bars."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from clip_arena.core.errors import UserError
+from clip_arena.finetune.data import PairDataset, collate, split_rows
+from clip_arena.finetune.losses import centre_loss, group_clip_loss, image_group_loss
+from clip_arena.finetune.sampling import GroupBatchSampler
+from clip_arena.finetune.evaluate import text_to_image_recall
+from clip_arena.finetune.export import save_local_dir
+from clip_arena.finetune.scenarios import merge_lora, prepare, trainable
+from clip_arena.index.catalog import read_catalog
+from clip_arena.models.device import pick_device
+from clip_arena.models.loaders import demo_inner_spec, open_clip_parts
+from clip_arena.models.spec import parse_spec
+
+
+@dataclass
+class TrainConfig:
+    scenario: str = "dual_lora"
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup_steps: int = 20
+    accum_steps: int = 1  # note: contrastive negatives stay within each micro-batch
+    caption_template: str = "{caption}"
+    lora_rank: int = 8
+    seed: int = 0
+    workers: int = 0
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+    positives: str | None = None  # metadata column: pairs sharing its value are positives of each other
+    positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
+    batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
+    image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
+    centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
+    centre_scale: float = 30.0  # the centre loss's inverse temperature
+    freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path | None
+    history: list[dict] = field(default_factory=list)
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _optimizer(model, cfg: TrainConfig):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            # open_clip's rule: no weight decay on gains, biases, embeddings and the temperature
+            (no_decay if p.ndim < 2 or "bias" in name or "ln" in name or "logit_scale" in name
+             or "embedding" in name else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+@torch.no_grad()
+def evaluate(model, dataset: PairDataset, device: str, batch_size: int = 256) -> dict[str, float]:
+    model.eval()
+    images, texts = [], []
+    for pixels, tokens, _ in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        images.append(model.encode_image(pixels.to(device), normalize=True).float().cpu())
+        texts.append(model.encode_text(tokens.to(device), normalize=True).float().cpu())
+    model.train()
+    return text_to_image_recall(torch.cat(texts).numpy(), torch.cat(images).numpy())
+
+
+@torch.no_grad()
+def group_centres(model, dataset: PairDataset, device: str, batch_size: int = 256) -> torch.Tensor:
+    """Unit mean image embedding of each group code (0..n-1) of the dataset, under the model as it is."""
+    model.eval()
+    vecs, codes = [], []
+    for pixels, _, groups in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        vecs.append(model.encode_image(pixels.to(device), normalize=True).float())
+        codes.append(groups.to(device))
+    model.train()
+    vecs, codes = torch.cat(vecs), torch.cat(codes)
+    n = int(codes.max().item()) + 1 if (codes >= 0).any() else 0
+    sums = torch.zeros(n, vecs.shape[1], device=device).index_add_(0, codes[codes >= 0], vecs[codes >= 0])
+    return torch.nn.functional.normalize(sums, dim=-1)
+
+
+def _checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec):
+    return {"epoch": epoch, "step": step, "history": history, "config": asdict(cfg), "init_spec": init_spec,
+            "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    return found[-1] if found else None
+
+
+def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, cfg: TrainConfig,
+             resume: bool = False, device: str | None = None, progress: bool = True) -> TrainResult:
+    """Train, checkpoint each epoch, and save the final (LoRA-merged) model to OUTPUT/model."""
+    from open_clip import ClipLoss
+    from tqdm import tqdm
+
+    output_dir = Path(output_dir)
+    ckpt_dir = output_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    _seed(cfg.seed)
+    spec = parse_spec(init_spec)
+    if spec.backend == "demo":
+        spec = demo_inner_spec(spec)
+    if spec.backend != "open_clip":
+        raise UserError(f"Fine-tuning takes open_clip models; {init_spec} is a {spec.backend} model.")
+    parts = open_clip_parts(spec, device, "fp32")
+    model = prepare(parts["model"], cfg.scenario, rank=cfg.lora_rank).to(device)
+    if cfg.freeze_text:  # the plain-name text embeddings stay where they are: name recall keeps its anchor
+        for name, p in model.named_parameters():
+            if not name.startswith("visual."):
+                p.requires_grad_(False)
+    catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
+    train_rows, val_rows = split_rows(catalog, "train"), split_rows(catalog, "val")
+    if not train_rows:
+        raise UserError("The catalog has no rows with split 'train'.")
+    train_set = PairDataset(catalog, train_rows, cfg.caption_template, parts["train_transform"], parts["tokenizer"],
+                            group_column=cfg.positives)
+    val_set = PairDataset(catalog, val_rows, cfg.caption_template, parts["transform"], parts["tokenizer"]) if val_rows else None
+    history: list[dict] = []
+    if cfg.scenario == "zero_shot":
+        history.append({"epoch": 0, **(evaluate(model, val_set, device) if val_set else {})})
+        return TrainResult(save_local_dir(model, parts["model_cfg"], output_dir / "model"), history)
+
+    centres = None
+    if cfg.positives and cfg.centre_loss_weight:  # fixed for the run, from the model we start from
+        centres = group_centres(model, PairDataset(catalog, train_rows, cfg.caption_template, parts["transform"],
+                                                   parts["tokenizer"], group_column=cfg.positives), device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if cfg.batch_groups:
+        from clip_arena.finetune.data import column_codes
+
+        sampler = GroupBatchSampler(column_codes(catalog, cfg.batch_groups, train_rows), cfg.batch_size, cfg.seed)
+        loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers)
+    else:
+        sampler = None
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
+                            drop_last=len(train_set) > cfg.batch_size, collate_fn=collate, num_workers=cfg.workers,
+                            generator=generator)
+    steps_per_epoch = math.ceil(len(loader) / cfg.accum_steps)
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = _optimizer(model, cfg)
+    scheduler = _schedule(optimizer, cfg.warmup_steps, total_steps)
+    clip_loss = ClipLoss()
+    amp = device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+    start_epoch, step = 1, 0
+
+    latest = _latest_checkpoint(ckpt_dir) if resume else None
+    if latest is not None:
+        state = torch.load(latest, map_location="cpu", weights_only=False)
+        if state["config"]["scenario"] != cfg.scenario or state["init_spec"] != init_spec:
+            raise UserError(f"{latest} was made by another run (scenario {state['config']['scenario']}, "
+                            f"model {state['init_spec']}); resume needs the same.")
+        params = dict(model.named_parameters())
+        for name, value in state["trainable"].items():
+            params[name].data.copy_(value.to(device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+        generator.manual_seed(cfg.seed + state["epoch"])
+        if sampler is not None:
+            sampler.epoch = state["epoch"]
+
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, dynamic_ncols=True)
+        optimizer.zero_grad(set_to_none=True)
+        for i, (pixels, tokens, groups) in enumerate(bar):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                image = model.encode_image(pixels.to(device), normalize=True)
+                text = model.encode_text(tokens.to(device), normalize=True)
+                scale = model.logit_scale.exp()
+                if cfg.positives:
+                    groups = groups.to(device)
+                    loss = group_clip_loss(image, text, scale, groups, cfg.positive_weight)
+                    if cfg.image_loss_weight:
+                        loss = loss + cfg.image_loss_weight * image_group_loss(image, groups, scale)
+                    if centres is not None:
+                        loss = loss + cfg.centre_loss_weight * centre_loss(image, groups, centres, cfg.centre_scale)
+                else:
+                    loss = clip_loss(image, text, scale)
+                loss = loss / cfg.accum_steps
+            (scaler.scale(loss) if scaler else loss).backward()
+            losses.append(loss.item() * cfg.accum_steps)
+            if (i + 1) % cfg.accum_steps == 0 or i + 1 == len(loader):
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                with torch.no_grad():  # as in CLIP: the temperature stays below 100
+                    model.logit_scale.clamp_(0, math.log(100))
+            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses))}
+        if val_set is not None:
+            record.update(evaluate(model, val_set, device))
+        history.append(record)
+        torch.save(_checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec),
+                   ckpt_dir / f"epoch_{epoch}.pt")
+        if progress:
+            print(json.dumps(record))
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+
+    final = merge_lora(model).eval()
+    model_dir = save_local_dir(final, parts["model_cfg"], output_dir / "model")
+    (output_dir / "history.json").write_text(json.dumps(history, indent=2))
+    return TrainResult(model_dir, history)

@@ -1,0 +1,46 @@
+"""Lazy, cached access to encoders by spec string; safe to call from many threads."""
+
+from __future__ import annotations
+
+import threading
+
+from clip_arena.models.device import pick_device, pick_precision
+from clip_arena.models.encoders import Encoder
+from clip_arena.models.loaders import DEMO_MODELS_DIR, DEMO_NAMES, load
+from clip_arena.models.spec import ModelSpec, parse_spec
+
+_cache: dict[tuple[str, str, str], Encoder] = {}
+_lock = threading.Lock()
+
+EXAMPLE_SPECS = (
+    "open_clip:ViT-B-32@openai",
+    "hf:openai/clip-vit-base-patch32",
+)
+
+
+def get_encoder(spec: str, device: str | None = None, precision: str | None = None) -> Encoder:
+    """The encoder for `spec`, loaded once per (spec, device, precision)."""
+    parsed = parse_spec(spec)
+    dev = pick_device(device)
+    prec = pick_precision(dev, precision)
+    key = (str(parsed), dev, prec)
+    with _lock:  # one load at a time: two tabs asking at once must not load twice
+        if key not in _cache:
+            _cache[key] = load(parsed, dev, prec)
+        return _cache[key]
+
+
+def is_loaded(spec: str, device: str | None = None, precision: str | None = None) -> bool:
+    """Whether get_encoder would answer at once (the model is in memory already)."""
+    parsed = parse_spec(spec)
+    dev = pick_device(device)
+    return (str(parsed), dev, pick_precision(dev, precision)) in _cache
+
+
+def known_specs() -> list[str]:
+    """Specs to offer in model pickers: the bundled demo models present, then examples."""
+    demos = [f"demo:{n}" for n in DEMO_NAMES if (DEMO_MODELS_DIR / f"demo_{n}").is_dir()]
+    return demos + list(EXAMPLE_SPECS)
+
+
+__all__ = ["get_encoder", "known_specs", "parse_spec", "ModelSpec"]
