@@ -19,6 +19,7 @@ from clip_arena.arena.rounds import MethodsAgree, Round, RoundMaker
 from clip_arena.core.errors import UserError
 from clip_arena.index.search import Searcher
 from clip_arena.votes.choices import Choice, RoundStatus
+from clip_arena.votes.names import clean_name
 from clip_arena.votes.store import ShownRound, VoteStore
 
 
@@ -64,10 +65,11 @@ class Arena:
         self._parallel = any(index.kind != "flat" for index in searcher.indices.values())
 
     def start(self, annotator: str, *, category: str | None = None) -> SessionState:
-        annotator = (annotator or "").strip()
-        if not annotator:
+        if not (annotator or "").strip():
             raise UserError("Enter your name before voting, so your votes can be told apart.")
-        return SessionState(uuid.uuid4().hex, annotator, category or None)
+        # Every stored name has a length and no invisible character (votes.names): a vote row must
+        # always be readable back, and two names that look the same must be the same.
+        return SessionState(uuid.uuid4().hex, clean_name(annotator), category or None)
 
     def _shown(self, state: SessionState, r: Round) -> ShownRound:
         return ShownRound(r.round_id, state.annotator, state.session_id, r.query_id, r.method_left, r.method_right,

@@ -48,6 +48,10 @@ def keep_votes(settings: Settings, store):
     restored = restore(store, target)
     print(f"Votes restored from {target.describe()}: {restored['added']} added, {restored['undone']} marked undone "
           f"({restored['files']} files); {restored['to_push']} local votes to push.", flush=True)
+    for line in restored["skipped"][:20]:  # nothing the target holds stops the start: said, and left out
+        print(f"  skipped {line}", flush=True)
+    if len(restored["skipped"]) > 20:
+        print(f"  ... and {len(restored['skipped']) - 20} more skipped", flush=True)
     store.listeners.append(target.log)
     target.start()
     if restored["to_push"]:

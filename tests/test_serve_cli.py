@@ -54,6 +54,18 @@ def test_serve_prints_what_it_serves(no_launch, capsys, tmp_path):
     assert len(no_launch) == 1 and no_launch[0][1] is not None  # the arena checked here is the one served
 
 
+def test_hosted_serve_says_local_paths_are_off_unless_roots_are_configured(no_launch, capsys, tmp_path, monkeypatch):
+    """On main a hosted serve printed the working folder as an image root, though no tab read it."""
+    monkeypatch.delenv("CLIP_ARENA_IMAGE_ROOTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--votes", str(tmp_path / "v.db"), "--hosted", "--allow-anonymous"]) == 0
+    assert "image roots for batch CSVs: none (local paths off)" in capsys.readouterr().out
+    (tmp_path / "photos").mkdir()
+    assert main(["serve", "--votes", str(tmp_path / "v.db"), "--hosted", "--allow-anonymous",
+                 "--image-root", str(tmp_path / "photos")]) == 0
+    assert f"image roots for batch CSVs: {tmp_path / 'photos'}" in capsys.readouterr().out
+
+
 def test_users_file_plain_and_hashed(tmp_path):
     path = tmp_path / "users.txt"
     path.write_text(f"\ufeff# team\n\nalice:pa:ss\nbob:{hash_password('hunter2', 1000)}\r\n  carol : x \n")

@@ -19,6 +19,7 @@ from clip_arena.core.errors import UserError
 from clip_arena.index.catalog import read_catalog
 from clip_arena.index.search import Searcher
 from clip_arena.votes.store import VOTE_COLUMNS, VoteStore
+from clip_arena.votes.names import clean_name
 from clip_arena.votes.targets import FolderTarget, HubTarget, open_target, restore
 from clip_arena.votes.transfer import export_csv, import_csv
 
@@ -174,17 +175,26 @@ def test_target_specs(tmp_path):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(st.text(min_size=1, max_size=30).filter(lambda s: s.strip()), min_size=1, max_size=4))
 def test_any_annotator_name_round_trips_through_the_log(tmp_path_factory, names):
-    """Names with commas, quotes, newlines or a leading '=' come back as typed."""
+    """Names with commas, quotes or a leading '=' come back as stored (NFKC, spaces collapsed); a
+    name with a control or invisible character is refused at Start, never written."""
     base = tmp_path_factory.mktemp("names")
     write_synthetic_catalog(base / "c.parquet", n=60, dim=8)
     searcher = Searcher.open(read_catalog(base / "c.parquet"))
     store, target, _ = _durable(base, "a", base / "bucket")
     arena = Arena(searcher, store, seed=0)
+    stored = []
     for name in names:
+        try:
+            expected = clean_name(name)
+        except UserError:
+            with pytest.raises(UserError):
+                arena.start(name)
+            continue
         _cast(arena, 1, annotator=name)
+        stored.append(expected)
     fresh, _, restored = _durable(base, "b", base / "bucket")
-    assert restored["added"] == len(names)
-    assert sorted(v["annotator"] for v in fresh.votes()) == sorted(n.strip() for n in names)
+    assert restored["added"] == len(stored) and restored["skipped"] == []
+    assert sorted(v["annotator"] for v in fresh.votes()) == sorted(stored)
 
 
 class FakeHub:

@@ -13,7 +13,6 @@ Two targets behind one interface (VoteTarget):
 from __future__ import annotations
 
 import atexit
-import csv
 import io
 import os
 import socket
@@ -24,10 +23,11 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
 
+from clip_arena.core.bounded_csv import read_records
 from clip_arena.core.errors import UserError
 from clip_arena.core.spreadsheet import restore as restore_cell, safe_writer
 from clip_arena.votes.store import FLAG_COLUMNS, VOTE_COLUMNS, VoteStore
-from clip_arena.votes.transfer import UNDONE_AT, merge_rows, read_vote_rows, vote_cell
+from clip_arena.votes.transfer import ID_MAX, UNDONE_AT, BadRow, parse_stamp, merge_rows, read_vote_rows, vote_cell
 
 KINDS = {"votes": VOTE_COLUMNS, "flags": FLAG_COLUMNS}
 HUB_PREFIXES = ("hf://datasets/", "hf:", "dataset:")  # the longest first
@@ -261,15 +261,20 @@ def open_target(spec: str, staging: Path, every_min: float | None = None) -> Vot
 
 def restore(store: VoteStore, target: VoteTarget) -> dict:
     """Merge what the target holds into the store (vote ids de-duplicate), then log what the store
-    holds that the target lacks (votes cast since the last push, before a crash), so it is pushed."""
+    holds that the target lacks (votes cast since the last push, before a crash), so it is pushed.
+    Nothing the target holds stops a start: a file or row that cannot be read is left out, and
+    `skipped` says which and why, one sentence each."""
     files = target.fetch()
-    rows = []
-    for path in (p for p in files if p.name.startswith("votes-")):
-        rows.extend(read_vote_rows(path, torn_tail=True))
+    rows, flag_rows, skipped = [], [], []
+    for path in files:
+        try:
+            if path.name.startswith("votes-"):
+                rows.extend(read_vote_rows(path, torn_tail=True, skipped=skipped))
+            elif path.name.startswith("flags-"):
+                flag_rows.extend(_read_flags(path, skipped))
+        except UserError as err:  # the whole file: not a regular file, no header ...
+            skipped.append(f"{path.name}: {str(err).rstrip('.')}")
     added, undone = merge_rows(store, rows)
-    flag_rows = []
-    for path in (p for p in files if p.name.startswith("flags-")):
-        flag_rows.extend(_read_flags(path))
     flags_added = store.merge_flags(flag_rows)
     # What the target already has: a vote id, and whether it is undone there.
     held: dict[str, bool] = {}
@@ -284,14 +289,34 @@ def restore(store: VoteStore, target: VoteTarget) -> dict:
     for vote_id, reason, flagged_at in store.flag_rows():
         if vote_id not in held_flags:
             target.log.append("flags", {"vote_id": vote_id, "reason": reason, "flagged_at": flagged_at})
-    return {"files": len(files), "added": added, "undone": undone, "flags": flags_added, "to_push": sent}
+    return {"files": len(files), "added": added, "undone": undone, "flags": flags_added, "to_push": sent,
+            "skipped": skipped}
 
 
-def _read_flags(path: Path) -> list[tuple]:
-    text = path.read_text(encoding="utf-8-sig")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != FLAG_COLUMNS:
-        raise UserError(f"{path} does not have the flag columns in order: {', '.join(FLAG_COLUMNS)}.")
-    return [tuple(restore_cell(r.get(c) or "") for c in FLAG_COLUMNS) for r in reader if r.get("vote_id")]
+FLAG_REASON_MAX = 1000
+
+
+def _read_flags(path: Path, skipped: list[str]) -> list[tuple]:
+    """A flags file's rows, read within bounds; a bad row is left out and said in `skipped`."""
+    rows, header = [], None
+    for record in read_records(path, torn_tail=True):
+        if header is None:
+            header = tuple(record.cells or ())
+            if header != FLAG_COLUMNS:
+                raise UserError(f"{path} does not have the flag columns in order: {', '.join(FLAG_COLUMNS)}.")
+            continue
+        cells = record.cells
+        why = record.problem or ("its cells do not match the header" if len(cells) != len(header) else None)
+        if why is None:
+            vote_id, reason, flagged_at = (restore_cell(c) for c in cells)
+            if not vote_id or len(vote_id) > ID_MAX or len(reason) > FLAG_REASON_MAX:
+                why = "a vote id or reason is empty or too long"
+            else:
+                try:
+                    parse_stamp("flagged_at", flagged_at, datetime.now(timezone.utc))
+                    rows.append((vote_id, reason, flagged_at))
+                    continue
+                except BadRow as err:
+                    why = str(err)
+        skipped.append(f"{path.name}, line {record.line}: {why}")
+    return rows

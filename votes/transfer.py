@@ -3,16 +3,16 @@ can be merged. Import is all or nothing: one bad row or one known vote id import
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from clip_arena.core.bounded_csv import read_records
 from clip_arena.core.errors import UserError
 from clip_arena.core.spreadsheet import neutralise, restore, safe_writer
 from clip_arena.votes.choices import Choice
+from clip_arena.votes.names import name_problem
 from clip_arena.votes.store import VOTE_COLUMNS, VoteStore
 
 # Files written before the `blind` column have the other columns in the same order: their votes were blind.
@@ -37,62 +37,109 @@ def export_csv(store: VoteStore, path: str | Path) -> int:
     return len(votes)
 
 
-def _check_row(line: int, row: dict) -> tuple:
-    def fail(why: str):
-        raise UserError(f"Row {line}: {why}; nothing was imported.")
+# Bounds on what a vote row may carry (anything the app wrote fits far inside them).
+ID_MAX = 256  # vote, round, session and query ids, method names
+RESULTS_MAX = 64 * 1024  # a JSON list of result image ids
+DISPLAY_MS_MAX = 24 * 3600 * 1000  # a day on screen
+OVERLAP_MAX = 10_000
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=1)  # clocks differ; a vote from next year would count against a cap for a year
 
-    values = {c: restore(row.get(c) or "") for c in VOTE_COLUMNS}
-    blind = BOOL_CELLS.get(values["blind"].strip().lower()) if "blind" in row else True
+
+class BadRow(ValueError):
+    """Why one vote row cannot be taken (a sentence without the row number)."""
+
+
+def parse_stamp(name: str, value: str, now: datetime) -> datetime:
+    """An aware ISO date-time between 2000 and a day from now, or BadRow."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRow(f"{name} {value[:40]!r} is not an ISO date-time") from None
+    if len(value) <= 10 or when.tzinfo is None:
+        raise BadRow(f"{name} {value[:40]!r} needs a time and a time zone (as 2026-01-31T12:00:00+00:00)")
+    if not EARLIEST <= when <= now + FUTURE_SLACK:
+        raise BadRow(f"{name} {value[:40]!r} is not between 2000 and today")
+    return when
+
+
+def _whole(name: str, value: str, top: int) -> int | None:
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 12 or int(value) > top:
+        raise BadRow(f"{name} {value[:40]!r} is not a whole number from 0 to {top:,}")
+    return int(value)
+
+
+def check_vote_row(cells: list[str], header: tuple[str, ...], now: datetime | None = None) -> tuple:
+    """The row as a tuple of VOTE_COLUMNS, or BadRow saying why not."""
+    if len(cells) != len(header):
+        raise BadRow(f"it has {len(cells)} cells where the header has {len(header)}")
+    values = dict.fromkeys(VOTE_COLUMNS, "")
+    values.update({c: restore(v) for c, v in zip(header, cells)})
+    blind = BOOL_CELLS.get(values["blind"].strip().lower()) if "blind" in header else True
     if blind is None:
-        fail(f"blind {values['blind']!r} is not true or false")
+        raise BadRow(f"blind {values['blind'][:40]!r} is not true or false")
     for required in ("vote_id", "created_at", "round_id", "query_id", "method_left", "method_right", "choice"):
         if not values[required].strip():
-            fail(f"{required} is empty")
+            raise BadRow(f"{required} is empty")
+    for name in ("vote_id", "session_id", "round_id", "query_id", "method_left", "method_right"):
+        if len(values[name]) > ID_MAX:
+            raise BadRow(f"{name} is longer than {ID_MAX} characters")
+    problem = name_problem(values["annotator"])
+    if problem:
+        raise BadRow(f"annotator {values['annotator'][:40]!r}: {problem}")
     if values["choice"] not in {c.value for c in Choice}:
-        fail(f"choice {values['choice']!r} is not one of {', '.join(c.value for c in Choice)}")
-    for stamp in ("created_at", "undone_at"):
-        if values[stamp]:
-            try:
-                datetime.fromisoformat(values[stamp])
-            except ValueError:
-                fail(f"{stamp} {values[stamp]!r} is not an ISO date-time")
+        raise BadRow(f"choice {values['choice'][:40]!r} is not one of {', '.join(c.value for c in Choice)}")
+    now = now or datetime.now(timezone.utc)
+    created = parse_stamp("created_at", values["created_at"], now)
+    if values["undone_at"] and parse_stamp("undone_at", values["undone_at"], now) < created:
+        raise BadRow("undone_at is before created_at")
     for side in ("results_left", "results_right"):
-        try:
-            parsed = json.loads(values[side])
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
-            fail(f"{side} must be a JSON array of image ids")
-    ints = {}
-    for col in ("display_ms", "overlap"):
-        try:
-            ints[col] = int(values[col]) if values[col] else None
-        except ValueError:
-            fail(f"{col} {values[col]!r} is not a whole number")
+        parsed = None
+        if len(values[side]) <= RESULTS_MAX:
+            try:
+                parsed = json.loads(values[side])
+            except (ValueError, RecursionError):
+                pass
+        if not isinstance(parsed, list) or not all(isinstance(x, str) and len(x) <= ID_MAX for x in parsed):
+            raise BadRow(f"{side} must be a JSON array of image ids")
+    ints = {"display_ms": _whole("display_ms", values["display_ms"], DISPLAY_MS_MAX),
+            "overlap": _whole("overlap", values["overlap"], OVERLAP_MAX)}
     if ints["overlap"] is None:
-        fail("overlap is empty")
+        raise BadRow("overlap is empty")
     typed = {**values, **ints, "undone_at": values["undone_at"] or None, "blind": int(blind)}
     return tuple(typed[c] for c in VOTE_COLUMNS)
 
 
-def read_vote_rows(path: str | Path, torn_tail: bool = False) -> list[tuple]:
-    """The checked rows of a vote CSV, as tuples of VOTE_COLUMNS. `torn_tail`: a last record cut
-    short (no final newline, as a crash mid-append leaves it) is left out instead of refused."""
+def read_vote_rows(path: str | Path, torn_tail: bool = False, skipped: list[str] | None = None) -> list[tuple]:
+    """The checked rows of a vote CSV, as tuples of VOTE_COLUMNS, read within bounds
+    (core.bounded_csv). A bad row raises UserError (an import is all or nothing), or, given a
+    `skipped` list, is left out with a sentence added to it (a vote log read back at start: one bad
+    row never stops the app). `torn_tail`: a last record cut short by a crash is left out."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as err:
-        raise UserError(f"Cannot read {path}: {err.strerror}.") from err
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path.name} is not UTF-8 text; save it as CSV UTF-8 and import it again.") from err
-    if torn_tail and text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) not in (VOTE_COLUMNS, LEGACY_COLUMNS):
-        raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
-                        "(blind may be left out).")
-    return [_check_row(line, row) for line, row in enumerate(reader, start=2)]
+    header: tuple[str, ...] | None = None
+    rows = []
+    for record in read_records(path, torn_tail=torn_tail):
+        why = record.problem
+        if header is None:
+            header = tuple(record.cells or ())
+            if header not in (VOTE_COLUMNS, LEGACY_COLUMNS):
+                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
+                                "(blind may be left out).")
+            continue
+        if why is None:
+            try:
+                rows.append(check_vote_row(record.cells, header))
+                continue
+            except BadRow as err:
+                why = str(err)
+        if skipped is None:
+            raise UserError(f"Row {record.line}: {why}; nothing was imported.")
+        skipped.append(f"{path.name}, line {record.line}: {why}")
+    if header is None:
+        raise UserError(f"{path} is empty: it has no header row.")
+    return rows
 
 
 def import_csv(store: VoteStore, path: str | Path) -> int:

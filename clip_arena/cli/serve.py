@@ -78,7 +78,10 @@ def describe(settings, arena, users) -> list[str]:
     where = [f"{len(local)} files under {os.path.commonpath([os.path.dirname(u) for u in local])}"] if local else []
     if len(local) < len(uris):
         where.append(f"{len(uris) - len(local)} URLs")
-    roots = ", ".join(settings.image_roots) if settings.image_roots else "none (local paths off)"
+    from clip_arena.analyzer.policy import configured_roots
+
+    allowed = configured_roots(settings)  # the rule the tabs apply: hosted, none unless configured
+    roots = ", ".join(allowed) if allowed else "none (local paths off)"
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return [
         f"catalog: {catalog.path} ({len(catalog)} rows, {len(arena.maker.candidates)} arena queries)",
