@@ -26,6 +26,8 @@ from clip_arena.core.sizes import human_bytes
 REDIRECTS = {301, 302, 303, 307, 308}
 USER_AGENT = "clip-arena/1 (+image fetch)"
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# RFC 8215's local-use NAT64 prefix: translates to whatever the local network means, never public.
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -49,7 +51,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.is_site_local or ip in IPV4_COMPATIBLE:  # deprecated ranges Python still calls global
+        if ip.is_site_local or ip in IPV4_COMPATIBLE or ip in NAT64_LOCAL:  # ranges Python may call global
             return False
         embedded = _embedded_ipv4(ip)
         if embedded:

@@ -166,10 +166,18 @@ def launch(settings: Settings, arena=None) -> None:
     # Model work (batch, analyze, similarity) runs in its own bounded concurrency groups (see the
     # tabs); the queue turns new events away past queue_size instead of growing without end.
     # Hosted, smaller uploads; Finish ends an annotator's session, never the server.
+    from starlette.middleware import Middleware
+
     from clip_arena.core.hosting import max_upload
+    from clip_arena.core.login_guard import LoginGuard
 
     demo.queue(max_size=settings.queue_size).launch(
-        server_name=settings.host, server_port=settings.port, auth=auth, theme=THEME, head=KEYBOARD_JS,
+        server_name=settings.host, server_port=settings.port, auth=auth.verify if auth else None, theme=THEME,
+        head=KEYBOARD_JS,
         max_file_size=max_upload(settings), footer_links=["api", "settings"], show_error=True,
+        # Gradio's traffic monitor shows every event's timing to anyone signed in: off.
+        enable_monitoring=False,
+        # Failed sign-ins are limited per client (core.login_guard); the checks run off the event loop.
+        app_kwargs={"middleware": [Middleware(LoginGuard)]},
     )
 

@@ -16,7 +16,9 @@ from clip_arena.core.errors import ImageLoadError
 from clip_arena.core.settings import FetchLimits, Settings
 
 EMBEDDED_PRIVATE = ["::127.0.0.1", "::a9fe:a9fe", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a9fe:a9fe::1",
-                    "2002:7f00:1::1", "fec0::1", "::ffff:127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"]
+                    "2002:7f00:1::1", "fec0::1", "::ffff:127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                    # RFC 8215 local-use NAT64 (was called public on main, and a connection attempted)
+                    "64:ff9b:1::5db8:d822", "64:ff9b:1:ffff::a00:1"]
 
 
 def _kind(fn, *args, **kw):

@@ -69,12 +69,12 @@ def test_hosted_serve_says_local_paths_are_off_unless_roots_are_configured(no_la
 def test_users_file_plain_and_hashed(tmp_path):
     path = tmp_path / "users.txt"
     path.write_text(f"\ufeff# team\n\nalice:pa:ss\nbob:{hash_password('hunter2', 1000)}\r\n  carol : x \n")
-    users = Users(read_users(path))
+    users = Users(read_users(path)).check
     assert users("alice", "pa:ss") and not users("alice", "pa")  # a password may hold ':'
     assert users("bob", "hunter2") and not users("bob", "hunter3") and not users("bob", hash_password("hunter2", 1000))
     assert users("carol", " x ") and not users("dave", "")
     both = Users.from_settings("erin:pw", str(path))
-    assert len(both) == 4 and both("erin", "pw")
+    assert len(both) == 4 and both.check("erin", "pw")
     for text, message in [("alice\n", "Line 1 of .* must be NAME:PASSWORD"), ("a:1\na:2\n", "listed twice"),
                           ("# nobody\n", "lists no user"), (":pw\n", "must be NAME:PASSWORD")]:
         path.write_text(text)
@@ -99,5 +99,116 @@ def test_users_hash_prints_a_line_the_users_file_accepts(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "pa ss" not in result.stdout
     (tmp_path / "users.txt").write_text(result.stdout)
-    users = Users(read_users(tmp_path / "users.txt"))
+    users = Users(read_users(tmp_path / "users.txt")).check
     assert users("alice", "pa ss") and not users("alice", "pass")
+
+
+def test_sign_ins_run_off_the_event_loop_with_the_same_work_for_any_name_and_a_limit(tmp_path):
+    """On main the PBKDF2 check ran on Gradio's event loop (sign-in loops stalled every annotator),
+    an unknown name was answered about 6x faster than a known one, and failures had no limit."""
+    import asyncio
+    import inspect
+    import time
+
+    from clip_arena.core import auth
+    from clip_arena.core.login_guard import MAX_FAILURES
+
+    users = Users({"alice": hash_password("right"), "bob": "clear"})
+    assert inspect.iscoroutinefunction(users.verify) and not callable(users)  # Gradio awaits it
+    work = []
+    real = auth.check_password
+    auth.check_password = lambda password, stored: work.append(stored.split("$")[1] if "$" in stored else "clear") \
+        or real(password, stored)
+    try:
+        for name in ("alice", "bob", "nobody"):
+            work.clear()
+            assert users.check(name, "wrong") is False
+            assert str(auth.ITERATIONS) in work  # one check at the default rounds, whoever it is
+    finally:
+        auth.check_password = real
+
+    async def attempts():
+        ticks = 0
+
+        async def ticker():  # the event loop keeps turning while checks run
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        started = time.monotonic()
+        results = [await users.verify("alice", "wrong") for _ in range(MAX_FAILURES)]
+        results.append(await users.verify("alice", "right"))  # blocked: the name is past its failures
+        elapsed = time.monotonic() - started
+        task.cancel()
+        return results, ticks, elapsed
+
+    results, ticks, elapsed = asyncio.run(attempts())
+    assert results == [False] * (MAX_FAILURES + 1)
+    assert ticks >= elapsed / 0.01 * 0.5  # the loop was free during the checks
+    assert asyncio.run(users.verify("bob", "clear")) is True
+
+
+def test_a_client_past_its_failures_is_answered_429_without_a_check():
+    import asyncio
+
+    from clip_arena.core.login_guard import FailureLimiter, LoginGuard
+
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    clock = [0.0]
+    guard = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]))
+
+    async def post(ip, forwarded=None):
+        sent = []
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+        scope = {"type": "http", "method": "POST", "path": "/login/", "client": (ip, 1), "headers": headers}
+
+        async def send(message):
+            sent.append(message)
+
+        await guard(scope, None, send)
+        return sent[0]["status"]
+
+    assert [asyncio.run(post("10.0.0.1")) for _ in range(4)] == [400, 400, 400, 429]
+    assert len(calls) == 3 and asyncio.run(post("10.0.0.2")) == 400  # another client is not held back
+    # Behind a proxy the client is the address the proxy appended last, whatever the client sent.
+    assert [asyncio.run(post("proxy", f"spoof{i}, 1.2.3.4")) for i in range(4)][-1] == 429
+    clock[0] = 61.0
+    assert asyncio.run(post("10.0.0.1")) == 400  # the window passed
+
+
+def test_a_running_app_limits_failed_sign_ins_and_keeps_its_monitor_closed(tmp_path, serve_app):
+    """On main: no limit on failed sign-ins, and any signed-in user could read /monitoring/summary."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from clip_arena.core.login_guard import MAX_FAILURES
+
+    (tmp_path / "users.txt").write_text("alice:secret\n")
+    url = serve_app("--users", str(tmp_path / "users.txt"), "--votes", str(tmp_path / "v.db"))
+
+    def login(password):
+        data = urllib.parse.urlencode({"username": "alice", "password": password}).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url + "login", data=data), timeout=30) as r:
+                return r.status, r.headers.get("set-cookie", "")
+        except urllib.error.HTTPError as err:
+            return err.code, ""
+
+    status, cookie = login("secret")
+    assert status == 200 and "access-token" in cookie
+    codes = [login("wrong")[0] for _ in range(MAX_FAILURES + 1)]
+    assert codes[:MAX_FAILURES] == [400] * MAX_FAILURES and codes[-1] == 429
+    token = cookie.split(";")[0]
+    request = urllib.request.Request(url + "monitoring/summary", headers={"Cookie": token})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    assert info.value.code in (403, 404)

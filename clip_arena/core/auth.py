@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from clip_arena.core.errors import UserError
+from clip_arena.core.login_guard import CheckQueue, FailureLimiter
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
@@ -67,10 +68,14 @@ def read_users(path: str | Path) -> dict[str, str]:
 
 
 class Users:
-    """The callable Gradio's launch(auth=...) takes: (name, password) -> allowed."""
+    """Who may sign in. Gradio's launch(auth=users.verify): a coroutine function, so Gradio awaits
+    it and the check runs off the event loop (core.login_guard). Not itself callable: Gradio treats
+    any callable as a plain function, and an async __call__ would return a (truthy) coroutine."""
 
     def __init__(self, users: dict[str, str]):
         self.users = users
+        self.names = FailureLimiter()
+        self.queue = CheckQueue()
 
     @classmethod
     def from_settings(cls, auth: str | None, users_file: str | None) -> "Users | None":
@@ -80,12 +85,33 @@ class Users:
             users[name] = password
         return cls(users) if users else None
 
-    def __call__(self, name: str, password: str) -> bool:
-        stored = self.users.get((name or "").strip())
-        if stored is None:
-            check_password(password or "", hash_password("", iterations=1))  # same work either way
-            return False
-        return check_password(password or "", stored)
+    def check(self, name: str, password: str) -> bool:
+        """The same work whatever the name: one PBKDF2 at the default rounds for an unknown name
+        or a password kept in clear, as for a hashed one."""
+        stored = self.users.get(name)
+        if stored is None or not stored.startswith(SCHEME + "$"):
+            check_password(password, _dummy_hash())  # the work a hashed check does
+            return stored is not None and check_password(password, stored)
+        return check_password(password, stored)
+
+    async def verify(self, name: str, password: str) -> bool:
+        name, password = (name or "").strip(), password or ""
+        if self.names.blocked_for(name) > 0:
+            return False  # too many failures for this name: no check until its window passes
+        allowed = await self.queue.run(self.check, name, password)
+        if not allowed:
+            self.names.failed(name)
+        return allowed
 
     def __len__(self) -> int:
         return len(self.users)
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash at the default rounds of a random password, made once: the work of a real check."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
