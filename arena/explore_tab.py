@@ -6,6 +6,7 @@ import gradio as gr
 
 from clip_arena.arena.explore_view import details_markdown, gallery_items, run_explore, summary_line
 from clip_arena.core.errors import UserError
+from clip_arena.core.hosting import OWNERS_ONLY, is_owner
 from clip_arena.core.settings import Settings
 from clip_arena.index.search import Searcher
 
@@ -36,12 +37,16 @@ def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
                                                allow_preview=True, elem_id=f"explore-gallery-{i}")
     details = gr.Markdown(elem_id="explore-details")
 
-    def on_show(picked):
+    def on_show(picked, request: gr.Request):
+        if not is_owner(settings, request):
+            return [gr.update(choices=[], value=[])] + [gr.update() for _ in methods]
         return [gr.update(choices=methods, value=picked or methods)] + [gr.update(label=m) for m in methods]
 
     tab.select(on_show, [chosen], [chosen] + [galleries[m] for m in methods])
 
-    def on_search(query, image_file, picked, count):
+    def on_search(query, image_file, picked, count, request: gr.Request):
+        if not is_owner(settings, request):
+            raise gr.Error(OWNERS_ONLY, print_exception=False)
         try:
             hits = run_explore(searcher, query, image_file, picked, count, settings)
         except UserError as err:
@@ -53,7 +58,9 @@ def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
           outputs=[summary, hits_state, details] + [galleries[m] for m in methods])
 
     for method, gallery in galleries.items():
-        def on_select(hits, evt: gr.SelectData, method=method):
+        def on_select(hits, evt: gr.SelectData, request: gr.Request, method=method):
+            if not is_owner(settings, request):
+                return ""
             found = hits.get(method) or []
             if evt.index is None or not 0 <= evt.index < len(found):
                 return ""

@@ -54,5 +54,6 @@ def swapped(old: Round, maker: RoundMaker) -> Round:
     """The same query and result lists, the sides exchanged, under a new round id."""
     again = maker.assemble(old.query_row, (old.method_right, old.method_left),
                            {old.method_left: old.rows_left, old.method_right: old.rows_right}, keep_sides=True)
-    again.extra.update(gold=True, gold_of=old.round_id, gold_blind=old.blind)
+    again.extra.update(gold=True, gold_of=old.round_id, gold_blind=old.blind,
+                       gold_voted_at=old.extra.get("voted_at", ""))
     return again

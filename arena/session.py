@@ -6,6 +6,7 @@ method names) lives on the server in a SessionState and reaches the page only af
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -62,6 +63,8 @@ class Arena:
         # A separate pool: a prefetch runs searches on _pool, and must never wait on itself.
         self._prefetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arena-prefetch")
         self.prefetch = True
+        self._exports: dict[str | None, str] = {}  # who exported the votes, and when (note_export)
+        self._annotator_locks: dict[str, threading.Lock] = {}  # the hourly cap, per annotator
         self._parallel = any(index.kind != "flat" for index in searcher.indices.values())
 
     def start(self, annotator: str, *, category: str | None = None) -> SessionState:
@@ -91,7 +94,8 @@ class Arena:
         for it, so this ends."""
         again = self.gold.take(state.session_id, self.maker)
         if again is not None:  # a repeat is blind only if the round it repeats was never revealed
-            again.blind = again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
+            again.blind = (again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
+                           and not self._exported_since(state.annotator, again.extra.pop("gold_voted_at", "")))
             return again, [(self._shown(state, again), RoundStatus.SHOWN)], None
         records = []
         while True:
@@ -147,21 +151,26 @@ class Arena:
         with state.lock:
             r = self._require_round(state, round_id)
             display_ms = int(round((time.monotonic() - state.shown_at) * 1000))
-            self._check_cap(state)
             flag = (f"cast {display_ms} ms after the round appeared, under the {self.min_display_ms} ms floor"
                     if display_ms < self.min_display_ms else None)
-            with self._lock:
-                self.maker.count_vote(r.query_row, +1)  # before choosing the next query
-            following, records = self._take_next(state)
-            try:  # the vote and the next round in one transaction: one fsync per vote
-                self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records, flag=flag)
-            except BaseException:
+            # The cap is checked and the vote stored under one lock per annotator: two sessions of one
+            # login voting at once cannot both pass a check that only one of them may.
+            with self._cap_lock(state.annotator):
+                self._check_cap(state)
                 with self._lock:
-                    self.maker.count_vote(r.query_row, -1)
-                raise
+                    self.maker.count_vote(r.query_row, +1)  # before choosing the next query
+                following, records = self._take_next(state)
+                try:  # the vote and the next round in one transaction: one fsync per vote
+                    self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records,
+                                           flag=flag)
+                except BaseException:
+                    with self._lock:
+                        self.maker.count_vote(r.query_row, -1)
+                    raise
             state.votes += 1
             state.flagged += bool(flag)
             state.last_flagged = bool(flag)
+            r.extra["voted_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
             self.gold.remember(state.session_id, r)
             state.last_reveal = None
             if reveal:
@@ -194,7 +203,8 @@ class Arena:
             again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
                                         {row["method_left"]: [row_of(i) for i in left],
                                          row["method_right"]: [row_of(i) for i in right]}, keep_sides=True)
-            again.blind = bool(row["blind"]) and row["round_id"] not in state.revealed
+            again.blind = (bool(row["blind"]) and row["round_id"] not in state.revealed
+                           and not self._exported_since(state.annotator, row["created_at"]))
             if not again.blind:
                 state.revealed.add(again.round_id)
             self.store.record_round(self._shown(state, again))
@@ -202,6 +212,17 @@ class Arena:
             state.rounds_shown += 1
             state.votes = max(0, state.votes - 1)
             return again
+
+    def note_export(self, name: str | None) -> None:
+        """Someone exported the votes (each round's sides): `name`'s votes cast until now are no longer
+        blind to them, so a re-vote after undo is stored as not blind. None (nobody signed in, the
+        local owner): to everyone."""
+        with self._lock:
+            self._exports[name] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+    def _exported_since(self, annotator: str, created_at: str) -> bool:
+        marks = [self._exports.get(annotator), self._exports.get(None)]
+        return any(mark is not None and created_at <= mark for mark in marks)
 
     def progress(self, state: SessionState) -> tuple[int, int]:
         """(queries with a live vote, candidate queries) in this session's category."""
@@ -218,6 +239,12 @@ class Arena:
             elif v["choice"] == Choice.RIGHT.value:
                 wins[v["method_right"]] += 1
         return {"annotator": state.annotator, "votes": len(votes), "choices": counts, "wins": wins}
+
+    def _cap_lock(self, annotator: str):
+        if self.max_votes_per_hour <= 0:
+            return contextlib.nullcontext()
+        with self._lock:
+            return self._annotator_locks.setdefault(annotator, threading.Lock())
 
     def _check_cap(self, state: SessionState) -> None:
         """Refuse a vote past the annotator's hourly cap, saying when the next one is possible."""

@@ -119,6 +119,36 @@ def test_the_log_has_the_export_columns_and_imports_as_an_export(tmp_path, searc
     assert _key(other) == _key(store)
 
 
+def test_concurrent_sessions_of_one_login_cannot_beat_the_hourly_cap(tmp_path, searcher):
+    """On main the check and the vote were apart: 8 sessions of one login voting at once stored 9
+    and 7 votes under a cap of 5."""
+    import threading
+
+    store = VoteStore(tmp_path / "v.db")
+    arena = Arena(searcher, store, seed=0, max_votes_per_hour=5, min_display_ms=0)
+    sessions = []
+    for _ in range(8):
+        s = arena.start("alice")
+        arena.next_round(s)
+        sessions.append(s)
+    for _ in range(3):
+        gate = threading.Barrier(len(sessions))
+
+        def vote(s):
+            gate.wait()
+            try:
+                arena.vote(s, "left")
+            except VoteCap:
+                pass
+
+        threads = [threading.Thread(target=vote, args=(s,)) for s in sessions]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert len(store.votes()) == 5
+
+
 def test_the_hourly_cap_refuses_in_one_sentence_and_the_floor_flags_without_dropping(tmp_path, searcher):
     store = VoteStore(tmp_path / "v.db")
     arena = Arena(searcher, store, seed=0, max_votes_per_hour=3, min_display_ms=0)

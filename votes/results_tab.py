@@ -5,12 +5,15 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from clip_arena.core.hosting import OWNERS_ONLY, is_owner, signed_in_name
 from clip_arena.votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
 
 
-def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
+def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_export=None) -> None:
     """The Results tab. It fills in (and refreshes) only while shown: method names must not reach
-    the page while the Arena tab is in use."""
+    the page while the Arena tab is in use. Where annotators sign in or the app is hosted, only
+    owners get anything from it (core.hosting.is_owner, checked on every call); `on_export(name)`
+    is told who exported, whose earlier rounds are then no longer blind to them."""
     with gr.Row():
         pair = gr.Dropdown(label="Pair of methods", choices=[], elem_id="results-pair", scale=2)
         refresh = gr.Button("Refresh", elem_id="results-refresh", scale=1)
@@ -30,7 +33,11 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
     files = gr.File(label="Exports", file_count="multiple", visible=False, elem_id="results-files")
     summary_state = gr.State(None)
 
-    def update(chosen, excluded):
+    def update(chosen, excluded, request: gr.Request):
+        if not is_owner(settings, request):
+            return (gr.update(choices=[], value=None), OWNERS_ONLY, pd.DataFrame(columns=LEADERBOARD_HEADERS), "",
+                    None, None, None, None, pd.DataFrame(columns=ANNOTATOR_HEADERS), gr.update(choices=[], value=[]),
+                    None)
         r = results(store, catalog, chosen, excluded)
         kept = [a for a in (excluded or []) if a in r["annotator_names"]]
         return (gr.update(choices=r["pairs"], value=r["pair"]), r["verdict"],
@@ -41,7 +48,7 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
     inputs = [pair, exclude]
     outputs = [pair, verdict, leaderboard, details, outcomes, cumulative, forest, position, annotators, exclude,
                summary_state]
-    refresh.click(update, inputs, outputs)
+    refresh.click(update, inputs, outputs, api_name="results_refresh")
     pair.input(update, inputs, outputs)
     exclude.input(update, inputs, outputs)
     timer = gr.Timer(10, active=False)
@@ -49,6 +56,12 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab]) -> None:
     for other in other_tabs:
         other.select(lambda: gr.Timer(active=False), None, [timer])
     timer.tick(update, inputs, outputs, show_progress="hidden")
-    export.click(lambda s, excluded: gr.update(value=list(export_files(
-        store, s or results(store, catalog, None, excluded)["summary"])), visible=True),
-        [summary_state, exclude], [files])
+    def on_export_click(summary, excluded, request: gr.Request):
+        if not is_owner(settings, request):
+            raise gr.Error(OWNERS_ONLY, print_exception=False)
+        paths = list(export_files(store, summary or results(store, catalog, None, excluded)["summary"]))
+        if on_export is not None:
+            on_export(signed_in_name(request))
+        return gr.update(value=paths, visible=True)
+
+    export.click(on_export_click, [summary_state, exclude], [files], api_name="results_export")

@@ -41,6 +41,9 @@ def add_parser(subparsers) -> None:
                    help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
     p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
                    help="hosted: let annotators vote under a typed name without signing in")
+    p.add_argument("--admins", metavar="NAME[,NAME]", type=lambda s: tuple(n.strip() for n in s.split(",") if n.strip()),
+                   help="who owns the arena when annotators sign in or it is hosted: these signed-in names see "
+                        "Results, exports and Explore (on a Space, its owner too); annotators see their own progress")
     p.add_argument("--explore", action=argparse.BooleanOptionalAction, default=None,
                    help="the Explore tab (default: on locally without logins, off when annotators sign in or "
                         "the app is hosted, since it would tell them which side is which)")

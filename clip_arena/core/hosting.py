@@ -68,6 +68,47 @@ def voting_texts(mode: str, users: int = 0) -> VotingTexts:
                        "users: no login (annotators type a name)")
 
 
+def owners_only(settings: Settings) -> bool:
+    """Whether Results, exports and Explore belong to owners alone: where annotators sign in or the
+    app is shared. Locally with typed names the person at the keyboard is the owner."""
+    return identity(settings) != TYPED or is_hosted(settings)
+
+
+def owners(settings: Settings) -> set[str]:
+    """--admins (CLIP_ARENA_ADMINS), and on a Space with Hugging Face sign-in its owner (SPACE_AUTHOR_NAME)."""
+    names = set(settings.admins)
+    if oauth_enabled() and os.environ.get("SPACE_AUTHOR_NAME"):
+        names.add(os.environ["SPACE_AUTHOR_NAME"])
+    return names
+
+
+def signed_in_name(request) -> str | None:
+    """Who sent a request: the app's own login name, or the Hugging Face sign-in's user name (from
+    the session Gradio keeps; None once it expired). Never a typed name: anyone can type one."""
+    login = getattr(request, "username", None)
+    if login:
+        return login
+    try:
+        info = request.session.get("oauth_info") or {}
+    except Exception:  # noqa: BLE001 - no session middleware (no OAuth): nobody signed in that way
+        return None
+    expires = info.get("expires_at")
+    if expires is not None and expires <= datetime.now(timezone.utc).timestamp():
+        return None
+    return (info.get("userinfo") or {}).get("preferred_username") or None
+
+
+def is_owner(settings: Settings, request) -> bool:
+    if not owners_only(settings):
+        return True
+    name = signed_in_name(request) if request is not None else None
+    return bool(name) and name in owners(settings)
+
+
+OWNERS_ONLY = ("Results, exports and Explore are for the arena's owners here (`--admins`, or the Space's owner); "
+               "annotators see their own progress in the Arena tab.")
+
+
 def explore_enabled(settings: Settings) -> bool:
     """Explore lists every method's results for any image, so an annotator could search a round's
     query and learn which side is which: on by default only where nobody signs in to vote and the app

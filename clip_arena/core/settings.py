@@ -89,6 +89,7 @@ class Settings:
     min_display_ms: int = 400  # a vote cast sooner after its round appeared is flagged for review
     max_batch_rows: int = 0  # rows of one web batch; 0: 5,000 when hosted, none locally (core/hosting.py)
     explore: bool | None = None  # the Explore tab; None: only where annotators neither sign in nor share a host
+    admins: tuple[str, ...] = ()  # signed-in names that own the arena (Results, exports, Explore): core/hosting.py
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -130,6 +131,7 @@ class Settings:
             min_display_ms=_env_int("CLIP_ARENA_MIN_DISPLAY_MS", 400),
             max_batch_rows=_env_int("CLIP_ARENA_MAX_BATCH_ROWS", 0),
             explore=_env_bool("CLIP_ARENA_EXPLORE") if os.environ.get("CLIP_ARENA_EXPLORE") else None,
+            admins=tuple(n.strip() for n in os.environ.get("CLIP_ARENA_ADMINS", "").split(",") if n.strip()),
         )
 
     def with_overrides(self, **overrides) -> "Settings":
