@@ -88,6 +88,7 @@ def test_embed_into_a_catalog_with_other_methods_is_refused(tmp_path, tiny_open_
 @pytest.mark.parametrize("args,message", [
     (["--method", "base"], "NAME=SPEC"),
     (["--method", "a-b=demo:base"], "letters, digits and underscores"),
+    (["--method", "d/../x=demo:base"], "letters, digits and underscores"),
 ])
 def test_embed_argument_errors(tmp_path, args, message):
     proc = run_cli("embed", "--images", str(tmp_path), "-o", str(tmp_path / "c.parquet"), *args)

@@ -33,13 +33,14 @@ def add_parser(subparsers) -> None:
 
 
 def parse_methods(values: list[str]) -> dict[str, str]:
+    from clip_arena.index.catalog import check_method_name
+
     methods = {}
     for value in values:
         name, sep, spec = value.partition("=")
         if not sep or not name or not spec:
             raise UserError(f"--method {value!r} must look like NAME=SPEC, e.g. base=open_clip:ViT-B-32@openai.")
-        if not name.replace("_", "").isalnum():
-            raise UserError(f"Method name {name!r} may hold only letters, digits and underscores.")
+        check_method_name(name)  # the catalog's one rule: it names a column and the FAISS files
         if name in methods:
             raise UserError(f"Method {name!r} is given twice.")
         methods[name] = spec
