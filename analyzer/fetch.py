@@ -155,7 +155,8 @@ def _parse(url: str):
 
 def _open(url: str, limits: FetchLimits, deadline: float, watchdog: _Watchdog) -> urllib3.BaseHTTPResponse:
     parts, host, port = _parse(url)
-    address = resolve_checked(host, port, limits.allow_private_urls)
+    trusted = host.lower() in limits.trusted_hosts or f"{host.lower()}:{port}" in limits.trusted_hosts
+    address = resolve_checked(host, port, limits.allow_private_urls or trusted)
     remaining = max(0.05, deadline - time.monotonic())
     timeout = urllib3.Timeout(connect=remaining, read=remaining)
     plain, tls = _connection_classes(watchdog)

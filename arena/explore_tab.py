@@ -51,7 +51,7 @@ def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
             hits = run_explore(searcher, query, image_file, picked, count, settings)
         except UserError as err:
             raise gr.Error(str(err), print_exception=False) from err
-        shown = [gallery_items(searcher, hits[m]) if m in hits else [] for m in methods]
+        shown = [gallery_items(searcher, hits[m], settings.catalog_limits()) if m in hits else [] for m in methods]
         return [summary_line(query, hits), hits, ""] + shown
 
     gr.on([button.click, text.submit], on_search, inputs=[text, image, chosen, k],

@@ -18,10 +18,12 @@ from clip_arena.index.search import Searcher
 DETAIL_SKIP = ("image_uri",)
 
 
-def catalog_image(searcher: Searcher, row: int) -> Image.Image:
-    """A catalog image as pixels: the browser gets these, never a path on the server."""
+def catalog_image(searcher: Searcher, row: int, limits=None) -> Image.Image:
+    """A catalog image as pixels: the browser gets these, never a path on the server. `limits`: the
+    catalog's fetch limits (Settings.catalog_limits), its owner's hosts allowed."""
     catalog = searcher.catalog
-    return load_image(catalog.resolve_uri(catalog.table.column("image_uri")[row].as_py()))
+    uri = catalog.resolve_uri(catalog.table.column("image_uri")[row].as_py())
+    return load_image(uri, limits) if limits is not None else load_image(uri)
 
 
 def caption_of(searcher: Searcher, row: int) -> str:
@@ -29,12 +31,12 @@ def caption_of(searcher: Searcher, row: int) -> str:
     return str(table.column("caption")[row].as_py() or "") if "caption" in table.column_names else ""
 
 
-def gallery_items(searcher: Searcher, hits: list[Hit]) -> list[tuple[Image.Image, str]]:
+def gallery_items(searcher: Searcher, hits: list[Hit], limits=None) -> list[tuple[Image.Image, str]]:
     """(image, label) per hit; the label carries the score, shown under each image."""
     items = []
     for hit in hits:
         caption = caption_of(searcher, hit.row)
-        items.append((catalog_image(searcher, hit.row), f"{hit.score:.3f} · {caption or hit.image_id}"))
+        items.append((catalog_image(searcher, hit.row, limits), f"{hit.score:.3f} · {caption or hit.image_id}"))
     return items
 
 

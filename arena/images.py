@@ -3,12 +3,16 @@
 The web server may serve one folder (Gradio's upload cache); each image a round shows is linked or
 copied there under a name made from its row, once. Nothing else of the catalog's folder (the
 Parquet, FAISS indices, a votes.db) can reach the browser, and catalog images may live anywhere.
-A row whose file is missing or is not an image shows a grey placeholder.
+A catalog URL is fetched by the server under the image policy (analyzer.fetch: public addresses
+only, except the hosts the owner named with --catalog-hosts), once, into a cache that is not
+served, then linked like a local file. A row whose file is missing, cannot be fetched or is not an
+image shows a grey placeholder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import mimetypes
 import os
 import shutil
@@ -19,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from clip_arena.core.errors import ImageLoadError
+from clip_arena.core.settings import FetchLimits
 from clip_arena.index.catalog import Catalog
 
 PLACEHOLDER = "missing.png"
@@ -27,6 +33,7 @@ PLACEHOLDER = "missing.png"
 REFRESH_S = 30.0
 # Images a browser shows inline and that carry no script (SVG can).
 SHOWN_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"}
+SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp", "AVIF": ".avif"}
 
 
 def is_url(uri: str) -> bool:
@@ -34,18 +41,22 @@ def is_url(uri: str) -> bool:
 
 
 class CatalogImages:
-    def __init__(self, catalog: Catalog, folder: str | Path):
+    def __init__(self, catalog: Catalog, folder: str | Path, limits: FetchLimits | None = None):
         self.catalog = catalog
+        self.limits = limits or FetchLimits()
         # One sub-folder per catalog file, so two catalogs' rows never share a name.
         key = hashlib.sha1(str(catalog.path.resolve() if catalog.path else "").encode()).hexdigest()[:12]
         self.folder = Path(folder) / "clip-arena-images" / key
         self.folder.mkdir(parents=True, exist_ok=True)
+        # Fetched catalog URLs, kept where no route serves them (the served folder is cleaned by age).
+        self.fetched = Path(tempfile.gettempdir()) / "clip-arena-fetched" / key
+        self.fetched.mkdir(parents=True, exist_ok=True)
         self._uris = catalog.table.column("image_uri")
         self._served: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def __call__(self, row: int) -> str:
-        """What the page may load for a catalog row: the image's URL, or the path of its copy."""
+        """The path of the served copy the page may load for a catalog row."""
         served = self._served.get(row)
         if served is None or not _fresh(served):
             served = self._serve(row)
@@ -55,9 +66,9 @@ class CatalogImages:
 
     def _serve(self, row: int) -> str:
         uri = self.catalog.resolve_uri(self._uris[row].as_py())
-        if is_url(uri):
-            return uri  # the browser fetches it from its own host
-        source = Path(uri)
+        source = self._fetch(row, uri) if is_url(uri) else Path(uri)
+        if source is None:
+            return self._placeholder()
         kind = mimetypes.guess_type(source.name)[0]
         if kind not in SHOWN_TYPES or not source.is_file() or not _is_image(source):
             return self._placeholder()
@@ -65,6 +76,27 @@ class CatalogImages:
         if not _fresh(str(target)):
             _link_or_copy(source, target)
         return str(target)
+
+    def _fetch(self, row: int, url: str) -> Path | None:
+        """The catalog URL's image in the fetch cache (fetched once), or None when it cannot be had."""
+        from clip_arena.analyzer.fetch import fetch_bytes
+
+        cached = next(iter(sorted(self.fetched.glob(f"{row}.*"))), None)
+        if cached is not None:
+            return cached
+        try:
+            data = fetch_bytes(url, self.limits)
+            with Image.open(io.BytesIO(data)) as im:
+                suffix = SUFFIXES.get(im.format or "")
+        except (ImageLoadError, OSError, ValueError, Image.DecompressionBombError):
+            return None
+        if suffix is None:
+            return None
+        target = self.fetched / f"{row}{suffix}"
+        tmp = target.with_name(f".{target.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return target
 
     def _placeholder(self) -> str:
         target = self.folder / PLACEHOLDER
@@ -76,9 +108,7 @@ class CatalogImages:
 
 
 def _fresh(served: str) -> bool:
-    """A URL, or a local copy that exists and was made less than REFRESH_S ago."""
-    if is_url(served):
-        return True
+    """A local copy that exists and was made less than REFRESH_S ago."""
     try:
         return time.time() - os.lstat(served).st_ctime < REFRESH_S
     except OSError:

@@ -89,12 +89,13 @@ KEYBOARD_JS = """
 """
 
 
-def build(arena: Arena, identity: str = TYPED) -> None:
+def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
     """`identity` (core/hosting.py): how the annotator is named: Hugging Face login, the app's
-    login, a typed name, or nobody may vote."""
+    login, a typed name, or nobody may vote. `limits`: how catalog image URLs are fetched
+    (Settings.catalog_limits)."""
     login_name = identity != TYPED
     texts = voting_texts(identity)
-    images = CatalogImages(arena.searcher.catalog, get_upload_folder())
+    images = CatalogImages(arena.searcher.catalog, get_upload_folder(), limits)
     state = gr.State(None)
     saved_name = gr.BrowserState("", storage_key=NAME_KEY, secret=NAME_KEY)  # a name, not a secret
     with gr.Column(elem_id="arena-root"):

@@ -98,7 +98,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
                               queue=False)
         with gr.Tab("Arena", id="arena") as arena_tab_ui:
             if arena is not None:
-                arena_tab.build(arena, identity=identity(settings))
+                arena_tab.build(arena, identity=identity(settings), limits=settings.catalog_limits())
             else:
                 gr.Markdown(f"The arena is not available: {why_not}", elem_id="arena-unavailable")
         with gr.Tab("Results", id="results") as results_tab_ui:

@@ -41,6 +41,10 @@ def add_parser(subparsers) -> None:
                    help="minutes between pushes to the vote target (default 5 for a repo, at least 1; 1 for a folder, 0: each vote)")
     p.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true", default=None,
                    help="hosted: let annotators vote under a typed name without signing in")
+    p.add_argument("--catalog-hosts", dest="catalog_hosts", metavar="HOST[,HOST]",
+                   type=lambda s: tuple(h.strip().lower() for h in s.split(",") if h.strip()),
+                   help="hosts of the catalog's image URLs that the server may fetch from although they are on a "
+                        "private network (HOST or HOST:PORT); other private addresses stay refused")
     p.add_argument("--admins", metavar="NAME[,NAME]", type=lambda s: tuple(n.strip() for n in s.split(",") if n.strip()),
                    help="who owns the arena when annotators sign in or it is hosted: these signed-in names see "
                         "Results, exports and Explore (on a Space, its owner too); annotators see their own progress")
@@ -80,7 +84,9 @@ def describe(settings, arena, users) -> list[str]:
     local = [u for u in uris if "://" not in u[:16]]
     where = [f"{len(local)} files under {os.path.commonpath([os.path.dirname(u) for u in local])}"] if local else []
     if len(local) < len(uris):
-        where.append(f"{len(uris) - len(local)} URLs")
+        trusted = f"; private hosts allowed: {', '.join(settings.catalog_hosts)}" if settings.catalog_hosts else \
+            "; public hosts only (--catalog-hosts for your own)"
+        where.append(f"{len(uris) - len(local)} URLs (fetched by this server{trusted})")
     from clip_arena.analyzer.policy import configured_roots
 
     allowed = configured_roots(settings)  # the rule the tabs apply: hosted, none unless configured

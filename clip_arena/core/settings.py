@@ -48,6 +48,9 @@ class FetchLimits:
     max_pixels: int = 40_000_000
     max_redirects: int = 5
     allow_private_urls: bool = False
+    # Hosts whose private addresses may be fetched anyway: the owner's catalog image hosts, for the
+    # arena's catalog images only (serve --catalog-hosts); every redirect hop is checked on its own.
+    trusted_hosts: tuple[str, ...] = ()
     # Pixels being decoded at once across all threads (memory bound); 0: unbounded.
     decode_pixels: int = 120_000_000
 
@@ -90,6 +93,7 @@ class Settings:
     max_batch_rows: int = 0  # rows of one web batch; 0: 5,000 when hosted, none locally (core/hosting.py)
     explore: bool | None = None  # the Explore tab; None: only where annotators neither sign in nor share a host
     admins: tuple[str, ...] = ()  # signed-in names that own the arena (Results, exports, Explore): core/hosting.py
+    catalog_hosts: tuple[str, ...] = ()  # hosts of catalog image URLs fetched even on a private network
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -132,7 +136,13 @@ class Settings:
             max_batch_rows=_env_int("CLIP_ARENA_MAX_BATCH_ROWS", 0),
             explore=_env_bool("CLIP_ARENA_EXPLORE") if os.environ.get("CLIP_ARENA_EXPLORE") else None,
             admins=tuple(n.strip() for n in os.environ.get("CLIP_ARENA_ADMINS", "").split(",") if n.strip()),
+            catalog_hosts=tuple(h.strip().lower() for h in os.environ.get("CLIP_ARENA_CATALOG_HOSTS", "").split(",")
+                                if h.strip()),
         )
+
+    def catalog_limits(self) -> FetchLimits:
+        """The fetch limits for the catalog's own image URLs: the owner's --catalog-hosts may be private."""
+        return replace(self.limits, trusted_hosts=self.catalog_hosts)
 
     def with_overrides(self, **overrides) -> "Settings":
         """Apply command-line values; None means 'not given' and keeps the current value."""
