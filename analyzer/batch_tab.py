@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from clip_arena.analyzer.batch_view import (SHOWS, SORTS, CancelFlags, columns_of, local_paths_text, preview_datatypes,
-                                 refresh_preview, run_batch)
+from clip_arena.analyzer.batch_view import (SHOWS, SORTS, CancelFlags, ResultGone, columns_of, local_paths_text,
+                                            preview_datatypes, refresh_preview, run_batch)
 from clip_arena.analyzer import model_notice
 from clip_arena.analyzer.widgets import error_text, model_picker
 from clip_arena.core.errors import UserError
@@ -72,8 +72,10 @@ def build(settings: Settings) -> None:
     def on_view(scored, image, how, which, spec):
         try:
             table = refresh_preview(scored, image, how, which, spec, settings)
-        except UserError:
-            return gr.skip()  # the scored file is gone (cleaned after an hour): keep what is shown
+        except ResultGone:
+            return gr.skip()  # cleaned after an hour: keep what is shown
+        except UserError as err:  # not a scored CSV (sent through the API): one sentence
+            raise gr.Error(str(err), print_exception=False) from err
         return gr.Dataframe(table, datatype=preview_datatypes(table)) if table is not None else gr.skip()
 
     gr.on([sort.change, show.change], on_view, [result, image_col, sort, show, model], [preview],

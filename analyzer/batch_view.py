@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from clip_arena.analyzer.batch import BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache, read_records, score_csv
+from clip_arena.analyzer.batch import (SCORE_COLUMNS, BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache,
+                                      read_records, score_csv)
 from clip_arena.analyzer.csv_io import detect_columns, sniff
 from clip_arena.analyzer.model_choice import check_browser_model
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
@@ -207,10 +208,22 @@ def refresh_preview(scored: str | None, image_column: str, sort: str, show: str,
     """The preview again, sorted or filtered another way, from the scored file on disk."""
     if not scored:
         return None
+    if not Path(scored).is_file():
+        raise ResultGone("The scored file is gone (results are cleaned after an hour).")
     _, header = sniff(scored)
+    if not set(SCORE_COLUMNS) <= set(header):
+        raise UserError("That file is not a scored CSV from this tab (it has no cosine and error columns); "
+                        "run the batch again.")
     image_column = detect_columns(header, image_column or None, None)[0]
     encoder, _ = photo_model(settings, model)
-    return preview_table(scored, image_column, sort, show, encoder, settings)
+    try:
+        return preview_table(scored, image_column, sort, show, encoder, settings)
+    except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise UserError("That file is not a scored CSV from this tab; run the batch again.") from err
+
+
+class ResultGone(UserError):
+    """The scored file a preview was asked of no longer exists."""
 
 
 def preview_datatypes(frame: pd.DataFrame) -> list[str]:

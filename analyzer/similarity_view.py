@@ -9,6 +9,7 @@ from clip_arena.analyzer.model_choice import check_browser_model
 from clip_arena.analyzer.policy import ImagePolicy
 from clip_arena.analyzer.similarity import SimilarityResult, score_image_texts, split_captions
 from clip_arena.core.errors import UserError
+from clip_arena.core.hosting import caption_caps
 from clip_arena.core.settings import Settings
 from clip_arena.models.fallback import photo_model
 
@@ -53,9 +54,16 @@ def run_similarity(image_file: str | None, image_url: str, captions: str, model:
     """The tab's run; the image goes through the server's image policy, the model must be offered."""
     if not image_file and not (image_url or "").strip():
         raise UserError("Add an image: upload, paste or drop one, or give its URL.")
+    most, chars = caption_caps(settings)
+    if len(captions or "") > chars:
+        raise UserError(f"The captions hold {len(captions):,} characters; one call takes at most {chars:,} "
+                        "(use the Batch CSV tab for more).")
     texts = split_captions(captions)
     if not texts:
         raise UserError("Give at least one caption (one per line).")
+    if len(texts) > most:
+        raise UserError(f"That is {len(texts):,} captions; one call takes at most {most:,} "
+                        "(use the Batch CSV tab for more).")
     model = check_browser_model(model, settings)
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir)
     encoder, used = photo_model(settings, model)

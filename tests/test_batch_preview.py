@@ -97,3 +97,30 @@ def test_sorting_and_filtering_the_preview_fetches_no_image_again(tmp_path, tiny
         assert len(server.hits) == fetched
         first = refresh_preview(output, "url", SORTS[0], SHOWS[0], tiny_open_clip_spec, settings)
         assert first["percentile"].tolist() == table["percentile"].tolist()
+
+
+def test_a_preview_of_a_file_that_is_not_a_scored_csv_is_one_sentence(tmp_path, serve_app):
+    """On main /on_view with a votes.db or a CSV without an error column gave a traceback and raw
+    error text."""
+    from gradio_client import Client, handle_file
+
+    from clip_arena.analyzer.batch_view import ResultGone, refresh_preview
+    from clip_arena.core.errors import UserError
+    from clip_arena.core.settings import Settings
+
+    db = tmp_path / "votes.db"
+    db.write_bytes(b"SQLite format 3\x00" + bytes(4000))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("image,caption\na.png,a cat\n")
+    settings = Settings(model="demo:base")
+    for path in (db, plain):
+        with pytest.raises(UserError) as info:
+            refresh_preview(str(path), "", "input order", "all rows", "demo:base", settings)
+        assert not isinstance(info.value, ResultGone) and str(info.value).count(". ") == 0
+    with pytest.raises(ResultGone):
+        refresh_preview(str(tmp_path / "gone.csv"), "", "input order", "all rows", "demo:base", settings)
+    client = Client(serve_app("--votes", str(tmp_path / "v.db")), verbose=False, download_files=False)
+    for path in (db, plain):
+        with pytest.raises(Exception) as info:
+            client.predict(handle_file(str(path)), None, "input order", "all rows", "demo:base", api_name="/on_view")
+        assert "not a scored CSV" in str(info.value) and "Traceback" not in str(info.value)

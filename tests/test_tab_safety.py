@@ -93,3 +93,22 @@ def test_model_work_has_its_own_bounded_groups_and_uploads_are_cleaned(tiny_open
     monkeypatch.setattr(app, "build_app", lambda *args, **kwargs: demo)
     app.launch(settings)
     assert launched["max_size"] == 17
+
+
+def test_similarity_caps_captions_and_characters_per_call_hosted_lower(make_image, monkeypatch, tiny_open_clip_spec):
+    """On main one call took 100,000 captions (58 s of CPU, a 19 MB reply), round the hosted batch cap."""
+    from clip_arena.core.hosting import HOSTED_MAX_CAPTIONS, MAX_CAPTIONS
+
+    monkeypatch.setattr(similarity_view, "photo_model", lambda *a, **k: 1 / 0)  # refused before any model work
+    image = str(make_image())
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    local = Settings(model=tiny_open_clip_spec)
+    with pytest.raises(UserError, match=f"at most {MAX_CAPTIONS:,}"):
+        run_similarity(image, "", "\n".join("c" for _ in range(MAX_CAPTIONS + 1)), tiny_open_clip_spec, local)
+    with pytest.raises(UserError, match="characters; one call takes at most"):
+        run_similarity(image, "", "x" * 200_000, tiny_open_clip_spec, local)
+    hosted = Settings(model=tiny_open_clip_spec, hosted=True)
+    with pytest.raises(UserError, match=f"That is {HOSTED_MAX_CAPTIONS + 1} captions; one call takes at most "
+                                        f"{HOSTED_MAX_CAPTIONS}"):
+        run_similarity(image, "", "\n".join(f"c{i}" for i in range(HOSTED_MAX_CAPTIONS + 1)), tiny_open_clip_spec,
+                       hosted)

@@ -146,6 +146,19 @@ def max_upload(settings: Settings) -> str:
     return HOSTED_MAX_UPLOAD
 
 
+# Captions one Similarity call may score, and their characters in all: locally, then hosted.
+MAX_CAPTIONS, HOSTED_MAX_CAPTIONS = 1_000, 100
+MAX_CAPTION_CHARS, HOSTED_MAX_CAPTION_CHARS = 100_000, 10_000
+
+
+def caption_caps(settings: Settings) -> tuple[int, int]:
+    """(captions, characters) one web Similarity call may carry: a call is not a batch (a batch has
+    its own cap, and the command line none)."""
+    if is_hosted(settings):
+        return HOSTED_MAX_CAPTIONS, HOSTED_MAX_CAPTION_CHARS
+    return MAX_CAPTIONS, MAX_CAPTION_CHARS
+
+
 def max_batch_rows(settings: Settings) -> int | None:
     """Rows one web batch may have: as configured (CLIP_ARENA_MAX_BATCH_ROWS), else 5,000 when
     hosted and no cap locally. The command line is never capped."""
