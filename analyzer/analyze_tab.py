@@ -7,6 +7,7 @@ import gradio as gr
 from clip_arena.analyzer.analyze_view import run_analyze
 from clip_arena.analyzer import model_notice
 from clip_arena.analyzer.widgets import error_text, image_inputs, model_picker
+from clip_arena.core import background
 from clip_arena.core.errors import UserError
 from clip_arena.core.gpu import gpu
 from clip_arena.core.settings import Settings
@@ -32,7 +33,9 @@ def build(settings: Settings) -> None:
     @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_analyze(image_file, image_url, copy, spec):
         try:
-            return run_analyze(image_file, image_url, copy, spec, settings, image.GRADIO_CACHE)
+            # On a low-priority thread: a vote in the arena gets the processor first (core.background).
+            return background.run("analyze", settings.model_jobs, run_analyze, image_file, image_url, copy, spec,
+                                  settings, image.GRADIO_CACHE)
         except UserError as err:  # say it in the summary and clear the last report
             return "", None, None, None, error_text(str(err))
 

@@ -8,6 +8,7 @@ from clip_arena.analyzer.batch_view import (SHOWS, SORTS, CancelFlags, ResultGon
                                             preview_datatypes, refresh_preview, run_batch)
 from clip_arena.analyzer import model_notice
 from clip_arena.analyzer.widgets import error_text, model_picker
+from clip_arena.core import background
 from clip_arena.core.errors import UserError
 from clip_arena.core.gpu import gpu
 from clip_arena.core.settings import Settings
@@ -53,8 +54,10 @@ def build(settings: Settings) -> None:
         key = request.session_hash or ""
         flag = flags.start(key)
         try:
-            table, fig, text, output = run_batch(path, image, caption, spec, settings,
-                                                 lambda fraction, desc: progress(fraction, desc=desc), flag.is_set)
+            # On a low-priority thread: a vote in the arena gets the processor first (core.background).
+            table, fig, text, output = background.run(
+                "batch", settings.batch_jobs, run_batch, path, image, caption, spec, settings,
+                lambda fraction, desc: progress(fraction, desc=desc), flag.is_set)
         except UserError as err:  # say it in the summary and clear the last result
             return None, None, error_text(str(err)), None
         finally:

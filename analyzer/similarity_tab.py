@@ -8,6 +8,7 @@ import pandas as pd
 from clip_arena.analyzer.similarity_view import COLUMNS, run_similarity
 from clip_arena.analyzer import model_notice
 from clip_arena.analyzer.widgets import error_text, image_inputs, model_picker
+from clip_arena.core import background
 from clip_arena.core.errors import UserError
 from clip_arena.core.gpu import gpu
 from clip_arena.core.settings import Settings
@@ -30,7 +31,9 @@ def build(settings: Settings) -> None:
     @gpu  # ZeroGPU: a GPU for the length of this call (no-op elsewhere)
     def on_score(image_file, image_url, text, spec):
         try:
-            df, fig, line = run_similarity(image_file, image_url, text, spec, settings, image.GRADIO_CACHE)
+            # On a low-priority thread: a vote in the arena gets the processor first (core.background).
+            df, fig, line = background.run("similarity", settings.model_jobs, run_similarity, image_file, image_url,
+                                           text, spec, settings, image.GRADIO_CACHE)
         except UserError as err:  # say it in the summary and clear the last result
             return pd.DataFrame(columns=COLUMNS), None, error_text(str(err))
         return df, fig, line

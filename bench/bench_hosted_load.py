@@ -8,8 +8,14 @@ votes, and a new machine restored from the target gets them all.
 Baseline in the same run: the same load for a shorter time with no vote target (SQLite only):
 the ratio says what keeping votes beyond the machine costs.
 
+--stress: annotators sign in (a users file), and the same load runs twice for --seconds each:
+alone, then while an attacker floods /login with wrong passwords (rotating names and forwarded-for
+addresses, 4 threads) and Analyze and Batch CSV jobs run (2 threads): the ratio says what the
+flood and the model work cost the arena's annotators; nothing may be lost or counted twice.
+
     python bench/bench_hosted_load.py --annotators 8          # 60 s + 20 s baseline, about 2 minutes
     python bench/bench_hosted_load.py --annotators 32 --push-minutes 1
+    python bench/bench_hosted_load.py --annotators 32 --stress --seconds 60
 """
 
 from __future__ import annotations
@@ -186,6 +192,150 @@ def phase(work: Path, annotators: int, seconds: float, target: bool, push_minute
     return out
 
 
+def flood_logins(url: str, stop_at: float, counts: dict, seed: int) -> None:
+    """Wrong passwords as fast as the server answers, under ever-new names and forwarded-for addresses."""
+    import urllib.error
+    import urllib.parse
+
+    rng = random.Random(seed)
+    while time.monotonic() < stop_at:
+        name = f"intruder{rng.randrange(10**9)}"
+        data = urllib.parse.urlencode({"username": name, "password": "wrong"}).encode()
+        forwarded = f"203.0.113.{rng.randrange(256)}"
+        request = urllib.request.Request(url + "login", data=data, headers={"X-Forwarded-For": forwarded})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                code = response.status
+        except urllib.error.HTTPError as err:
+            code = err.code
+        except OSError:
+            code = "error"
+        counts[code] = counts.get(code, 0) + 1
+
+
+def model_jobs(url: str, stop_at: float, counts: dict, folder: Path, seed: int) -> None:
+    """Analyze and Batch CSV jobs, one after another, as a team member would start them."""
+    from gradio_client import Client, handle_file
+
+    images = sorted((ROOT / "assets" / "demo" / "images").iterdir())[:40]
+    rows = "".join(f"{p},a picture {i}\n" for i, p in enumerate(images))
+    (folder / f"batch{seed}.csv").write_text("image,caption\n" + rows)
+    client = Client(url, verbose=False, download_files=False, auth=("owner", "owner-pw"))
+    rng = random.Random(seed)
+    while time.monotonic() < stop_at:
+        try:
+            if rng.random() < 0.5:
+                client.predict(handle_file(str(rng.choice(images))), "", "a smiling face", "demo:finetuned",
+                               api_name="/on_analyze")
+                counts["analyze"] = counts.get("analyze", 0) + 1
+            else:
+                client.predict(handle_file(str(folder / f"batch{seed}.csv")), None, None, "demo:finetuned",
+                               api_name="/on_run")
+                counts["batch"] = counts.get("batch", 0) + 1
+        except Exception as err:  # noqa: BLE001 - counted, the load goes on
+            counts["error"] = counts.get("error", 0) + 1
+            counts["last_error"] = repr(err)[:200]
+
+
+def stress_phase(work: Path, annotators: int, seconds: float, stress: bool) -> dict:
+    """Signed-in annotators voting for `seconds`, with (or without) a login flood and model jobs."""
+    work.mkdir(parents=True)
+    db, port = work / "votes.db", free_port()
+    users = work / "users.txt"
+    users.write_text("".join(f"ann{i:02d}:pw-{i}\n" for i in range(annotators)) + "owner:owner-pw\n")
+    args = ["--catalog", str(DEMO), "--votes", str(db), "--hosted", "--users", str(users), "--admins", "owner",
+            "--min-display-ms", "0", "--image-root", str(ROOT / "assets"), "--model", "demo:finetuned"]
+    server = Server(work, port, args)
+    go = threading.Event()  # set once every annotator has signed in and started: the measured run begins
+    load = Load(server.url, annotators, float("inf"), go)
+    load.signed_in = threading.Semaphore(0)
+    load.threads = [threading.Thread(target=signed_in_annotator, args=(load, f"ann{i:02d}", i, f"pw-{i}"), daemon=True)
+                    for i in range(annotators)]
+    load.run()
+    for _ in range(annotators):
+        load.signed_in.acquire(timeout=300)
+    start = time.monotonic()
+    load.stop_at = start + seconds
+    extra, counts = [], {}
+    if stress:
+        extra += [threading.Thread(target=flood_logins, args=(server.url, load.stop_at, counts, s), daemon=True)
+                  for s in range(4)]
+        extra += [threading.Thread(target=model_jobs, args=(server.url, load.stop_at, counts, work, s), daemon=True)
+                  for s in range(2)]
+    for th in extra:
+        th.start()
+    go.set()
+    load.join()
+    for th in extra:
+        th.join()
+    wall = time.monotonic() - start
+    server.stop()
+    stored = per_annotator(db)
+    lat = np.array(load.latencies) * 1000
+    lost = {a: n - stored.get(a, 0) for a, n in load.acked.items() if stored.get(a, 0) < n}
+    extra_votes = {a: stored.get(a, 0) - n for a, n in load.acked.items() if stored.get(a, 0) > n}
+    return {"acked": sum(load.acked.values()), "stored": sum(stored.values()), "lost": lost, "extra": extra_votes,
+            "errors": load.errors[:3], "votes_per_s": sum(load.acked.values()) / wall, "counts": counts,
+            "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+            "p95_ms": float(np.percentile(lat, 95)) if len(lat) else float("nan")}
+
+
+def signed_in_annotator(load: Load, name: str, seed: int, password: str) -> None:
+    """One annotator who signs in, then votes as fast as the server answers until the run ends."""
+    from gradio_client import Client
+
+    rng = random.Random(seed)
+    load.acked[name] = load.in_doubt[name] = 0
+    deadline = time.monotonic() + 300
+    while True:  # a team signing in at once queues for the password checks: a person tries again
+        try:
+            client = Client(load.url, verbose=False, download_files=False, auth=(name, password))
+            out = client.predict(name, "all", api_name="/arena_start")
+            break
+        except Exception:  # noqa: BLE001 - timed out waiting for the check
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(rng.uniform(0.5, 2.0))
+    load.signed_in.release()
+    load.up.wait()
+    while time.monotonic() < load.stop_at:
+        t0 = time.perf_counter()
+        try:
+            out = client.predict(out[2], False, api_name=f"/arena_{rng.choice(CHOICES)}")
+        except Exception as err:  # noqa: BLE001 - an error the run reports
+            with load.lock:
+                load.errors.append(repr(err)[:200])
+            break
+        elapsed = time.perf_counter() - t0
+        with load.lock:
+            load.latencies.append(elapsed)
+            load.acked[name] += 1
+
+
+def stress_main(args) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-stress-"))
+    try:
+        calm = stress_phase(work / "calm", args.annotators, args.seconds, stress=False)
+        busy = stress_phase(work / "busy", args.annotators, args.seconds, stress=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{args.annotators} signed-in annotators, loopback, demo catalog, {args.seconds:g} s each run")
+    print("| run | votes | votes/s | p50 ms | p95 ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, r in (("annotators alone (baseline)", calm), ("+ login flood and Analyze/Batch jobs", busy)):
+        print(f"| {name} | {r['acked']} | {r['votes_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+    counts = {k: v for k, v in busy["counts"].items() if k != "last_error"}
+    print(f"during the flood: {counts}" + (f"; last job error: {busy['counts']['last_error']}"
+                                            if "last_error" in busy["counts"] else ""))
+    print(f"ratio p95 busy/alone: {busy['p95_ms'] / calm['p95_ms']:.2f}; "
+          f"votes/s busy/alone: {busy['votes_per_s'] / calm['votes_per_s']:.2f}")
+    ok = all(not r["lost"] and not r["extra"] and not r["errors"] and r["acked"] == r["stored"] for r in (calm, busy))
+    print("nothing lost or counted twice" if ok else
+          f"PROBLEM: {[(r['lost'], r['extra'], r['errors'], r['acked'], r['stored']) for r in (calm, busy)]}")
+    return 0 if ok else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--annotators", type=int, default=8)
@@ -193,7 +343,11 @@ def main() -> int:
     p.add_argument("--baseline-seconds", type=float, default=20.0)
     p.add_argument("--push-minutes", type=float, default=0.0, help="0: every vote pushed as it is cast")
     p.add_argument("--keep", action="store_true", help="keep the work folder (votes, target, server logs)")
+    p.add_argument("--stress", action="store_true",
+                   help="signed-in annotators alone, then under a login flood and Analyze/Batch jobs")
     args = p.parse_args()
+    if args.stress:
+        return stress_main(args)
     work = Path(tempfile.mkdtemp(prefix="bench-hosted-"))
     try:
         base = phase(work / "baseline", args.annotators, args.baseline_seconds, False, 0, kill=False)

@@ -163,9 +163,12 @@ def test_a_client_past_its_failures_is_answered_429_without_a_check():
         await send({"type": "http.response.body", "body": b"{}"})
 
     clock = [0.0]
-    guard = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]))
+    guard = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]), behind_proxy=True)
 
     async def post(ip, forwarded=None):
+        return await _post_to(guard, ip, forwarded)
+
+    async def _post_to(guard, ip, forwarded=None):
         sent = []
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
         scope = {"type": "http", "method": "POST", "path": "/login/", "client": (ip, 1), "headers": headers}
@@ -182,6 +185,9 @@ def test_a_client_past_its_failures_is_answered_429_without_a_check():
     assert [asyncio.run(post("proxy", f"spoof{i}, 1.2.3.4")) for i in range(4)][-1] == 429
     clock[0] = 61.0
     assert asyncio.run(post("10.0.0.1")) == 400  # the window passed
+    direct = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]))
+    # With no proxy in front, a forwarded-for header the client makes up does not make it someone else.
+    assert [asyncio.run(_post_to(direct, "10.9.9.9", f"spoof{i}")) for i in range(4)][-1] == 429
 
 
 def test_a_running_app_limits_failed_sign_ins_and_keeps_its_monitor_closed(tmp_path, serve_app):

@@ -99,6 +99,8 @@ class Users:
         if self.names.blocked_for(name) > 0:
             return False  # too many failures for this name: no check until its window passes
         allowed = await self.queue.run(self.check, name, password)
+        if allowed is None:
+            return False  # too busy to check: refused, but no failure of this name's
         if not allowed:
             self.names.failed(name)
         return allowed

@@ -3,8 +3,9 @@
 On main a password check (600,000 rounds of PBKDF2) ran in Gradio's async /login handler, on the
 event loop: six loops of wrong passwords took other annotators' votes from 190 ms to 14.6 s. And a
 wrong password took about 400 ms for a known name, 70 ms for an unknown one. Here:
-- the check runs in a worker thread, one at a time for the whole app, and a few waiting at most
-  (past that an attempt fails at once): sign-ins can take one core, never the event loop;
+- the check runs in a low-priority worker thread, one at a time for the whole app, and a bounded
+  number waiting (past that an attempt fails at once, and counts against no name): sign-ins take at most one core, and yield
+  it to annotators, never the event loop;
 - every attempt does the same work, known name or not, clear or hashed password;
 - failures are limited per name and per client (FailureLimiter): past the limit, attempts are
   refused at once, without a check, for the rest of the window.
@@ -12,15 +13,18 @@ wrong password took about 400 ms for a known name, 70 ms for an unknown one. Her
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
 
-import anyio
+from clip_arena.core import background
 
 MAX_FAILURES = 8  # per name, and per client, in one window
 WINDOW_S = 300.0
-MAX_WAITING = 8  # attempts queued for the checking thread; more fail at once
+# Attempts queued for the checking thread (about 0.35 s each on one core): a team of 32 signing in
+# at once all get through; past this, a flood's attempts fail at once.
+MAX_WAITING = 64
 
 
 class FailureLimiter:
@@ -60,33 +64,34 @@ class FailureLimiter:
 
 
 class CheckQueue:
-    """One password check at a time, off the event loop; at most MAX_WAITING waiting."""
+    """One password check at a time, off the event loop, on a low-priority thread (core.background);
+    at most MAX_WAITING waiting."""
 
     def __init__(self, max_waiting: int = MAX_WAITING):
         self.max_waiting = max_waiting
         self.waiting = 0
-        self._limiter: anyio.CapacityLimiter | None = None
 
-    async def run(self, check, *args) -> bool:
+    async def run(self, check, *args) -> bool | None:
+        """check(*args), or None when too many are waiting (nothing was checked)."""
         if self.waiting >= self.max_waiting:
-            return False  # a flood: refuse at once rather than queue without end
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(1)
+            return None  # a flood: refuse at once rather than queue without end
         self.waiting += 1
         try:
-            return await anyio.to_thread.run_sync(check, *args, limiter=self._limiter)
+            return await asyncio.wrap_future(background.submit("sign-in", 1, check, *args))
         finally:
             self.waiting -= 1
 
 
-def client_key(scope) -> str:
-    """Who is signing in: behind a proxy (a Space), the address the proxy appended last to
-    X-Forwarded-For; else the connection's own address."""
-    for name, value in scope.get("headers") or ():
-        if name == b"x-forwarded-for":
-            last = value.decode("latin-1").split(",")[-1].strip()
-            if last:
-                return last
+def client_key(scope, behind_proxy: bool) -> str:
+    """Who is signing in: behind a proxy (a hosted app, a Space), the address the proxy appended last
+    to X-Forwarded-For; else the connection's own address (a header a client sends itself is not
+    believed where no proxy stands in front)."""
+    if behind_proxy:
+        for name, value in scope.get("headers") or ():
+            if name == b"x-forwarded-for":
+                last = value.decode("latin-1").split(",")[-1].strip()
+                if last:
+                    return last
     client = scope.get("client")
     return client[0] if client else "?"
 
@@ -95,14 +100,15 @@ class LoginGuard:
     """ASGI middleware on Gradio's POST /login: a client past its failures is answered 429 without
     a check; each 400 (wrong name or password) counts against it."""
 
-    def __init__(self, app, limiter: FailureLimiter | None = None):
+    def __init__(self, app, limiter: FailureLimiter | None = None, behind_proxy: bool = False):
         self.app = app
         self.limiter = limiter or CLIENTS
+        self.behind_proxy = behind_proxy
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].rstrip("/").endswith("/login"):
             return await self.app(scope, receive, send)
-        key = client_key(scope)
+        key = client_key(scope, self.behind_proxy)
         wait = self.limiter.blocked_for(key)
         if wait > 0:
             body = (b'{"detail":"Too many failed sign-ins from here; try again in %d s."}' % int(wait + 1))
