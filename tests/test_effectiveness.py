@@ -157,3 +157,17 @@ def test_cli_trains_and_analyze_shows_the_prediction(planted, tmp_path, tiny_ope
     bad = run_cli("effectiveness", "train", "--csv", str(folder / "creatives.csv"), "--target", "nope",
                   "-o", str(tmp_path / "x.joblib"))
     assert bad.returncode == 2 and "no target column 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_train_without_a_model_falls_back_to_the_demo_model_offline(tmp_path):
+    """The model rule of every command: on main `effectiveness train` with no --model failed on the
+    unreachable hub, where similarity, score and analyze fell back to the demo model with a note."""
+    csv = write_creatives(tmp_path, rows=30)
+    out = tmp_path / "m.joblib"
+    done = run_cli("effectiveness", "train", "--csv", str(csv), "--target", "ctr", "--folds", "3", "--offline",
+                   "-o", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "note: demo model" in done.stderr
+    from clip_arena.effectiveness.model import load
+
+    assert load(out).clip_model == "demo:finetuned"  # the model its features came from

@@ -103,6 +103,17 @@ def test_users_hash_prints_a_line_the_users_file_accepts(tmp_path):
     assert users("alice", "pa ss") and not users("alice", "pass")
 
 
+def run_async(coroutine):
+    """asyncio.run in a thread of its own: Playwright's sync API (the browser tests, earlier in the same
+    session) keeps an event loop running in the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import asyncio
+
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(asyncio.run, coroutine).result()
+
+
 def test_sign_ins_run_off_the_event_loop_with_the_same_work_for_any_name_and_a_limit(tmp_path):
     """On main the PBKDF2 check ran on Gradio's event loop (sign-in loops stalled every annotator),
     an unknown name was answered about 6x faster than a known one, and failures had no limit."""
@@ -144,10 +155,10 @@ def test_sign_ins_run_off_the_event_loop_with_the_same_work_for_any_name_and_a_l
         task.cancel()
         return results, ticks, elapsed
 
-    results, ticks, elapsed = asyncio.run(attempts())
+    results, ticks, elapsed = run_async(attempts())
     assert results == [False] * (MAX_FAILURES + 1)
     assert ticks >= elapsed / 0.01 * 0.5  # the loop was free during the checks
-    assert asyncio.run(users.verify("bob", "clear")) is True
+    assert run_async(users.verify("bob", "clear")) is True
 
 
 def test_a_client_past_its_failures_is_answered_429_without_a_check():
@@ -179,15 +190,15 @@ def test_a_client_past_its_failures_is_answered_429_without_a_check():
         await guard(scope, None, send)
         return sent[0]["status"]
 
-    assert [asyncio.run(post("10.0.0.1")) for _ in range(4)] == [400, 400, 400, 429]
-    assert len(calls) == 3 and asyncio.run(post("10.0.0.2")) == 400  # another client is not held back
+    assert [run_async(post("10.0.0.1")) for _ in range(4)] == [400, 400, 400, 429]
+    assert len(calls) == 3 and run_async(post("10.0.0.2")) == 400  # another client is not held back
     # Behind a proxy the client is the address the proxy appended last, whatever the client sent.
-    assert [asyncio.run(post("proxy", f"spoof{i}, 1.2.3.4")) for i in range(4)][-1] == 429
+    assert [run_async(post("proxy", f"spoof{i}, 1.2.3.4")) for i in range(4)][-1] == 429
     clock[0] = 61.0
-    assert asyncio.run(post("10.0.0.1")) == 400  # the window passed
+    assert run_async(post("10.0.0.1")) == 400  # the window passed
     direct = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]))
     # With no proxy in front, a forwarded-for header the client makes up does not make it someone else.
-    assert [asyncio.run(_post_to(direct, "10.9.9.9", f"spoof{i}")) for i in range(4)][-1] == 429
+    assert [run_async(_post_to(direct, "10.9.9.9", f"spoof{i}")) for i in range(4)][-1] == 429
 
 
 def test_a_running_app_limits_failed_sign_ins_and_keeps_its_monitor_closed(tmp_path, serve_app):
