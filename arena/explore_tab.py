@@ -38,11 +38,11 @@ def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
     details = gr.Markdown(elem_id="explore-details")
 
     def on_show(picked, request: gr.Request):
-        if not is_owner(settings, request):
-            return [gr.update(choices=[], value=[])] + [gr.update() for _ in methods]
-        return [gr.update(choices=methods, value=picked or methods)] + [gr.update(label=m) for m in methods]
+        if not is_owner(settings, request):  # one sentence, and no method name
+            return [gr.update(choices=[], value=[]), OWNERS_ONLY] + [gr.update() for _ in methods]
+        return [gr.update(choices=methods, value=picked or methods), gr.skip()] + [gr.update(label=m) for m in methods]
 
-    tab.select(on_show, [chosen], [chosen] + [galleries[m] for m in methods])
+    tab.select(on_show, [chosen], [chosen, summary] + [galleries[m] for m in methods])
 
     def on_search(query, image_file, picked, count, request: gr.Request):
         if not is_owner(settings, request):

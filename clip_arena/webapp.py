@@ -78,8 +78,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
     from clip_arena.analyzer.content.service import effectiveness_predictor
     from clip_arena.arena import explore_tab
     from clip_arena.arena import tab as arena_tab
-    from clip_arena.core.hosting import (EXPLORE_OFF, explore_enabled, identity, is_hosted, is_owner, owners_only,
-                                         storage_notice)
+    from clip_arena.core.hosting import EXPLORE_OFF, explore_enabled, identity, is_hosted, storage_notice
     from clip_arena.votes import results_tab
 
     arena, why_not = (arena, None) if arena is not None else open_arena(settings)
@@ -123,9 +122,6 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
                                   settings, on_export=arena.note_export)
             else:
                 gr.Markdown(f"No results: {why_not}")
-        if owners_only(settings):  # Results and Explore only on an owner's page (and checked on every call)
-            demo.load(lambda request: [gr.Tab(visible=is_owner(settings, request))] * 2, None,
-                      [results_tab_ui, explore_tab_ui], api_visibility="private", queue=False)
     return demo
 
 

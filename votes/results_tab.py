@@ -12,7 +12,8 @@ from clip_arena.votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS
 def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_export=None) -> None:
     """The Results tab. It fills in (and refreshes) only while shown: method names must not reach
     the page while the Arena tab is in use. Where annotators sign in or the app is hosted, only
-    owners get anything from it (core.hosting.is_owner, checked on every call); `on_export(name)`
+    owners get anything from it (core.hosting.is_owner, checked on every call; others read one
+    sentence: Gradio cannot hide a tab per visitor); `on_export(name)`
     is told who exported, whose earlier rounds are then no longer blind to them."""
     with gr.Row():
         pair = gr.Dropdown(label="Pair of methods", choices=[], elem_id="results-pair", scale=2)
