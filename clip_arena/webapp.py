@@ -169,7 +169,7 @@ def launch(settings: Settings, arena=None) -> None:
     # Hosted, smaller uploads; Finish ends an annotator's session, never the server.
     from starlette.middleware import Middleware
 
-    from clip_arena.core.hosting import is_hosted, max_upload
+    from clip_arena.core.hosting import behind_proxy, max_upload
     from clip_arena.core.login_guard import LoginGuard
 
     demo.queue(max_size=settings.queue_size).launch(
@@ -179,6 +179,6 @@ def launch(settings: Settings, arena=None) -> None:
         # Gradio's traffic monitor shows every event's timing to anyone signed in: off.
         enable_monitoring=False,
         # Failed sign-ins are limited per client (core.login_guard); the checks run off the event loop.
-        app_kwargs={"middleware": [Middleware(LoginGuard, behind_proxy=is_hosted(settings))]},
+        app_kwargs={"middleware": [Middleware(LoginGuard, behind_proxy=behind_proxy())]},
     )
 

@@ -79,6 +79,15 @@ def test_import_refuses_a_hostile_cell_in_one_sentence_and_imports_nothing(tmp_p
     assert target.votes(include_undone=True) == []
 
 
+def test_blank_lines_are_no_records(tmp_path):
+    """Found by a stranger's trial: one trailing blank line (an edited CSV) made the import refuse
+    the whole file, "it has 0 cells"."""
+    rows = _exported(tmp_path)
+    text = (tmp_path / "votes.csv").read_text(encoding="utf-8")
+    (tmp_path / "blank.csv").write_text(text.replace("\n", "\n\r\n", 1) + "\r\n\n", encoding="utf-8")
+    assert import_csv(VoteStore(tmp_path / "t.db"), tmp_path / "blank.csv") == len(rows) - 1
+
+
 def test_import_refuses_extra_cells(tmp_path):
     rows = _exported(tmp_path)
     rows[1] = rows[1] + ["surprise"]

@@ -122,8 +122,6 @@ def test_sign_ins_run_off_the_event_loop_with_the_same_work_for_any_name_and_a_l
     import time
 
     from clip_arena.core import auth
-    from clip_arena.core.login_guard import MAX_FAILURES
-
     users = Users({"alice": hash_password("right"), "bob": "clear"})
     assert inspect.iscoroutinefunction(users.verify) and not callable(users)  # Gradio awaits it
     work = []
@@ -149,56 +147,63 @@ def test_sign_ins_run_off_the_event_loop_with_the_same_work_for_any_name_and_a_l
 
         task = asyncio.create_task(ticker())
         started = time.monotonic()
-        results = [await users.verify("alice", "wrong") for _ in range(MAX_FAILURES)]
-        results.append(await users.verify("alice", "right"))  # blocked: the name is past its failures
+        results = [await users.verify("alice", "wrong") for _ in range(3)] + [await users.verify("alice", "right")]
         elapsed = time.monotonic() - started
         task.cancel()
         return results, ticks, elapsed
 
     results, ticks, elapsed = run_async(attempts())
-    assert results == [False] * (MAX_FAILURES + 1)
+    assert results == [False, False, False, True]
     assert ticks >= elapsed / 0.01 * 0.5  # the loop was free during the checks
     assert run_async(users.verify("bob", "clear")) is True
 
 
-def test_a_client_past_its_failures_is_answered_429_without_a_check():
-    import asyncio
-
+def test_a_client_or_a_name_past_its_failures_is_answered_429_without_a_check():
     from clip_arena.core.login_guard import FailureLimiter, LoginGuard
 
     calls = []
 
-    async def app(scope, receive, send):
-        calls.append(scope["path"])
+    async def app(scope, receive, send):  # Gradio's /login, always a wrong password here
+        calls.append((await receive())["body"])
         await send({"type": "http.response.start", "status": 400, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
     clock = [0.0]
-    guard = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]), behind_proxy=True)
 
-    async def post(ip, forwarded=None):
-        return await _post_to(guard, ip, forwarded)
+    def guard(behind_proxy):
+        limits = [FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]) for _ in range(2)]
+        return LoginGuard(app, *limits, behind_proxy=behind_proxy)
 
-    async def _post_to(guard, ip, forwarded=None):
+    async def post(to, ip, name="alice", forwarded=None):
         sent = []
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
         scope = {"type": "http", "method": "POST", "path": "/login/", "client": (ip, 1), "headers": headers}
+        body = f"username={name}&password=wrong".encode()
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message):
             sent.append(message)
 
-        await guard(scope, None, send)
-        return sent[0]["status"]
+        await to(scope, receive, send)
+        return sent[0]["status"], sent[-1].get("body", b"")
 
-    assert [run_async(post("10.0.0.1")) for _ in range(4)] == [400, 400, 400, 429]
-    assert len(calls) == 3 and run_async(post("10.0.0.2")) == 400  # another client is not held back
+    proxied = guard(behind_proxy=True)
+    codes = [run_async(post(proxied, "10.0.0.1", f"n{i}")) for i in range(4)]
+    assert [c for c, _ in codes] == [400, 400, 400, 429] and b"from here" in codes[-1][1]
+    assert len(calls) == 3 and calls[0] == b"username=n0&password=wrong"  # the form reaches Gradio unchanged
+    # A name failed from many places is held back too, and says so (not "Incorrect credentials").
+    codes = [run_async(post(proxied, f"10.1.0.{i}", "bob")) for i in range(4)]
+    assert [c for c, _ in codes] == [400, 400, 400, 429] and b"for this name" in codes[-1][1]
+    assert run_async(post(proxied, "10.2.0.1", "carol"))[0] == 400  # others are not held back
     # Behind a proxy the client is the address the proxy appended last, whatever the client sent.
-    assert [run_async(post("proxy", f"spoof{i}, 1.2.3.4")) for i in range(4)][-1] == 429
-    clock[0] = 61.0
-    assert run_async(post("10.0.0.1")) == 400  # the window passed
-    direct = LoginGuard(app, FailureLimiter(max_failures=3, window_s=60, clock=lambda: clock[0]))
+    assert [run_async(post(proxied, "proxy", f"x{i}", f"spoof{i}, 1.2.3.4"))[0] for i in range(4)][-1] == 429
     # With no proxy in front, a forwarded-for header the client makes up does not make it someone else.
-    assert [run_async(_post_to(direct, "10.9.9.9", f"spoof{i}")) for i in range(4)][-1] == 429
+    direct = guard(behind_proxy=False)
+    assert [run_async(post(direct, "10.9.9.9", f"y{i}", f"spoof{i}"))[0] for i in range(4)][-1] == 429
+    clock[0] = 61.0
+    assert run_async(post(proxied, "10.0.0.1", "dave"))[0] == 400  # the window passed
 
 
 def test_a_running_app_limits_failed_sign_ins_and_keeps_its_monitor_closed(tmp_path, serve_app):

@@ -27,7 +27,9 @@ def run(args) -> int:
         raise UserError(f"Vote store {args.votes} does not exist.")
     store = VoteStore(args.votes)
     if args.votes_command == "export":
-        print(f"exported {export_csv(store, args.output)} votes to {args.output}")
+        n = export_csv(store, args.output)
+        print(f"exported {n} vote{'s' if n != 1 else ''} to {args.output}")
     else:
-        print(f"imported {import_csv(store, args.csv)} votes into {args.votes}")
+        n = import_csv(store, args.csv)
+        print(f"imported {n} vote{'s' if n != 1 else ''} into {args.votes}")
     return 0

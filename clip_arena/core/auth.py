@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 from clip_arena.core.errors import UserError
-from clip_arena.core.login_guard import CheckQueue, FailureLimiter
+from clip_arena.core.login_guard import CheckQueue
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
@@ -74,7 +74,6 @@ class Users:
 
     def __init__(self, users: dict[str, str]):
         self.users = users
-        self.names = FailureLimiter()
         self.queue = CheckQueue()
 
     @classmethod
@@ -95,14 +94,12 @@ class Users:
         return check_password(password, stored)
 
     async def verify(self, name: str, password: str) -> bool:
-        name, password = (name or "").strip(), password or ""
-        if self.names.blocked_for(name) > 0:
-            return False  # too many failures for this name: no check until its window passes
-        allowed = await self.queue.run(self.check, name, password)
-        if allowed is None:
-            return False  # too busy to check: refused, but no failure of this name's
-        if not allowed:
-            self.names.failed(name)
+        """Limits on failures are applied before this, by core.login_guard.LoginGuard."""
+        allowed = await self.queue.run(self.check, (name or "").strip(), password or "")
+        if allowed is None:  # too busy to check: refused, and counted against no name or client
+            from fastapi import HTTPException
+
+            raise HTTPException(status_code=503, detail="Too many sign-ins at once; try again in a few seconds.")
         return allowed
 
     def __len__(self) -> int:

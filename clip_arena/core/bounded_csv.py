@@ -92,6 +92,8 @@ def read_records(path: str | Path, max_line: int = MAX_LINE_BYTES, torn_tail: bo
                 continue
             yield from (Record(n, None, why) for n, why in problems)
             problems.clear()
+            if not cells:
+                continue  # a blank line, as edited CSVs often end: no record
             if any("\x00" in c for c in cells):
                 yield Record(last[0], None, "a cell holds a NUL character")
                 continue

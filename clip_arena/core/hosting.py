@@ -19,6 +19,14 @@ def is_hosted(settings: Settings) -> bool:
     return bool(settings.hosted or os.environ.get("SPACE_ID"))
 
 
+def behind_proxy() -> bool:
+    """Whether a proxy stands in front and appends the client's address to X-Forwarded-For: on a
+    Space, or where the owner says so (CLIP_ARENA_BEHIND_PROXY=1). Elsewhere the header is the
+    client's own words and is not believed."""
+    return bool(os.environ.get("SPACE_ID")) or os.environ.get("CLIP_ARENA_BEHIND_PROXY", "").strip().lower() in {
+        "1", "true", "yes", "on"}
+
+
 def oauth_enabled() -> bool:
     """The Space's README sets `hf_oauth: true`: Spaces then set OAUTH_CLIENT_ID (and a secret)."""
     return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))

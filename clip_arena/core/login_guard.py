@@ -7,16 +7,20 @@ wrong password took about 400 ms for a known name, 70 ms for an unknown one. Her
   number waiting (past that an attempt fails at once, and counts against no name): sign-ins take at most one core, and yield
   it to annotators, never the event loop;
 - every attempt does the same work, known name or not, clear or hashed password;
-- failures are limited per name and per client (FailureLimiter): past the limit, attempts are
-  refused at once, without a check, for the rest of the window.
+- failures are limited per name and per client (FailureLimiter, in the LoginGuard middleware): past
+  the limit, attempts are answered 429 at once, without a check, for the rest of the window. A
+  name's limit also means anyone can keep that name out for a window by failing for it: the
+  price of slowing a guesser down, as with any lockout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import deque
+from urllib.parse import parse_qs
 
 from clip_arena.core import background
 
@@ -96,33 +100,59 @@ def client_key(scope, behind_proxy: bool) -> str:
     return client[0] if client else "?"
 
 
-class LoginGuard:
-    """ASGI middleware on Gradio's POST /login: a client past its failures is answered 429 without
-    a check; each 400 (wrong name or password) counts against it."""
+MAX_FORM_BYTES = 64 * 1024  # a sign-in form is a name and a password
 
-    def __init__(self, app, limiter: FailureLimiter | None = None, behind_proxy: bool = False):
+
+class LoginGuard:
+    """ASGI middleware on Gradio's POST /login. A client, or a name, past its failures is answered
+    429 (with Retry-After and a sentence saying which) without a check; each 400 (wrong name or
+    password) counts against both. The form is read here (bounded) and handed on unchanged."""
+
+    def __init__(self, app, clients: FailureLimiter | None = None, names: FailureLimiter | None = None,
+                 behind_proxy: bool = False):
         self.app = app
-        self.limiter = limiter or CLIENTS
+        self.clients = clients or CLIENTS
+        self.names = names or NAMES
         self.behind_proxy = behind_proxy
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].rstrip("/").endswith("/login"):
             return await self.app(scope, receive, send)
-        key = client_key(scope, self.behind_proxy)
-        wait = self.limiter.blocked_for(key)
-        if wait > 0:
-            body = (b'{"detail":"Too many failed sign-ins from here; try again in %d s."}' % int(wait + 1))
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"%d" % int(wait + 1))]})
-            await send({"type": "http.response.body", "body": body})
-            return None
+        client = client_key(scope, self.behind_proxy)
+        body, more = b"", True
+        while more and len(body) <= MAX_FORM_BYTES:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if len(body) > MAX_FORM_BYTES:
+            return await _answer(send, 413, "A sign-in form is a name and a password.")
+        name = parse_qs(body.decode("latin-1")).get("username", [""])[0].strip()
+        for wait, who in ((self.clients.blocked_for(client), "from here"),
+                          (self.names.blocked_for(name), "for this name")):
+            if wait > 0:
+                return await _answer(send, 429, f"Too many failed sign-ins {who}; try again in {int(wait) + 1} s.",
+                                     retry_after=int(wait) + 1)
+
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def watch(message):
             if message["type"] == "http.response.start" and message["status"] == 400:
-                self.limiter.failed(key)
+                self.clients.failed(client)
+                self.names.failed(name)
             await send(message)
 
-        return await self.app(scope, receive, watch)
+        return await self.app(scope, replay, watch)
 
 
-CLIENTS = FailureLimiter()  # one per process, shared by the middleware Gradio builds
+async def _answer(send, status: int, detail: str, retry_after: int | None = None) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
+
+
+# One of each per process, shared by the middleware Gradio builds.
+CLIENTS = FailureLimiter()
+NAMES = FailureLimiter()
