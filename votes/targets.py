@@ -27,7 +27,8 @@ from clip_arena.core.bounded_csv import read_records
 from clip_arena.core.errors import UserError
 from clip_arena.core.spreadsheet import restore as restore_cell, safe_writer
 from clip_arena.votes.store import FLAG_COLUMNS, VOTE_COLUMNS, VoteStore
-from clip_arena.votes.transfer import ID_MAX, UNDONE_AT, BadRow, parse_stamp, merge_rows, read_vote_rows, vote_cell
+from clip_arena.votes.transfer import (ID_MAX, UNDONE_AT, BadRow, merge_rows, parse_stamp, read_rows, read_vote_rows,
+                                      vote_cell)
 
 KINDS = {"votes": VOTE_COLUMNS, "flags": FLAG_COLUMNS}
 HUB_PREFIXES = ("hf://datasets/", "hf:", "dataset:")  # the longest first
@@ -271,7 +272,8 @@ def restore(store: VoteStore, target: VoteTarget) -> dict:
             if path.name.startswith("votes-"):
                 rows.extend(read_vote_rows(path, torn_tail=True, skipped=skipped))
             elif path.name.startswith("flags-"):
-                flag_rows.extend(_read_flags(path, skipped))
+                flag_rows.extend(read_rows(path, (FLAG_COLUMNS,), f"the flag columns in order: {', '.join(FLAG_COLUMNS)}",
+                                           check_flag_row, True, skipped))
         except UserError as err:  # the whole file: not a regular file, no header ...
             skipped.append(f"{path.name}: {str(err).rstrip('.')}")
     added, undone = merge_rows(store, rows)
@@ -296,27 +298,12 @@ def restore(store: VoteStore, target: VoteTarget) -> dict:
 FLAG_REASON_MAX = 1000
 
 
-def _read_flags(path: Path, skipped: list[str]) -> list[tuple]:
-    """A flags file's rows, read within bounds; a bad row is left out and said in `skipped`."""
-    rows, header = [], None
-    for record in read_records(path, torn_tail=True):
-        if header is None:
-            header = tuple(record.cells or ())
-            if header != FLAG_COLUMNS:
-                raise UserError(f"{path} does not have the flag columns in order: {', '.join(FLAG_COLUMNS)}.")
-            continue
-        cells = record.cells
-        why = record.problem or ("its cells do not match the header" if len(cells) != len(header) else None)
-        if why is None:
-            vote_id, reason, flagged_at = (restore_cell(c) for c in cells)
-            if not vote_id or len(vote_id) > ID_MAX or len(reason) > FLAG_REASON_MAX:
-                why = "a vote id or reason is empty or too long"
-            else:
-                try:
-                    parse_stamp("flagged_at", flagged_at, datetime.now(timezone.utc))
-                    rows.append((vote_id, reason, flagged_at))
-                    continue
-                except BadRow as err:
-                    why = str(err)
-        skipped.append(f"{path.name}, line {record.line}: {why}")
-    return rows
+def check_flag_row(cells: list[str], header: tuple[str, ...]) -> tuple:
+    """A flags row as a FLAG_COLUMNS tuple, or BadRow saying why not."""
+    if len(cells) != len(header):
+        raise BadRow("its cells do not match the header")
+    vote_id, reason, flagged_at = (restore_cell(c) for c in cells)
+    if not vote_id or len(vote_id) > ID_MAX or len(reason) > FLAG_REASON_MAX:
+        raise BadRow("a vote id or reason is empty or too long")
+    parse_stamp("flagged_at", flagged_at, datetime.now(timezone.utc))
+    return vote_id, reason, flagged_at

@@ -112,25 +112,27 @@ def check_vote_row(cells: list[str], header: tuple[str, ...], now: datetime | No
     return tuple(typed[c] for c in VOTE_COLUMNS)
 
 
-def read_vote_rows(path: str | Path, torn_tail: bool = False, skipped: list[str] | None = None) -> list[tuple]:
-    """The checked rows of a vote CSV, as tuples of VOTE_COLUMNS, read within bounds
-    (core.bounded_csv). A bad row raises UserError (an import is all or nothing), or, given a
-    `skipped` list, is left out with a sentence added to it (a vote log read back at start: one bad
-    row never stops the app). `torn_tail`: a last record cut short by a crash is left out."""
+def read_rows(path: str | Path, headers: tuple[tuple[str, ...], ...], columns: str, check, torn_tail: bool = False,
+              skipped: list[str] | None = None) -> list[tuple]:
+    """The rows of a CSV the app wrote or was given, read within bounds (core.bounded_csv), each
+    through `check(cells, header)` (a tuple, or BadRow). The header must be one of `headers`
+    (`columns` says which, for the error). A bad
+    row raises UserError (an import is all or nothing), or, given a `skipped` list, is left out with
+    a sentence added to it (a log read back at start: one bad row never stops the app).
+    `torn_tail`: a last record cut short by a crash is left out."""
     path = Path(path)
     header: tuple[str, ...] | None = None
     rows = []
     for record in read_records(path, torn_tail=torn_tail):
-        why = record.problem
         if header is None:
             header = tuple(record.cells or ())
-            if header not in (VOTE_COLUMNS, LEGACY_COLUMNS):
-                raise UserError(f"{path} does not have the vote columns in order: {', '.join(VOTE_COLUMNS)} "
-                                "(blind may be left out).")
+            if header not in headers:
+                raise UserError(f"{path} does not have {columns}.")
             continue
+        why = record.problem
         if why is None:
             try:
-                rows.append(check_vote_row(record.cells, header))
+                rows.append(check(record.cells, header))
                 continue
             except BadRow as err:
                 why = str(err)
@@ -140,6 +142,13 @@ def read_vote_rows(path: str | Path, torn_tail: bool = False, skipped: list[str]
     if header is None:
         raise UserError(f"{path} is empty: it has no header row.")
     return rows
+
+
+def read_vote_rows(path: str | Path, torn_tail: bool = False, skipped: list[str] | None = None) -> list[tuple]:
+    """The checked rows of a vote CSV, as tuples of VOTE_COLUMNS (read_rows)."""
+    return read_rows(path, (VOTE_COLUMNS, LEGACY_COLUMNS),
+                     f"the vote columns in order: {', '.join(VOTE_COLUMNS)} (blind may be left out)", check_vote_row,
+                     torn_tail, skipped)
 
 
 def import_csv(store: VoteStore, path: str | Path) -> int:

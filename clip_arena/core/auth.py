@@ -6,6 +6,7 @@ not hold it in clear. The login name is the annotator."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -90,8 +91,7 @@ class Users:
         stored = self.users.get(name)
         if stored is None or not stored.startswith(SCHEME + "$"):
             check_password(password, _dummy_hash())  # the work a hashed check does
-            return stored is not None and check_password(password, stored)
-        return check_password(password, stored)
+        return stored is not None and check_password(password, stored)
 
     async def verify(self, name: str, password: str) -> bool:
         """Limits on failures are applied before this, by core.login_guard.LoginGuard."""
@@ -106,11 +106,7 @@ class Users:
         return len(self.users)
 
 
-_DUMMY: list[str] = []
-
-
+@functools.cache
 def _dummy_hash() -> str:
     """A hash at the default rounds of a random password, made once: the work of a real check."""
-    if not _DUMMY:
-        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
-    return _DUMMY[0]
+    return hash_password(secrets.token_urlsafe(16))

@@ -79,6 +79,11 @@ def read_records(path: str | Path, max_line: int = MAX_LINE_BYTES, torn_tail: bo
                 last[0] = number
                 yield text
 
+        def noted():  # the lines left out so far, as records, in order
+            while problems:
+                line, why = problems.pop(0)
+                yield Record(line, None, why)
+
         reader = csv.reader(numbered())
         while True:
             try:
@@ -86,16 +91,14 @@ def read_records(path: str | Path, max_line: int = MAX_LINE_BYTES, torn_tail: bo
             except StopIteration:
                 break
             except csv.Error as err:
-                yield from (Record(n, None, why) for n, why in problems)
-                problems.clear()
+                yield from noted()
                 yield Record(last[0], None, f"not a CSV record ({err})")
                 continue
-            yield from (Record(n, None, why) for n, why in problems)
-            problems.clear()
+            yield from noted()
             if not cells:
                 continue  # a blank line, as edited CSVs often end: no record
             if any("\x00" in c for c in cells):
                 yield Record(last[0], None, "a cell holds a NUL character")
                 continue
             yield Record(last[0], cells)
-        yield from (Record(n, None, why) for n, why in problems)
+        yield from noted()

@@ -87,9 +87,9 @@ class CheckQueue:
 
 
 def client_key(scope, behind_proxy: bool) -> str:
-    """Who is signing in: behind a proxy (a hosted app, a Space), the address the proxy appended last
-    to X-Forwarded-For; else the connection's own address (a header a client sends itself is not
-    believed where no proxy stands in front)."""
+    """Who is signing in: behind a proxy (core.hosting.behind_proxy: a Space, or said so), the
+    address the proxy appended last to X-Forwarded-For; else the connection's own address (a header
+    a client sends itself is not believed where no proxy stands in front)."""
     if behind_proxy:
         for name, value in scope.get("headers") or ():
             if name == b"x-forwarded-for":

@@ -20,9 +20,7 @@ EXAMPLE_SPECS = (
 
 def get_encoder(spec: str, device: str | None = None, precision: str | None = None) -> Encoder:
     """The encoder for `spec`, loaded once per (spec, device, precision)."""
-    parsed = parse_spec(spec)
-    dev = pick_device(device)
-    prec = pick_precision(dev, precision)
+    parsed, dev, prec = _resolved(spec, device, precision)
     key = (str(parsed), dev, prec)
     with _lock:  # one load at a time: two tabs asking at once must not load twice
         if key not in _cache:
@@ -30,11 +28,16 @@ def get_encoder(spec: str, device: str | None = None, precision: str | None = No
         return _cache[key]
 
 
-def is_loaded(spec: str, device: str | None = None, precision: str | None = None) -> bool:
-    """Whether get_encoder would answer at once (the model is in memory already)."""
+def _resolved(spec: str, device: str | None, precision: str | None) -> tuple[ModelSpec, str, str]:
     parsed = parse_spec(spec)
     dev = pick_device(device)
-    return (str(parsed), dev, pick_precision(dev, precision)) in _cache
+    return parsed, dev, pick_precision(dev, precision)
+
+
+def is_loaded(spec: str, device: str | None = None, precision: str | None = None) -> bool:
+    """Whether get_encoder would answer at once (the model is in memory already)."""
+    parsed, dev, prec = _resolved(spec, device, precision)
+    return (str(parsed), dev, prec) in _cache
 
 
 def known_specs() -> list[str]:
