@@ -1,7 +1,8 @@
 """Round selection and blind side assignment. Plain Python: no Gradio, no storage.
 
-A round: a query image (from the test split when the catalog has one; least-voted first, random
-among equals; optionally one category), two methods (the pair with the fewest rounds so far),
+A round: a query image (from the test split when the catalog has one; the query this annotator
+has seen least first, then the least voted, random among equals; never the one just shown;
+optionally one category), two methods (the pair with the fewest rounds so far),
 each method's top-k without the query, sides drawn at random, and the overlap of the two lists.
 Identical lists are not worth a person's time: such a round is marked to be skipped, and the
 (query, pair) is remembered as agreeing so it is never drawn again for that pair.
@@ -109,9 +110,11 @@ class RoundMaker:
 
     # -- choosing -------------------------------------------------------------------------------
     def pick_query(self, category: str | None = None, avoid: set[int] | None = None,
-                   pair: tuple[str, str] | None = None) -> int:
-        """Row of a least-voted candidate query (random among equals), leaving out the queries
-        known to give identical lists for `pair`."""
+                   pair: tuple[str, str] | None = None, seen: dict[int, int] | None = None) -> int:
+        """Row of the candidate query this annotator has seen least (`seen`: query row -> times shown
+        to them or voted by them), then least voted by everyone, random among equals; never one of
+        `avoid` (the query on screen) while another is left; never a query known to give identical
+        lists for `pair`."""
         counts = self.query_votes.astype(np.float64)
         counts[~self.in_category(category)] = np.inf
         if not np.isfinite(counts).any():
@@ -122,13 +125,35 @@ class RoundMaker:
             where = f"in category {category!r}" if category else "in the catalog"
             raise MethodsAgree(f"The two methods agree on every query {where}: there is nothing to judge"
                                + ("; pick another category." if category else "."))
-        if avoid:
-            for row in avoid:
-                pos = self._position.get(row)
-                if pos is not None and np.isfinite(counts).sum() > 1:
-                    counts[pos] = np.inf
-        least = np.flatnonzero(counts == counts.min())
+        for row in avoid or ():
+            pos = self._position.get(row)
+            if pos is not None and np.isfinite(counts).sum() > 1:
+                counts[pos] = np.inf
+        mine = self._seen_counts(seen)
+        usable = np.flatnonzero(np.isfinite(counts))
+        order = np.lexsort((counts[usable], mine[usable]))  # the last key sorts first
+        best = usable[order]
+        first = best[0]
+        least = [p for p in best if mine[p] == mine[first] and counts[p] == counts[first]]
         return int(self.candidates[least[self.rng.randrange(len(least))]])
+
+    def _seen_counts(self, seen: dict[int, int] | None) -> np.ndarray:
+        mine = np.zeros(len(self.candidates), np.int64)
+        for row, n in (seen or {}).items():
+            pos = self._position.get(row)
+            if pos is not None:
+                mine[pos] = n
+        return mine
+
+    def unseen(self, category: str | None, seen: dict[int, int]) -> tuple[int, int]:
+        """(candidate queries of the category this annotator has not seen, candidate queries),
+        leaving out queries whose lists agree for every pair (they are never shown)."""
+        mask = self.in_category(category)
+        for row in set.intersection(*(self.agree.get(p, set()) for p in self.pairs)) if self.pairs else ():
+            if row in self._position:
+                mask[self._position[row]] = False
+        mine = self._seen_counts(seen)
+        return int(((mine == 0) & mask).sum()), int(mask.sum())
 
     def pick_pair(self, rounds_per_pair: dict[tuple[str, str], int]) -> tuple[str, str]:
         counts = [rounds_per_pair.get(p, 0) for p in self.pairs]
@@ -136,13 +161,13 @@ class RoundMaker:
         return least[self.rng.randrange(len(least))]
 
     def choose(self, rounds_per_pair: dict[tuple[str, str], int], category: str | None = None,
-               avoid: set[int] | None = None) -> tuple[int, tuple[str, str]]:
+               avoid: set[int] | None = None, seen: dict[int, int] | None = None) -> tuple[int, tuple[str, str]]:
         """(query row, pair): the least-compared pair that still has a query to judge, and its
         least-voted query. Raises MethodsAgree when no pair has one."""
         order = sorted(self.pairs, key=lambda p: (rounds_per_pair.get(p, 0), self.rng.random()))
         for pair in order:
             try:
-                return self.pick_query(category, avoid, pair), pair
+                return self.pick_query(category, avoid, pair, seen), pair
             except MethodsAgree as err:
                 last = err
         raise last

@@ -38,7 +38,11 @@ class SessionState:
     last_flagged: bool = False
     notice: str | None = None  # why there is no round on screen (every query's lists agree)
     revealed: set[str] = field(default_factory=set)  # rounds whose methods this annotator has seen
-    recent: list[int] = field(default_factory=list)  # query rows shown lately, not to repeat at once
+    # Query row -> times this annotator met it (votes of earlier sessions, rounds shown in this one):
+    # the least met comes first, and once every query was met the arena asks before repeating.
+    seen: dict[int, int] = field(default_factory=dict)
+    repeats: bool = False  # the annotator chose to go on judging queries they have judged
+    covered: bool = False  # no round on screen because every query was met (state.notice says so)
     prefetched: Future | None = None  # the next round, prepared while the annotator looks at this one
     # One action of a session at a time: a vote and an undo of one annotator never interleave,
     # while other annotators' actions run beside them.
@@ -67,12 +71,24 @@ class Arena:
         self._annotator_locks: dict[str, threading.Lock] = {}  # the hourly cap, per annotator
         self._parallel = any(index.kind != "flat" for index in searcher.indices.values())
 
-    def start(self, annotator: str, *, category: str | None = None) -> SessionState:
+    def start(self, annotator: str, *, category: str | None = None, repeats: bool = False) -> SessionState:
         if not (annotator or "").strip():
             raise UserError("Enter your name before voting, so your votes can be told apart.")
         # Every stored name has a length and no invisible character (votes.names): a vote row must
         # always be readable back, and two names that look the same must be the same.
-        return SessionState(uuid.uuid4().hex, clean_name(annotator), category or None)
+        name = clean_name(annotator)
+        row_of = self.searcher.rows_by_id
+        seen = {row_of[q]: n for q, n in self.store.votes_per_query(name).items() if q in row_of}
+        return SessionState(uuid.uuid4().hex, name, category or None, seen=seen, repeats=repeats)
+
+    def go_on(self, state: SessionState) -> Round:
+        """The annotator, told that every query was met, chose to judge queries again."""
+        with state.lock:
+            state.repeats, state.covered = True, False
+            if state.prefetched is not None:  # prepared before the choice: it may be the notice
+                state.prefetched.cancel() or state.prefetched.result()
+                state.prefetched = None
+            return self._next_round(state)
 
     def _shown(self, state: SessionState, r: Round) -> ShownRound:
         return ShownRound(r.round_id, state.annotator, state.session_id, r.query_id, r.method_left, r.method_right,
@@ -80,7 +96,8 @@ class Arena:
 
     def _make(self, state: SessionState) -> Round:
         with self._lock:
-            query, pair = self.maker.choose(self.pair_counts, state.category, set(state.recent))
+            shown = {state.current.query_row} if state.current is not None else set()
+            query, pair = self.maker.choose(self.pair_counts, state.category, shown, state.seen)
             key = tuple(sorted(pair))
             self.pair_counts[key] = self.pair_counts.get(key, 0) + 1
         # Large indices: both searches side by side (FAISS and numpy release the GIL); exact search
@@ -91,7 +108,13 @@ class Arena:
         """The next round to show, the rows to record with it and, when there is no round to
         show, why. Rows: each newly found identical-list round once, as auto-skipped, then the
         round to show once, as shown. A query found identical for a pair is never drawn again
-        for it, so this ends."""
+        for it, so this ends. Once this annotator has met every query, nothing is shown until they
+        choose to go on (go_on): silent repeats would weigh some queries more than others."""
+        if not state.repeats:
+            with self._lock:
+                unseen, total = self.maker.unseen(state.category, state.seen)
+            if total and not unseen:
+                return None, [], covered_notice(self.maker.has_test_split, state.category, total)
         again = self.gold.take(state.session_id, self.maker)
         if again is not None:  # a repeat is blind only if the round it repeats was never revealed
             again.blind = (again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
@@ -114,9 +137,9 @@ class Arena:
         state.current, state.shown_at = r, time.monotonic()
         if r is None:
             return None
-        state.notice = None
+        state.notice, state.covered = None, False
         state.rounds_shown += 1
-        state.recent = (state.recent + [r.query_row])[-20:]
+        state.seen[r.query_row] = state.seen.get(r.query_row, 0) + 1
         if self.prefetch and state.prefetched is None:
             # Prepare the next round now: people look at a round for seconds, so the searches are
             # done by the time they vote, and a vote costs one commit (bench/bench_arena.py).
@@ -128,6 +151,7 @@ class Arena:
         lists agree)."""
         future, state.prefetched = state.prefetched, None
         r, records, state.notice = future.result() if future is not None else self._prepare_next(state)
+        state.covered = r is None and state.notice is not None and state.notice.startswith(COVERED_START)
         return r, records
 
     def next_round(self, state: SessionState) -> Round:
@@ -140,7 +164,7 @@ class Arena:
         self.store.record_rounds(records)
         if r is None:
             state.current = None
-            raise MethodsAgree(state.notice)
+            raise (Covered if state.covered else MethodsAgree)(state.notice)
         return self._show(state, r)
 
     def vote(self, state: SessionState, choice: Choice | str, round_id: str | None = None,
@@ -193,8 +217,16 @@ class Arena:
             row = self.store.undo_last(state.session_id)
             if row is None:
                 return None
-            if state.current is not None:  # the round on screen was never judged
+            # The next round was prepared beside the one on screen; chosen again after the re-vote,
+            # it cannot be the undone round's query a second time in a row.
+            discard, state.prefetched = state.prefetched, None
+            if discard is not None and not discard.cancel():
+                discard.result()
+            if state.current is not None:  # the round on screen was never judged: it was not shown, really
                 self.store.set_round_status(state.current.round_id, RoundStatus.SKIPPED)
+                state.rounds_shown -= 1
+                q = state.current.query_row
+                state.seen[q] = state.seen.get(q, 1) - 1
             row_of = self.searcher.row_of  # the catalog's id -> row map, built once
             query_row = row_of(row["query_id"])
             with self._lock:
@@ -209,7 +241,7 @@ class Arena:
                 state.revealed.add(again.round_id)
             self.store.record_round(self._shown(state, again))
             state.current, state.shown_at, state.last_reveal, state.notice = again, time.monotonic(), None, None
-            state.rounds_shown += 1
+            state.covered = False  # the round undone is the one on screen again, numbered as before
             state.votes = max(0, state.votes - 1)
             return again
 
@@ -229,16 +261,21 @@ class Arena:
         return self.maker.progress(state.category)
 
     def summary(self, state: SessionState) -> dict:
+        """This session's votes, counted as the Results tab counts them: a vote cast after the
+        annotator saw the round's methods (a re-vote after undo) is left out, and said apart."""
         votes = self.store.session_votes(state.session_id)
         wins: dict[str, int] = {m: 0 for m in self.maker.methods}
         counts = {c.value: 0 for c in Choice}
+        not_blind = [v for v in votes if not v["blind"]]
+        votes = [v for v in votes if v["blind"]]
         for v in votes:
             counts[v["choice"]] += 1
             if v["choice"] == Choice.LEFT.value:
                 wins[v["method_left"]] += 1
             elif v["choice"] == Choice.RIGHT.value:
                 wins[v["method_right"]] += 1
-        return {"annotator": state.annotator, "votes": len(votes), "choices": counts, "wins": wins}
+        return {"annotator": state.annotator, "votes": len(votes), "choices": counts, "wins": wins,
+                "not_blind": len(not_blind)}
 
     def _cap_lock(self, annotator: str):
         if self.max_votes_per_hour <= 0:
@@ -263,6 +300,20 @@ class Arena:
         if round_id is not None and round_id != r.round_id:
             raise StaleRound("That key press was for a round already judged; it was ignored.")
         return r
+
+
+COVERED_START = "You have judged every"
+
+
+def covered_notice(test_split: bool, category: str | None, total: int) -> str:
+    queries = "test query" if test_split else "query"
+    where = f" in category {category}" if category else ""
+    return (f"{COVERED_START} {queries}{where} ({total}); new rounds would repeat queries you judged. "
+            "Press Continue to judge them again, or choose another category and press Start.")
+
+
+class Covered(MethodsAgree):
+    """This annotator has met every query of their category and has not chosen to go on."""
 
 
 class VoteCap(UserError):

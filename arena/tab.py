@@ -8,7 +8,7 @@ from gradio.utils import get_upload_folder
 from clip_arena.arena.images import CatalogImages
 from clip_arena.arena.rounds import MethodsAgree
 from clip_arena.arena.session import Arena, StaleRound
-from clip_arena.arena.view import KEY_LEGEND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
+from clip_arena.arena.view import KEY_LEGEND, NOT_BLIND, WITHDRAWN, flash, gallery, query_image, reveal_flash, status_line, summary_text
 from clip_arena.core.errors import UserError
 from clip_arena.core.hosting import NOBODY, OAUTH, TYPED, annotator_name, voting_texts
 
@@ -110,6 +110,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
             start = gr.Button("Start", variant="primary", scale=1, elem_id="arena-start",
                               interactive=identity != NOBODY)
         status = gr.Markdown(texts.status, elem_id="arena-status")
+        go_on = gr.Button("Continue with queries I judged", visible=False, elem_id="arena-continue", size="sm")
         message = gr.HTML("", elem_id="arena-message")
         round_id = gr.Textbox(visible=False, elem_id="arena-round-id")
         with gr.Row(equal_height=True):
@@ -125,7 +126,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
                        for a in ACTIONS}
         gr.Markdown(KEY_LEGEND)
 
-    outputs = [state, status, message, round_id, query, left, right, *buttons.values()]
+    outputs = [state, status, message, round_id, query, left, right, go_on, *buttons.values()]
 
     def show(st, note=""):
         """Every output for the session's state: the round on screen, or none (finished, nothing left)."""
@@ -133,7 +134,8 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
         enabled = {a: (r is not None if a in ROUND_ACTIONS else st is not None) for a in ACTIONS}
         return (st, status_line(arena, st), note, r.round_id if r else "",
                 query_image(images, r) if r else None, gallery(images, r.rows_left) if r else [],
-                gallery(images, r.rows_right) if r else [], *[gr.update(interactive=enabled[a]) for a in ACTIONS])
+                gallery(images, r.rows_right) if r else [], gr.update(visible=bool(st and st.covered)),
+                *[gr.update(interactive=enabled[a]) for a in ACTIONS])
 
     nothing = tuple(gr.skip() for _ in outputs)
 
@@ -180,11 +182,13 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
             try:
                 if action == "finish":
                     text = summary_text(arena.summary(st))
-                    return (None, text, "", "", None, [], [], *[gr.update(interactive=False) for _ in ACTIONS])
+                    return (None, text, "", "", None, [], [], gr.update(visible=False),
+                            *[gr.update(interactive=False) for _ in ACTIONS])
                 if action == "undo":
-                    if arena.undo(st) is None:
+                    again = arena.undo(st)
+                    if again is None:
                         return show(st, flash("Nothing to undo in this session.", "info"))
-                    return show(st, flash(WITHDRAWN, "undo"))
+                    return show(st, flash(WITHDRAWN if again.blind else f"{WITHDRAWN} {NOT_BLIND}", "undo"))
                 if action == "skip":
                     arena.skip(st, shown_round_id)
                     return show(st)
@@ -202,6 +206,17 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
 
         return handler
 
+    def on_go_on(st):
+        if st is None:
+            return nothing
+        try:
+            arena.go_on(st)
+        except MethodsAgree:
+            pass
+        return show(st)
+
+    go_on.click(on_go_on, [state], outputs, concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT,
+                trigger_mode="once", api_name="arena_continue")
     for action, button in buttons.items():
         button.click(make_handler(action), [state, round_id, reveal], outputs, concurrency_id=CONCURRENCY_ID,
                      concurrency_limit=CONCURRENCY_LIMIT, trigger_mode="once", api_name=f"arena_{action}")

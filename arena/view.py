@@ -14,6 +14,8 @@ KEY_LEGEND = ("**Keys** (Caps Lock or not): `A` or `←` left better · `B` or `
               "`X` both bad · `N` or `Space` skip · `U` undo · `Q` finish. Click an image to enlarge it.")
 CHOICE_WORDS = {"left": "Left better", "right": "Right better", "tie": "Tie", "both_bad": "Both bad"}
 WITHDRAWN = "Vote withdrawn: the round is shown again."
+NOT_BLIND = ("You saw this round's methods after your vote: a new vote on it is kept, marked as not blind, "
+             "and left out of the verdict (as the Results tab and your session summary count).")
 
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -62,9 +64,12 @@ def reveal_flash(state: SessionState) -> str:
 
 
 def summary_text(summary: dict) -> str:
-    if not summary["votes"]:
+    if not summary["votes"] and not summary.get("not_blind"):
         return f"Session finished for **{plain(summary['annotator'])}**: no votes recorded."
     choices = ", ".join(f"{CHOICE_WORDS[c].lower()} {n}" for c, n in summary["choices"].items())
     wins = ", ".join(f"{m} {n}" for m, n in sorted(summary["wins"].items(), key=lambda kv: -kv[1]))
+    n = summary.get("not_blind", 0)
+    apart = (f" {n} more vote{'s' if n != 1 else ''}, cast after you saw the methods, {'are' if n != 1 else 'is'} "
+             "left out, as in the Results tab." if n else "")
     return (f"Session finished for **{plain(summary['annotator'])}**: {summary['votes']} votes ({choices}). "
-            f"Wins: {wins}. Thank you! Press Start to go on.")
+            f"Wins: {wins}.{apart} Thank you! Press Start to go on.")

@@ -97,8 +97,8 @@ def test_vote_undo_skip_and_summary(arena):
     assert votes[0]["undone_at"] and not votes[1]["undone_at"]
     statuses = {r["round_id"]: r["status"] for r in arena.store.rounds()}
     assert statuses[second.round_id] == "skipped" and statuses[third.round_id] == "skipped"
-    summary = arena.summary(state)
-    assert summary["votes"] == 1 and summary["choices"]["both_bad"] == 1
+    summary = arena.summary(state)  # the re-vote came after the reveal: left out, as in Results
+    assert summary["votes"] == 0 and summary["not_blind"] == 1 and summary["choices"]["both_bad"] == 0
     with pytest.raises(UserError, match="name"):
         arena.start("  ")
 
@@ -142,7 +142,7 @@ def test_eight_concurrent_sessions_lose_and_duplicate_nothing(arena):
 
     def annotate(name):
         try:
-            state = arena.start(name)
+            state = arena.start(name, repeats=True)  # 25 votes on 20 test queries
             r = arena.next_round(state)
             for i in range(25):
                 r = arena.vote(state, ["left", "right", "tie", "both_bad"][i % 4], r.round_id)
@@ -223,7 +223,7 @@ def test_a_category_full_of_identical_lists_never_locks_the_arena(demo_searcher,
     if category == "synthetic":
         demo_searcher, category = _mostly_agreeing_searcher(tmp_path), "near"
     arena = Arena(demo_searcher, store, seed=3)
-    state = arena.start("ann", category=category)
+    state = arena.start("ann", category=category, repeats=True)  # more votes than queries
     r = arena.next_round(state)
     for i in range(40):
         assert not r.identical
@@ -237,7 +237,7 @@ def test_a_category_full_of_identical_lists_never_locks_the_arena(demo_searcher,
     # A restart (a new Arena over the same store) and a new session go on, and do not record
     # again the identical rounds already found.
     arena2 = Arena(demo_searcher, store, seed=4)
-    state2 = arena2.start("bob", category=category)
+    state2 = arena2.start("bob", category=category, repeats=True)
     r = arena2.next_round(state2)
     for _ in range(20):
         r = arena2.vote(state2, "tie", r.round_id)

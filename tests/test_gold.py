@@ -47,12 +47,13 @@ def test_no_gold_rounds_by_default(tmp_path):
     arena = _arena(tmp_path, 0.0)
     state = arena.start("ann")
     r = arena.next_round(state)
-    for _ in range(30):
+    while r is not None:  # each query once, then the arena asks before repeating any
         r = arena.vote(state, "left", r.round_id)
-        assert not r.extra.get("gold")
-    # a query met again by chance with the sides swapped measures the same thing, and counts
-    for first, repeat in gold_pairs(arena.store.votes()):
-        assert first["method_left"] == repeat["method_right"]
+        assert r is None or not r.extra.get("gold")
+    votes = arena.store.votes()
+    assert len(votes) == len({v["query_id"] for v in votes})
+    # On main the arena went on with silent repeats, which then counted as gold pairs.
+    assert not gold_pairs(votes)
 
 
 def test_gold_share_is_bounded():

@@ -240,9 +240,11 @@ class VoteStore:
     def rounds(self) -> list[dict]:
         return [dict(r) for r in self._connect().execute("SELECT * FROM rounds ORDER BY created_at, rowid")]
 
-    def votes_per_query(self) -> dict[str, int]:
+    def votes_per_query(self, annotator: str | None = None) -> dict[str, int]:
+        """Live votes per query: everyone's, or one annotator's."""
+        where, args = ("AND annotator = ?", (annotator,)) if annotator is not None else ("", ())
         rows = self._connect().execute(
-            "SELECT query_id, COUNT(*) FROM votes WHERE undone_at IS NULL GROUP BY query_id")
+            f"SELECT query_id, COUNT(*) FROM votes WHERE undone_at IS NULL {where} GROUP BY query_id", args)
         return {q: n for q, n in rows}
 
     def rounds_per_pair(self) -> dict[tuple[str, str], int]:
