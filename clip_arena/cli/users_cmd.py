@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import sys
 
-from clip_arena.core.auth import hash_password
 from clip_arena.core.errors import UserError
 
 
@@ -18,6 +17,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from clip_arena.core.auth import hash_password  # its sign-in guard imports asyncio
+
     name = args.name.strip()
     if not name or ":" in name:
         raise UserError("A user name must be non-empty and hold no ':'.")
