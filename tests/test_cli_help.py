@@ -64,3 +64,27 @@ def test_version_and_help_print_what_a_user_expects(helps):
                     "analyze", "effectiveness", "users"):
         assert f"{command} --help" in helps, command
         assert f"\n    {command} " in top or f"\n    {command}\n" in top, command
+
+
+def test_every_command_help_has_a_description_and_an_example(helps):
+    for argv, result in helps.items():
+        if argv.startswith("--"):
+            continue
+        text = result["stdout"]
+        usage, _, rest = text.partition("\n\n")
+        assert usage.startswith("usage: clip-arena "), argv
+        # The description is the paragraph after the usage, before the first options heading.
+        description = rest.split("\n\n")[0]
+        assert description.strip() and not description.splitlines()[0].endswith(":"), f"{argv}: no description"
+        examples = [line.strip() for line in text.splitlines() if line.strip().startswith("clip-arena ")]
+        assert examples, f"{argv}: no example line starting with 'clip-arena '"
+        command = argv.removesuffix(" --help")
+        assert any(e.startswith(f"clip-arena {command}") for e in examples), f"{argv}: examples of another command"
+
+
+def test_stats_catalog_help_does_not_promise_what_the_text_output_leaves_out(helps):
+    lines = helps["stats --help"]["stdout"].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("--catalog CATALOG"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("-") or not lines[i].strip())
+    catalog = " ".join(" ".join(lines[start:end]).split())
+    assert "breakdowns" in catalog and "--json" in catalog, catalog

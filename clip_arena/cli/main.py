@@ -31,7 +31,8 @@ class _Version(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="clip-arena", description="Evaluate CLIP-style image-text models.")
+    parser = argparse.ArgumentParser(prog="clip-arena", description="Evaluate CLIP-style image-text models.",
+                                     epilog="Each command's options and examples: clip-arena COMMAND --help")
     parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and full tracebacks")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
