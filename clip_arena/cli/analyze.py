@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -9,8 +10,20 @@ from clip_arena.cli.common import add_fetch_options, add_image_root_option, add_
 from clip_arena.core.errors import UserError
 
 
+DESCRIPTION = """\
+Analyse a creative (an image, its text, or both): image-text alignment, labels, caption,
+objects, text in the image, sentiment, entities, image and text properties, and with
+--effectiveness-model a predicted target. Each section says ok, degraded or unavailable, and why."""
+EXAMPLES = """\
+examples:
+  clip-arena analyze --image ad.jpg --text "Summer sale: 30% off, shop now"
+  clip-arena analyze --image ad.jpg --section ocr --section image_properties --json"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("analyze", help="full content analysis of an image and its text")
+    p = subparsers.add_parser("analyze", help="full content analysis of an image and its text",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", help="image path or http(s) URL")
     p.add_argument("--text", default="", help="the creative's text (caption, ad copy, listing)")
     p.add_argument("--section", action="append", dest="sections", metavar="NAME",

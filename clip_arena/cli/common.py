@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from clip_arena.core.errors import UserError
-from clip_arena.core.settings import Settings, apply_offline
+
+if TYPE_CHECKING:
+    from clip_arena.core.settings import Settings
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +32,7 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_decode_option(parser: argparse.ArgumentParser) -> None:
-    from clip_arena.models.pixels import DECODE_CHOICES
+    from clip_arena.models.decode import DECODE_CHOICES
 
     parser.add_argument("--decode", choices=DECODE_CHOICES, default="auto",
                         help="where JPEGs are decoded: gpu (nvJPEG on the model's device, the default on CUDA; "
@@ -52,6 +55,8 @@ def add_image_root_option(parser: argparse.ArgumentParser, default_help: str) ->
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    from clip_arena.core.settings import Settings, apply_offline
+
     settings = Settings.from_env().with_overrides(**vars(args))
     apply_offline(settings)
     return settings

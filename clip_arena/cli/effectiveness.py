@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
+
 from clip_arena.cli.common import add_model_options, print_json, settings_from_args
 
 
+DESCRIPTION = """\
+Predict a creative's CTR (or any numeric target) from its image, text and tabular columns: train
+a model on a CSV of creatives, scored by grouped cross-validation against a dummy baseline."""
+EXAMPLES = """\
+examples:
+  clip-arena effectiveness train --csv creatives.csv --target ctr -o ctr.joblib"""
+
+TRAIN_DESCRIPTION = """\
+Train and cross-validate a model that predicts --target from each creative's CLIP embeddings,
+content analysis and tabular columns; prints its error against a dummy baseline and without each
+feature group, and saves it (with a .json report beside it) for serve and analyze."""
+TRAIN_EXAMPLES = """\
+examples:
+  clip-arena effectiveness train --csv creatives.csv --target ctr -o ctr.joblib
+  clip-arena effectiveness train --csv creatives.csv --target ctr --group-column campaign \\
+      --tabular channel spend --ocr -o ctr.joblib"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("effectiveness", help="predict a creative's CTR (or any target) from its content")
+    p = subparsers.add_parser("effectiveness", help="predict a creative's CTR (or any target) from its content",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = sub.add_parser("train", help="train and cross-validate on a CSV of creatives")
+    t = sub.add_parser("train", help="train and cross-validate on a CSV of creatives",
+                       description=TRAIN_DESCRIPTION, epilog=TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--csv", required=True, help="one row per creative: image, text, tabular columns, target")
     t.add_argument("--target", required=True, help="the column to predict, e.g. ctr")
     t.add_argument("--image-column", default="image", help="image paths (relative to the CSV) or URLs; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections import Counter
@@ -12,8 +13,21 @@ from clip_arena.cli.common import (add_decode_option, add_device_options, add_en
 from clip_arena.core.errors import UserError
 
 
+DESCRIPTION = """\
+Embed the images of a folder (searched recursively) and/or of a metadata CSV with one or more
+models, each a method named NAME=SPEC, into a catalog Parquet file: one row per image, one
+<method>_embedding column per method. An existing catalog is grown: its rows are kept."""
+EXAMPLES = """\
+examples:
+  clip-arena embed --images photos/ --method base=open_clip:ViT-B-32@openai -o catalog.parquet
+  clip-arena embed --images photos/ --metadata photos.csv -o catalog.parquet --float16 \\
+      --method base=open_clip:ViT-B-32@openai --method finetuned=open_clip:local-dir:runs/ft/model"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("embed", help="embed images into a catalog Parquet file")
+    p = subparsers.add_parser("embed", help="embed images into a catalog Parquet file",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", help="folder of images (searched recursively)")
     p.add_argument("--metadata", help="CSV with image_uri and optional image_id, caption, split, metadata columns; "
                                       "a relative image_uri is under --images DIR when given, else under the "

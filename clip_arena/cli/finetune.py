@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+
 from clip_arena.finetune.scenarios import SCENARIOS
 
 
+DESCRIPTION = """\
+Fine-tune an open_clip model contrastively on a catalog's images and captions (split train; val
+for recall@1/5/10 after each epoch): fully, its projections only, or LoRA adapters. The run folder
+holds its checkpoints and the result, which loads as open_clip:local-dir:OUTPUT/model."""
+EXAMPLES = """\
+examples:
+  clip-arena finetune --catalog catalog.parquet --model open_clip:ViT-B-32@openai \\
+      --scenario linear_probe -o runs/probe
+  clip-arena finetune --catalog catalog.parquet --model open_clip:ViT-B-32@openai -o runs/ft \\
+      --scenario dual_lora --caption-template "{caption}, {category}" --epochs 5 --resume"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("finetune", help="fine-tune an open_clip model on a catalog's train split")
+    p = subparsers.add_parser("finetune", help="fine-tune an open_clip model on a catalog's train split",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--catalog", required=True, help="catalog Parquet with split and caption columns")
     p.add_argument("--scenario", required=True, choices=SCENARIOS)
     p.add_argument("--model", required=True, help="initial open_clip spec (CONFIG.json alone: random init)")

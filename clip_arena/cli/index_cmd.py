@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 
 
+DESCRIPTION = """\
+Build the FAISS index of each method of a catalog and save it beside the catalog; an index still
+fresh (same vectors; same kind when --kind is given) is reused unless --rebuild. serve and search
+build stale or missing ones themselves: this builds them ahead."""
+EXAMPLES = """\
+examples:
+  clip-arena index --catalog catalog.parquet
+  clip-arena index --catalog catalog.parquet --kind hnsw --rebuild"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("index", help="build or refresh the FAISS indices beside a catalog")
+    p = subparsers.add_parser("index", help="build or refresh the FAISS indices beside a catalog",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--catalog", required=True, help="catalog Parquet file")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if the indices are fresh")
     p.add_argument("--kind", choices=["flat", "pq", "hnsw"],

@@ -8,17 +8,32 @@ import os
 import sys
 
 from clip_arena.core.errors import UserError
-from clip_arena.core.version import __version__
 
 COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
             "analyze", "effectiveness", "users_cmd")
 
 
+class _Version(argparse.Action):
+    """argparse's version action, reading the installed version (importlib.metadata: tens of ms) only
+    when --version is given rather than on every command line."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from clip_arena.core.version import __version__
+
+        print(f"clip-arena {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="clip-arena", description="Evaluate CLIP-style image-text models.")
-    parser.add_argument("--version", action="version", version=f"clip-arena {__version__}")
+    parser = argparse.ArgumentParser(prog="clip-arena", description="Evaluate CLIP-style image-text models.",
+                                     epilog="Each command's options and examples: clip-arena COMMAND --help")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and full tracebacks")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from clip_arena.cli.common import (add_decode_option, add_engine_options, add_fetch_options, add_model_options,
                         note_decode, ray_options_from_args, settings_from_args)
 
 
+DESCRIPTION = """\
+Score every row of a CSV of images (paths or URLs) and captions: the output CSV has the input's
+columns plus cosine, similarity, clip_score and error (a row that failed says why and the others
+go on)."""
+EXAMPLES = """\
+examples:
+  clip-arena score pairs.csv -o scored.csv
+  clip-arena score pairs.csv -o scored.csv --image-column url --caption-column title --resume"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("score", help="score a CSV of image URLs or paths and captions")
+    p = subparsers.add_parser("score", help="score a CSV of image URLs or paths and captions",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="CSV (UTF-8, any of , ; tab |) with an image and a caption column")
     p.add_argument("-o", "--output", required=True, help="scored CSV: input columns + cosine, similarity, clip_score, error")
     p.add_argument("--image-column", help="default: the first of image, image_url, image_uri, url, path, ...")

@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+import argparse
+
 from clip_arena.cli.common import add_device_options, add_fetch_options, add_image_root_option, print_json, settings_from_args
 from clip_arena.core.errors import UserError
 
 
+DESCRIPTION = """\
+The k nearest catalog images, by one method's vectors, to a catalog image (--query-id, itself left
+out), a text or an image (both embedded by the model that made the method's vectors); prints
+rank, score (cosine) and image_id."""
+EXAMPLES = """\
+examples:
+  clip-arena search --catalog catalog.parquet --method base --query-id shoes/2.jpg -k 8
+  clip-arena search --catalog catalog.parquet --method finetuned --text "a red shoe" --json"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("search", help="nearest catalog images to a catalog image, a text or an image")
+    p = subparsers.add_parser("search", help="nearest catalog images to a catalog image, a text or an image",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--catalog", required=True, help="catalog Parquet file")
     p.add_argument("--method", required=True, help="embedding method (column <method>_embedding)")
     query = p.add_mutually_exclusive_group(required=True)

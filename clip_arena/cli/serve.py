@@ -13,8 +13,21 @@ from clip_arena.cli.common import add_fetch_options, add_model_options, settings
 from clip_arena.core.errors import UserError
 
 
+DESCRIPTION = """\
+Launch the web app: a blind A/B arena over a catalog's methods, its votes kept in a SQLite file,
+beside the Similarity, Analyze, Batch CSV, Results and Explore tabs. The catalog, the model and
+the users are checked before it starts (one sentence and exit code 2 if one is wrong), then what
+it serves is printed."""
+EXAMPLES = """\
+examples:
+  clip-arena serve          # the bundled demo catalog, votes in votes.db, http://127.0.0.1:7860/
+  clip-arena serve --catalog catalog.parquet --votes votes.db --users users.txt --admins alice"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="launch the web app")
+    p = subparsers.add_parser("serve", help="launch the web app",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--catalog", help="catalog Parquet for the arena (default: the bundled demo)")
     p.add_argument("--votes", help="SQLite file where votes are stored (default: votes.db)")
     p.add_argument("--image-root", action="append", dest="image_roots", metavar="DIR",

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+
 from clip_arena.cli.common import add_fetch_options, add_image_root_option, add_model_options, print_json, settings_from_args
 
 
+DESCRIPTION = """\
+Score one image (a local file under the image roots, or an http(s) URL) against one or more
+captions: cosine, similarity = (cosine + 1) / 2, CLIP score and the percentile among generic
+captions, one line per caption."""
+EXAMPLES = """\
+examples:
+  clip-arena similarity --image photo.jpg --text "a red shoe" --text "a blue bag"
+  clip-arena similarity --image https://example.com/cat.jpg --text "a cat" --json"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("similarity", help="score one image against one or more captions")
+    p = subparsers.add_parser("similarity", help="score one image against one or more captions",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", required=True, help="image path or http(s) URL")
     p.add_argument("--text", required=True, action="append", help="a caption; repeat for several")
     p.add_argument("--json", action="store_true", help="print one JSON object")

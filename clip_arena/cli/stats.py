@@ -21,10 +21,25 @@ def _win_rate(text: str) -> float:
     return value
 
 
+DESCRIPTION = """\
+The verdict of a vote store: for each pair of methods a plain sentence, then win rates with 95%
+intervals (clustered by query and per vote), ties, position bias and the votes still needed, and a
+Bradley-Terry leaderboard. --json prints all of it and more (annotators' agreement, and with
+--catalog breakdowns by its metadata columns and proxy metrics) as one object."""
+EXAMPLES = """\
+examples:
+  clip-arena stats --votes votes.db
+  clip-arena stats --votes votes.db --catalog catalog.parquet --exclude-annotator bob --json"""
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("stats", help="the verdict and statistics of a vote store")
+    p = subparsers.add_parser("stats", help="the verdict and statistics of a vote store",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--votes", required=True, help="SQLite vote store")
-    p.add_argument("--catalog", help="catalog Parquet: adds per-category breakdowns and proxy metrics")
+    p.add_argument("--catalog", help="the arena's catalog Parquet: --json then adds each pair's breakdowns by its "
+                                     "metadata columns and a same-category precision@k per method (the text "
+                                     "output shows neither)")
     p.add_argument("--bootstrap", type=int, default=200, help="Bradley-Terry bootstrap resamples over queries")
     p.add_argument("--exclude-annotator", action="append", default=[], metavar="NAME",
                    help="leave this annotator's votes out of the verdict (repeatable)")

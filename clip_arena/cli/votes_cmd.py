@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import argparse
+
+
+DESCRIPTION = """\
+Move votes between machines: export a vote store to CSV, or import such a CSV into another store
+(all or nothing)."""
+EXAMPLES = """\
+examples:
+  clip-arena votes export --votes votes.db -o votes.csv
+  clip-arena votes import other_machine.csv --votes votes.db"""
+
+EXPORT_DESCRIPTION = """\
+Write every vote of a vote store, undone ones too, to a CSV with the design's vote columns (every
+cell quoted; formulas neutralised for spreadsheets)."""
+EXPORT_EXAMPLES = """\
+examples:
+  clip-arena votes export --votes votes.db -o votes.csv"""
+
+IMPORT_DESCRIPTION = """\
+Add the votes of an exported CSV to a vote store (created if missing). All or nothing: a bad row
+or a vote id the store already has imports nothing."""
+IMPORT_EXAMPLES = """\
+examples:
+  clip-arena votes import other_machine.csv --votes votes.db"""
+
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("votes", help="export or import votes as CSV")
+    p = subparsers.add_parser("votes", help="export or import votes as CSV",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="votes_command", required=True, metavar="ACTION")
-    exp = sub.add_parser("export", help="write every vote (undone ones too) to CSV")
+    exp = sub.add_parser("export", help="write every vote (undone ones too) to CSV",
+                         description=EXPORT_DESCRIPTION, epilog=EXPORT_EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     exp.add_argument("--votes", required=True)
     exp.add_argument("-o", "--output", required=True)
-    imp = sub.add_parser("import", help="add the votes of a CSV; refuses known vote ids and bad rows")
+    imp = sub.add_parser("import", help="add the votes of a CSV; refuses known vote ids and bad rows",
+                         description=IMPORT_DESCRIPTION, epilog=IMPORT_EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("csv")
     imp.add_argument("--votes", required=True)
     p.set_defaults(run=run)

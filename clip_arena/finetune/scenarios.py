@@ -4,9 +4,12 @@ directly by the fused kernel, so an adapter there would never run)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from clip_arena.core.errors import UserError
+
+if TYPE_CHECKING:  # only in annotations: `clip-arena finetune --help` lists SCENARIOS without torch
+    import torch
 
 SCENARIOS = ("zero_shot", "linear_probe", "dual_lora", "vision_lora", "text_lora", "full")
 _MLP = r"resblocks\.\d+\.mlp\.(c_fc|c_proj)"

@@ -5,4 +5,14 @@
     enc.encode_images([pil_image]); enc.encode_texts(["a red shoe"])
 """
 
-from clip_arena.models.registry import get_encoder, known_specs, parse_spec  # noqa: F401
+# The registry imports torch (seconds): it loads on first use, so that the torch-free modules of this
+# package (spec, decode) stay cheap for `clip-arena --help` and argument parsing.
+_REGISTRY = ("get_encoder", "known_specs", "parse_spec")
+
+
+def __getattr__(name: str):
+    if name in _REGISTRY:
+        from clip_arena.models import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,19 +15,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from clip_arena.core.errors import UserError
-
-
-# Where JPEGs are decoded (index.embed.Decoding, analyzer.batch.batch_transform): "gpu" is nvJPEG on
-# the model's device, the default there; "cpu" is the decoding workers.
-DECODE_CHOICES = ("auto", "cpu", "gpu")
-
-
-def decode_mode(decode: str, on_cuda: bool) -> str:
-    """--decode resolved: "gpu" or "cpu" ("auto" is "gpu" where the models run on CUDA)."""
-    if decode not in DECODE_CHOICES:
-        raise UserError(f"--decode must be one of {', '.join(DECODE_CHOICES)}, not {decode!r}.")
-    return ("gpu" if on_cuda else "cpu") if decode == "auto" else decode
+from clip_arena.models.decode import DECODE_CHOICES, decode_mode  # noqa: F401 - imported from here too
 
 
 @dataclass(frozen=True)
