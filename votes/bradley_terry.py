@@ -11,6 +11,8 @@ groups never compared with each other have no common scale: then no strengths, a
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
@@ -25,11 +27,11 @@ GRADIENT_TOL = 1e-9
 def _comparisons(votes: list[dict], methods: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per vote with a preference: (query code, winner index, loser index, weight)."""
     idx = {m: i for i, m in enumerate(methods)}
-    queries: dict[str, int] = {}
+    queries = {q: i for i, q in enumerate(sorted({v["query_id"] for v in votes}))}  # codes not tied to vote order
     rows = []
     for v in votes:
         left, right = idx[v["method_left"]], idx[v["method_right"]]
-        q = queries.setdefault(v["query_id"], len(queries))
+        q = queries[v["query_id"]]
         if v["choice"] == Choice.LEFT.value:
             rows.append((q, left, right, 1.0))
         elif v["choice"] == Choice.RIGHT.value:
@@ -80,10 +82,18 @@ def groups(wins: np.ndarray, methods: list[str]) -> list[list[str]]:
     return [[m for m, label in zip(methods, labels) if label == g] for g in range(n)]
 
 
-def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, seed: int = 0) -> dict:
+def votes_seed(votes: list[dict]) -> int:
+    """A bootstrap seed drawn from the votes themselves: the same votes give the same intervals on
+    every refresh of the Results tab and in `clip-arena stats`; one more vote draws new ones."""
+    keys = sorted(f"{v.get('vote_id', '')}|{v['query_id']}|{v['method_left']}|{v['method_right']}|{v['choice']}"
+                  for v in votes)
+    return int.from_bytes(hashlib.blake2b("\n".join(keys).encode(), digest_size=8).digest(), "big")
+
+
+def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, seed: int | None = None) -> dict:
     """{"rows": [{"method", "strength", "ci", "votes"}] best first, or None with a "warning"}.
     Intervals: 95% percentile bootstrap resampling whole queries (the votes of one query are not
-    independent), with the same fit."""
+    independent), with the same fit; seeded from the votes unless `seed` is given."""
     k = len(methods)
     queries, win, lose, weight = _comparisons(votes, methods)
     wins = np.zeros((k, k))
@@ -99,7 +109,7 @@ def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, s
         return {"rows": None, "warning": "The Bradley-Terry fit did not converge; no strengths are shown."}
     draws = []
     if resamples and len(queries):
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(votes_seed(votes) if seed is None else seed)
         n_queries = int(queries.max()) + 1
         for _ in range(resamples):
             times = np.bincount(rng.integers(0, n_queries, n_queries), minlength=n_queries)

@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from clip_arena.core.hosting import OWNERS_ONLY, is_owner, signed_in_name
+from clip_arena.votes.fingerprints import of_catalog
 from clip_arena.votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
 
 
@@ -19,6 +20,8 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_ex
         pair = gr.Dropdown(label="Pair of methods", choices=[], elem_id="results-pair", scale=2)
         refresh = gr.Button("Refresh", elem_id="results-refresh", scale=1)
         export = gr.Button("Export votes (CSV) and summary (JSON)", elem_id="results-export", scale=2)
+    # Right under the button that makes them: the files and what they hold (further down, nobody sees them).
+    files = gr.File(label="Exports", file_count="multiple", visible=False, elem_id="results-files")
     verdict = gr.Markdown(elem_id="results-verdict")
     leaderboard = gr.Dataframe(headers=LEADERBOARD_HEADERS, label="Leaderboard (Bradley-Terry, intervals from a "
                                "bootstrap over queries)", interactive=False, elem_id="results-leaderboard")
@@ -31,7 +34,7 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_ex
                               elem_id="results-annotators")
     exclude = gr.CheckboxGroup(label="Leave these annotators out of the verdict", choices=[],
                                elem_id="results-exclude")
-    files = gr.File(label="Exports", file_count="multiple", visible=False, elem_id="results-files")
+    fingerprint = of_catalog(catalog) if catalog is not None else None  # votes of other catalogs stay apart
     summary_state = gr.State(None)
 
     def update(chosen, excluded, request: gr.Request):
@@ -39,7 +42,7 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_ex
             return (gr.update(choices=[], value=None), OWNERS_ONLY, pd.DataFrame(columns=LEADERBOARD_HEADERS), "",
                     None, None, None, None, pd.DataFrame(columns=ANNOTATOR_HEADERS), gr.update(choices=[], value=[]),
                     None)
-        r = results(store, catalog, chosen, excluded)
+        r = results(store, catalog, chosen, excluded, fingerprint)
         kept = [a for a in (excluded or []) if a in r["annotator_names"]]
         return (gr.update(choices=r["pairs"], value=r["pair"]), r["verdict"],
                 pd.DataFrame(r["leaderboard"], columns=LEADERBOARD_HEADERS), r["details"], *r["figures"],
@@ -60,9 +63,12 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_ex
     def on_export_click(summary, excluded, request: gr.Request):
         if not is_owner(settings, request):
             raise gr.Error(OWNERS_ONLY, print_exception=False)
-        paths = list(export_files(store, summary or results(store, catalog, None, excluded)["summary"]))
+        paths = list(export_files(store, summary or results(store, catalog, None, excluded, fingerprint)["summary"]))
         if on_export is not None:
             on_export(signed_in_name(request))
-        return gr.update(value=paths, visible=True)
+        n = len(store.votes())
+        gr.Info(f"Exported {n} vote{'s' if n != 1 else ''} (votes.csv, undone ones too) and the summary "
+                "(summary.json): download them under the Export button.")
+        return gr.update(value=paths, visible=True, label=f"Exports: {n} vote{'s' if n != 1 else ''} and the summary")
 
     export.click(on_export_click, [summary_state, exclude], [files], api_name="results_export")

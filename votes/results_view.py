@@ -11,6 +11,7 @@ from clip_arena.votes.store import VoteStore
 from clip_arena.votes.summary import numbers, summarize
 from clip_arena.votes.transfer import export_csv
 
+BOOTSTRAP = 200  # as `clip-arena stats`: the same votes give the same intervals on the web and the CLI
 LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
 ANNOTATOR_HEADERS = ["annotator", "votes", "median time (s)", "too fast (flagged)", "left picks",
                      "position bias p", "agrees with others", "gold consistent", "in the verdict"]
@@ -20,11 +21,24 @@ def pair_label(pair: dict) -> str:
     return f"{pair['method_a']} vs {pair['method_b']}"
 
 
+LEVEL = 1e-6  # strengths this close are level: neither is ranked above the other
+
+
+def ranks(rows: list[dict]) -> list[str]:
+    """Competition ranks of rows sorted best first; level methods share theirs, written "=1"."""
+    out = []
+    for i, r in enumerate(rows):
+        first = next(j for j in range(i + 1) if abs(rows[j]["strength"] - r["strength"]) < LEVEL)
+        level = sum(abs(x["strength"] - r["strength"]) < LEVEL for x in rows) > 1
+        out.append(f"={first + 1}" if level else str(first + 1))
+    return out
+
+
 def leaderboard(summary: dict) -> list[list]:
     """Methods, Bradley-Terry strength, its interval and votes, best first (two methods too)."""
     rows = summary.get("bradley_terry") or []
-    return [[i + 1, r["method"], round(r["strength"], 3),
-             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "", r["votes"]] for i, r in enumerate(rows)]
+    return [[rank, r["method"], round(r["strength"], 3), f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "",
+             r["votes"]] for rank, r in zip(ranks(rows), rows)]
 
 
 def annotator_rows(summary: dict) -> list[list]:
@@ -46,10 +60,12 @@ def flagged_line(flagged: dict) -> str:
             f"verdict. The annotator table shows whose they are: leave out an annotator who votes too fast.")
 
 
-def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | None = None) -> dict:
+def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | None = None,
+            fingerprint: str | None = None) -> dict:
+    """`fingerprint`: the served catalog's (votes.fingerprints.of_catalog); votes of others are left out."""
     votes = store.votes()
-    summary = summarize(votes, store.rounds(), catalog, bootstrap=100, exclude_annotators=exclude or (),
-                        flags=store.flags())
+    summary = summarize(votes, store.rounds(), catalog, bootstrap=BOOTSTRAP, exclude_annotators=exclude or (),
+                        flags=store.flags(), fingerprint=fingerprint)
     counted = [v for v in votes if not v.get("undone_at") and is_blind(v)
                and v["annotator"] not in set(exclude or ())]
     labels = [pair_label(p) for p in summary["pairs"]]
@@ -57,6 +73,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
     several = len(summary["pairs"]) > 1
     lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
         "No votes yet: vote in the Arena tab."]
+    lines = [summary[k] for k in ("catalog_warning", "catalog_note") if summary.get(k)] + lines
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
     details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "

@@ -10,28 +10,38 @@ import numpy as np
 
 from clip_arena.votes.annotators import annotator_agreement, annotator_table
 from clip_arena.votes.bradley_terry import bradley_terry
+from clip_arena.votes.fingerprints import compatible, describe
 from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
 
 def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200,
               exclude_annotators=(), min_effect: float | None = None, include_non_blind: bool = False,
-              flags: dict[str, str] | None = None) -> dict:
+              flags: dict[str, str] | None = None, fingerprint: str | None = None) -> dict:
     """Undone votes never count; skipped and auto-skipped rounds are reported beside them. Votes
     cast after the annotator saw the methods (blind = false) and votes of excluded annotators are
     left out of the verdict and reported apart. `flags` ({vote_id: reason}, VoteStore.flags()):
-    votes cast under the display-time floor, counted and reported, per annotator too."""
+    votes cast under the display-time floor, counted and reported, per annotator too. `fingerprint`
+    (votes.fingerprints.of_catalog): the catalog the verdict is about; votes cast on another one are
+    left out and counted apart. Without it, votes of different catalogs are pooled with a warning."""
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
     live = [v for v in votes_all if not v.get("undone_at")]
+    other_catalog = [v for v in live if fingerprint and not compatible(v.get("catalog_fingerprint", ""), fingerprint)]
+    if other_catalog:
+        live = [v for v in live if compatible(v.get("catalog_fingerprint", ""), fingerprint)]
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
     pairs = [pair_stats(votes, a, b, min_effect) for a, b in itertools.combinations(methods, 2)]
     pairs = [p for p in pairs if p.votes]
     labels = _labels(catalog)
+    pool, split = _query_pool(catalog)
     out_pairs = []
     for p in pairs:
         d = p.as_dict()
+        if pool is not None:
+            judged = {v["query_id"] for v in votes if {v["method_left"], v["method_right"]} == {p.method_a, p.method_b}}
+            d["query_pool"] = {"queries": len(pool), "left": len(pool - judged), "test_split": split}
         d["breakdown"] = {col: breakdown(votes, p.method_a, p.method_b, mapping) for col, mapping in labels.items()}
         d["plain"] = verdict(d)
         out_pairs.append(d)
@@ -50,7 +60,16 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                     "in_verdict": sum(v.get("vote_id") in flags for v in votes)},
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
+        "other_catalog_votes": len(other_catalog),
     }
+    pooled = describe(votes)
+    if pooled:
+        result["catalog_warning"] = (f"Warning: {pooled}; this verdict pools them. Name the arena's catalog "
+                                     "(stats --catalog) to count only the votes cast on it.")
+    elif other_catalog:
+        result["catalog_note"] = (f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on "
+                                  "another catalog (a method with other embeddings) "
+                                  f"{'are' if len(other_catalog) != 1 else 'is'} left out.")
     if len(methods) >= 2:
         bt = bradley_terry(votes, methods, bootstrap)
         result["bradley_terry"] = bt["rows"]
@@ -59,6 +78,18 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     if catalog is not None:
         result["proxy"] = proxy_metrics(catalog, votes)
     return result
+
+
+def _query_pool(catalog) -> tuple[set[str] | None, bool]:
+    """The arena's query images (the test split when there is one, as arena/rounds.py draws them)."""
+    if catalog is None:
+        return None, False
+    if "split" in catalog.table.column_names:
+        frame = catalog.frame(["image_id", "split"])
+        test = set(frame.loc[frame["split"] == "test", "image_id"])
+        if test:
+            return test, True
+    return set(catalog.ids), False
 
 
 def _non_blind(votes: list[dict], counted: bool) -> dict:
@@ -133,7 +164,14 @@ def verdict(pair: dict, alpha: float = ALPHA) -> str:
     more = plan["more_votes"]
     if more == 0:  # a fixed-size test would have enough; the always-valid one asks for more
         return f"{first}; keep voting: the lead is not yet strong enough to call safely."
-    return f"{first}; about {more} more vote{'' if more == 1 else 's'} would tell a {diff} difference."
+    told = f"about {more} more vote{'' if more == 1 else 's'} on new queries would tell a {diff} difference"
+    pool = pair.get("query_pool")
+    if pool and more > pool["left"]:  # each query counts once: votes on judged ones add little
+        noun = "test split" if pool["test_split"] else "catalog"
+        return (f"{first}; {told}, but the {noun} has {pool['queries']} queries and only {pool['left']} not yet "
+                f"judged: too few to tell it. Add query images (a larger test split: clip-arena embed --split) "
+                "or accept a larger difference.")
+    return f"{first}; {told}."
 
 
 def numbers(pair: dict) -> str:

@@ -151,7 +151,10 @@ def read_vote_rows(path: str | Path, torn_tail: bool = False, skipped: list[str]
                      torn_tail, skipped)
 
 
-def import_csv(store: VoteStore, path: str | Path) -> int:
+def import_csv(store: VoteStore, path: str | Path, allow_other_catalog: bool = False) -> int:
+    """Add the votes of a vote CSV, all or nothing. Votes of another catalog (a method name that
+    stands for other embeddings than in the store's votes, or a CSV that mixes catalogs) are refused
+    unless `allow_other_catalog`: pooled, they would make one verdict of two experiments."""
     path = Path(path)
     rows = read_vote_rows(path)
     seen: dict[str, int] = {}
@@ -167,6 +170,8 @@ def import_csv(store: VoteStore, path: str | Path) -> int:
             if clash is not None:
                 raise UserError(f"Row {clash + 2}: vote_id {rows[clash][0]} is already in {store.path}; "
                                 "nothing was imported.")
+            if not allow_other_catalog:
+                _check_same_catalog(conn, store.path, path, rows)
             conn.executemany(f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({placeholders})", rows)
     except sqlite3.IntegrityError as err:
         raise UserError(f"A round in {path} already has a vote in {store.path} ({err}); nothing was imported.") from err
@@ -174,6 +179,29 @@ def import_csv(store: VoteStore, path: str | Path) -> int:
 
 
 UNDONE_AT = VOTE_COLUMNS.index("undone_at")
+FINGERPRINT = VOTE_COLUMNS.index("catalog_fingerprint")
+
+
+def _check_same_catalog(conn, store_path: Path, csv_path: Path, rows: list[tuple]) -> None:
+    from clip_arena.votes.fingerprints import clashes, methods_of
+
+    have = {r[0] for r in conn.execute("SELECT DISTINCT catalog_fingerprint FROM votes")}
+    incoming = {r[FINGERPRINT] for r in rows}
+    found = clashes(have | incoming)
+    if not found:
+        return
+    method, digests = next(iter(found.items()))
+    named = f"method {method}" if method else "the catalog"
+    mine = {methods_of(fp).get(method) for fp in have} & digests
+    if mine:
+        theirs = sorted(d for d in digests if d not in mine)
+        where = (f"{csv_path.name} holds votes cast on another catalog: {named} has other embeddings there "
+                 f"({', '.join(theirs)}) than in {store_path.name} ({', '.join(sorted(mine))})")
+    else:
+        where = f"{csv_path.name} mixes votes of {len(digests)} catalogs ({named}: {', '.join(sorted(digests))})"
+    raise UserError(f"{where}; nothing was imported. A verdict over both would pool two experiments: import "
+                    "into a store of its own (--votes other.db), or pass --allow-other-catalog to pool them "
+                    "(stats then warns).")
 
 
 def merge_rows(store: VoteStore, rows: list[tuple]) -> tuple[int, int]:

@@ -55,7 +55,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from clip_arena.index.catalog import read_catalog
     from clip_arena.votes.store import VoteStore
-    from clip_arena.votes.results_view import flagged_line
+    from clip_arena.votes.fingerprints import of_catalog
+    from clip_arena.votes.results_view import flagged_line, ranks
     from clip_arena.votes.summary import numbers, summarize
 
     if not Path(args.votes).is_file():
@@ -70,10 +71,14 @@ def run(args) -> int:
         raise UserError(f"No votes from annotator {', '.join(map(repr, unknown))} in {args.votes}.")
     result = summarize(votes, store.rounds(), catalog, bootstrap=args.bootstrap,
                        exclude_annotators=args.exclude_annotator, min_effect=args.min_effect,
-                       include_non_blind=args.include_non_blind, flags=store.flags())
+                       include_non_blind=args.include_non_blind, flags=store.flags(),
+                       fingerprint=of_catalog(catalog) if catalog is not None else None)
     if args.json:
         print_json(result)
         return 0
+    for key in ("catalog_warning", "catalog_note"):
+        if result.get(key):
+            print(result[key])  # first: it says what the verdict below is about
     several = len(result["pairs"]) > 1
     for pair in result["pairs"]:
         print(f"{pair['method_a']} vs {pair['method_b']}: {pair['plain']}" if several else pair["plain"])
@@ -82,9 +87,9 @@ def run(args) -> int:
         print("  " + numbers(pair).replace("\n", "\n  "))
     if result.get("bradley_terry"):
         print("\nLeaderboard (Bradley-Terry, 95% intervals from a bootstrap over queries):")
-        for i, r in enumerate(result["bradley_terry"], 1):
+        for rank, r in zip(ranks(result["bradley_terry"]), result["bradley_terry"]):
             ci = f" ({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
-            print(f"  {i}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
+            print(f"  {rank}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
     if result.get("bradley_terry_warning"):
         print(result["bradley_terry_warning"])
     print(f"\n{result['votes']} votes in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "

@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("csv")
     imp.add_argument("--votes", required=True)
+    imp.add_argument("--allow-other-catalog", action="store_true",
+                     help="import votes cast on another catalog (a method with other embeddings) too; "
+                          "stats then warns that its verdict pools them")
     p.set_defaults(run=run)
 
 
@@ -61,6 +64,6 @@ def run(args) -> int:
         n = export_csv(store, args.output)
         print(f"exported {n} vote{'s' if n != 1 else ''} to {args.output}")
     else:
-        n = import_csv(store, args.csv)
+        n = import_csv(store, args.csv, allow_other_catalog=args.allow_other_catalog)
         print(f"imported {n} vote{'s' if n != 1 else ''} into {args.votes}")
     return 0
