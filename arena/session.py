@@ -41,6 +41,7 @@ class SessionState:
     # Query row -> times this annotator met it (votes of earlier sessions, rounds shown in this one):
     # the least met comes first, and once every query was met the arena asks before repeating.
     seen: dict[int, int] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)  # voted round -> its number, shown again after undo
     repeats: bool = False  # the annotator chose to go on judging queries they have judged
     covered: bool = False  # no round on screen because every query was met (state.notice says so)
     prefetched: Future | None = None  # the next round, prepared while the annotator looks at this one
@@ -139,6 +140,7 @@ class Arena:
             return None
         state.notice, state.covered = None, False
         state.rounds_shown += 1
+        r.extra["number"] = state.rounds_shown
         state.seen[r.query_row] = state.seen.get(r.query_row, 0) + 1
         if self.prefetch and state.prefetched is None:
             # Prepare the next round now: people look at a round for seconds, so the searches are
@@ -192,6 +194,7 @@ class Arena:
                         self.maker.count_vote(r.query_row, -1)
                     raise
             state.votes += 1
+            state.numbers[r.round_id] = r.extra.get("number", state.rounds_shown)
             state.flagged += bool(flag)
             state.last_flagged = bool(flag)
             r.extra["voted_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -235,6 +238,7 @@ class Arena:
             again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
                                         {row["method_left"]: [row_of(i) for i in left],
                                          row["method_right"]: [row_of(i) for i in right]}, keep_sides=True)
+            again.extra["number"] = state.numbers.get(row["round_id"], state.rounds_shown)
             again.blind = (bool(row["blind"]) and row["round_id"] not in state.revealed
                            and not self._exported_since(state.annotator, row["created_at"]))
             if not again.blind:

@@ -22,6 +22,7 @@ LABELS = {"left": "A · Left better", "right": "B · Right better", "tie": "T ·
 CONCURRENCY_ID, CONCURRENCY_LIMIT = "arena", 16
 FLAGGED = ("That vote came less than {ms} ms after the round appeared: it is kept, flagged for review. "
            "Take a moment to look at both sides.")
+GRID_HEIGHT = 490
 NAME_KEY = "clip-arena-annotator"  # where the browser remembers the annotator's name
 
 KEYBOARD_JS = """
@@ -29,8 +30,16 @@ KEYBOARD_JS = """
 #arena-buttons { flex-wrap: nowrap; gap: 6px; }
 #arena-buttons button { min-width: 0; white-space: nowrap; padding-left: 6px; padding-right: 6px; }
 #arena-query img { width: 100%; height: 100%; object-fit: contain; }
+/* An enlarged result fills most of the window, not the small gallery box (Escape closes it). */
+#arena-left .preview, #arena-right .preview { position: fixed; inset: 4vh 4vw; z-index: 1000; height: auto;
+                                              width: auto;
+                                              background: var(--background-fill-primary);
+                                              box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.6); }
 #arena-query img, #arena-left img, #arena-right img { image-rendering: auto; }
-.arena-flash { padding: 8px 12px; border-radius: 6px; font-size: 1.05rem;
+#arena-message { position: fixed; top: 10px; right: 24px; z-index: 50; max-width: min(56vw, 720px);
+                 width: auto; min-width: 0; }
+#arena-message .html-container { padding: 0; }
+.arena-flash { padding: 1px 10px; border-radius: 6px; font-size: 1rem; line-height: 1.5;
                background: var(--color-accent-soft); border: 1px solid var(--color-accent);
                animation: arena-fade 6s ease-in forwards; }
 @keyframes arena-fade { 0%, 70% { opacity: 1; } 100% { opacity: 0; } }
@@ -101,7 +110,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
     with gr.Column(elem_id="arena-root"):
         if identity == OAUTH:
             gr.LoginButton(elem_id="arena-login")
-        with gr.Row():
+        with gr.Row(elem_id="arena-settings") as settings:  # hidden while a round is on screen: room for images
             name = gr.Textbox(label="Your name", placeholder="annotator name (Enter starts)", scale=2,
                               elem_id="arena-name", interactive=not login_name, info=texts.name_info)
             categories = ["all"] + arena.maker.category_choices()
@@ -110,23 +119,28 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
             start = gr.Button("Start", variant="primary", scale=1, elem_id="arena-start",
                               interactive=identity != NOBODY)
         status = gr.Markdown(texts.status, elem_id="arena-status")
-        go_on = gr.Button("Continue with queries I judged", visible=False, elem_id="arena-continue", size="sm")
+        # The last vote's reveal and other notes float at the top right (CSS above), over the page's
+        # empty corner: they never push the round, the buttons or the legend out of view.
         message = gr.HTML("", elem_id="arena-message")
+        go_on = gr.Button("Continue with queries I judged", visible=False, elem_id="arena-continue", size="sm")
         round_id = gr.Textbox(visible=False, elem_id="arena-round-id")
-        with gr.Row(equal_height=True):
-            query = gr.Image(label="Query", type="filepath", height=150, interactive=False, scale=1,
+        # Results in a grid of two columns a side: at 1280x800 each image is about 230 px wide, and
+        # the buttons and the legend stay in view (tests/test_browser_arena_layout.py measures it).
+        columns = 2 if arena.maker.k > 1 else 1
+        with gr.Row(equal_height=True, elem_id="arena-round"):
+            query = gr.Image(label="Query", type="filepath", height=GRID_HEIGHT, interactive=False, scale=2,
                              elem_id="arena-query", buttons=["fullscreen"])
-            left = gr.Gallery(label="Left", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
+            left = gr.Gallery(label="Left", columns=columns, height=GRID_HEIGHT, allow_preview=True, scale=5,
                               elem_id="arena-left", object_fit="contain")
-            right = gr.Gallery(label="Right", columns=arena.maker.k, height=150, allow_preview=True, scale=4,
+            right = gr.Gallery(label="Right", columns=columns, height=GRID_HEIGHT, allow_preview=True, scale=5,
                                elem_id="arena-right", object_fit="contain")
         with gr.Row(elem_id="arena-buttons"):
             buttons = {a: gr.Button(LABELS[a], elem_id=f"arena-btn-{a}", interactive=False, min_width=0,
                                     variant="secondary" if a in ("skip", "undo", "finish") else "primary")
                        for a in ACTIONS}
-        gr.Markdown(KEY_LEGEND)
+        gr.Markdown(KEY_LEGEND, elem_id="arena-legend")
 
-    outputs = [state, status, message, round_id, query, left, right, go_on, *buttons.values()]
+    outputs = [state, status, message, round_id, query, left, right, go_on, settings, *buttons.values()]
 
     def show(st, note=""):
         """Every output for the session's state: the round on screen, or none (finished, nothing left)."""
@@ -135,7 +149,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
         return (st, status_line(arena, st), note, r.round_id if r else "",
                 query_image(images, r) if r else None, gallery(images, r.rows_left) if r else [],
                 gallery(images, r.rows_right) if r else [], gr.update(visible=bool(st and st.covered)),
-                *[gr.update(interactive=enabled[a]) for a in ACTIONS])
+                gr.update(visible=r is None), *[gr.update(interactive=enabled[a]) for a in ACTIONS])
 
     nothing = tuple(gr.skip() for _ in outputs)
 
@@ -182,7 +196,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
             try:
                 if action == "finish":
                     text = summary_text(arena.summary(st))
-                    return (None, text, "", "", None, [], [], gr.update(visible=False),
+                    return (None, text, "", "", None, [], [], gr.update(visible=False), gr.update(visible=True),
                             *[gr.update(interactive=False) for _ in ACTIONS])
                 if action == "undo":
                     again = arena.undo(st)

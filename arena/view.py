@@ -46,7 +46,8 @@ def status_line(arena: Arena, state: SessionState) -> str:
     votes = f"{state.votes} vote{'s' if state.votes != 1 else ''}"
     if state.current is None and state.notice:
         return f"**{state.notice}** {plain(state.annotator)}: {votes} this session. {progress_text(arena, state)}"
-    return (f"Round {state.rounds_shown}. **{plain(state.annotator)}**: {votes} this session. "
+    number = state.current.extra.get("number", state.rounds_shown) if state.current else state.rounds_shown
+    return (f"Round {number}. **{plain(state.annotator)}**: {votes} this session. "
             f"{progress_text(arena, state)}")
 
 
