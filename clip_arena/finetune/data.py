@@ -31,12 +31,6 @@ def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]
     return captions
 
 
-def split_rows(catalog: Catalog, split: str) -> list[int]:
-    if "split" not in catalog.table.column_names:
-        raise UserError("The catalog has no 'split' column; fine-tuning needs train and val rows.")
-    return [i for i, s in enumerate(catalog.table.column("split").to_pylist()) if s == split]
-
-
 class PairDataset(Dataset):
     """Decoded, transformed images with their tokenised captions. Small catalogs are cached."""
 
