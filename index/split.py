@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import random
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 
 from clip_arena.core.errors import UserError
-from clip_arena.index.catalog import SPLITS
+from clip_arena.index.catalog import SPLITS, Catalog
+
+EXAMPLE = "80/10/10"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,15 @@ class SplitPlan:
     stratify: str | None = None  # column
     group: str | None = None  # column
     redraw: bool = False  # draw every row again, the split already there included
+
+
+def embed_split_command(catalog: Catalog) -> str:
+    """The `embed` re-run that adds a split to this catalog (draws it again when it has one), its own
+    methods and specs filled in."""
+    specs = {m: (catalog.meta.get("methods", {}).get(m) or {}).get("spec") or "SPEC" for m in catalog.methods}
+    methods = " ".join("--method " + shlex.quote(f"{m}={spec}") for m, spec in specs.items()) or "--method NAME=SPEC"
+    return (f"clip-arena embed --images DIR [--metadata CSV] {methods} -o {shlex.quote(str(catalog.path))} "
+            f"--split {EXAMPLE}" + (" --resplit" if "split" in catalog.table.column_names else ""))
 
 
 def parse_shares(text: str) -> tuple[float, float, float]:

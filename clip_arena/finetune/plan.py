@@ -5,23 +5,14 @@ the warmup sized to it and a warning when the run is too short to move the model
 from __future__ import annotations
 
 import math
-import shlex
 
 from clip_arena.core.errors import UserError
 from clip_arena.finetune.data import caption_fields
 from clip_arena.index.catalog import SPLIT, Catalog
+from clip_arena.index.split import embed_split_command
 
 # Fewer optimiser steps than this rarely move a CLIP model: warned about, not refused.
 MIN_STEPS = 100
-EXAMPLE_SPLIT = "80/10/10"
-
-
-def embed_split_command(catalog: Catalog) -> str:
-    """The `embed` re-run that adds a split to this catalog, its own methods and specs filled in."""
-    specs = {m: (catalog.meta.get("methods", {}).get(m) or {}).get("spec") or "SPEC" for m in catalog.methods}
-    methods = " ".join("--method " + shlex.quote(f"{m}={spec}") for m, spec in specs.items()) or "--method NAME=SPEC"
-    return (f"clip-arena embed --images DIR [--metadata CSV] {methods} -o {shlex.quote(str(catalog.path))} "
-            f"--split {EXAMPLE_SPLIT}")
 
 
 def split_counts(catalog: Catalog) -> dict[str, int]:
@@ -34,7 +25,7 @@ def split_counts(catalog: Catalog) -> dict[str, int]:
 def check_catalog(catalog: Catalog, template: str, columns: dict[str, str | None]) -> tuple[list[int], list[int]]:
     """The train and val rows; UserError naming what the catalog lacks for this run. `columns`:
     option -> metadata column the run reads (e.g. {"positives": "category"})."""
-    fix = (f"add one without re-embedding (the vectors are kept): `{embed_split_command(catalog)}`, "
+    fix = (f"draw one without re-embedding (the vectors are kept): `{embed_split_command(catalog)}`, "
            "or give the metadata CSV a split column (train/val/test) and re-run embed")
     if SPLIT not in catalog.table.column_names:
         raise UserError(f"{catalog.path} has no split column: fine-tuning trains on the rows whose split is "
