@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from clip_arena.analyzer.images import load_image, read_source
 from clip_arena.core.errors import ImageLoadError, UserError
 from clip_arena.core.settings import FetchLimits
-from clip_arena.index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
+from clip_arena.index.catalog import (CAPTION, ID, SPLIT, SUFFIX, URI, CatalogError, catalog_meta, embedding_column,
                            numpy_to_fixed_list, read_catalog, with_meta)
 from clip_arena.index.refresh import RowPlan, plan_rows
 from clip_arena.index.split import SplitPlan
@@ -62,6 +62,10 @@ def items_from_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | 
         raise UserError(f"Metadata CSV {csv_path} could not be read: {err}.") from err
     if URI not in df.columns:
         raise UserError(f"Metadata CSV {csv_path} needs an {URI!r} column; it has {', '.join(df.columns)}.")
+    vector_like = [c for c in df.columns if str(c).endswith(SUFFIX)]
+    if vector_like:  # said now, not by the catalog's check once every image is embedded
+        raise UserError(f"Metadata CSV {csv_path} has a column {str(vector_like[0])[:80]!r}: names ending in "
+                        f"{SUFFIX!r} are the catalog's vector columns; rename it.")
     base = Path(images_dir) if images_dir else csv_path.parent
     items, seen = [], set()
     for row, rec in enumerate(df.to_dict("records")):

@@ -183,3 +183,20 @@ def test_other_methods_are_refused_before_a_model_loads(tmp_path, photos, capsys
     _, out = _first_catalog(tmp_path, photos, capsys, tiny_open_clip_spec)
     code, _, err = _embed(capsys, "--images", photos, "--method", f"other={UNLOADABLE}", "-o", out)
     assert code == 2 and "needs the same methods" in err and "never-loaded" not in err
+
+
+def test_a_csv_column_named_like_vectors_is_refused_before_a_model_loads(tmp_path, photos, capsys, no_model):
+    """On main it was refused by the catalog's check, once every image was embedded."""
+    meta = _csv(tmp_path / "meta.csv", ["image_uri", "style_embedding"], [("p0.png", "flat")])
+    code, _, err = _embed(capsys, "--images", photos, "--metadata", meta, "--method", f"base={UNLOADABLE}",
+                          "-o", tmp_path / "c.parquet")
+    assert code == 2 and "'style_embedding'" in err and "rename it" in err
+
+
+def test_split_values_finetune_would_ignore_are_pointed_out(tmp_path, photos, capsys, tiny_open_clip_spec):
+    meta = _csv(tmp_path / "meta.csv", ["image_uri", "split"],
+                [(f"p{i}.png", "Train" if i < 8 else "test") for i in range(10)])
+    code, stdout, err = _embed(capsys, "--images", photos, "--metadata", meta, "--method", f"base={tiny_open_clip_spec}",
+                               "-o", tmp_path / "c.parquet")
+    assert code == 0, err
+    assert "split: train 0, val 0, test 2; other values, which finetune and the arena ignore: 'Train' 8" in stdout

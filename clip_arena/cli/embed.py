@@ -124,7 +124,10 @@ def run(args) -> int:
     if report.plan.split_note:
         print(report.plan.split_note)
     if report.splits:
-        print("split: " + ", ".join(f"{s} {report.splits.get(s, 0):,}" for s in ("train", "val", "test")))
+        other = {s: n for s, n in report.splits.items() if s not in ("train", "val", "test")}
+        print("split: " + ", ".join(f"{s} {report.splits.get(s, 0):,}" for s in ("train", "val", "test"))
+              + (f"; other values, which finetune and the arena ignore: "
+                 + ", ".join(f"{s[:40]!r} {n:,}" for s, n in sorted(other.items())[:5]) if other else ""))
     if report.failed:
         print("skipped by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()), file=sys.stderr)
         for image_id, _, message in report.failed[:10]:
