@@ -2,6 +2,8 @@
 the run, a warning when the run is too short, and only the last and best checkpoints kept."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -11,7 +13,7 @@ from clip_arena.finetune.train import TrainConfig, finetune
 from clip_arena.index.catalog import build_table, catalog_meta, read_catalog, write_catalog
 from clip_arena.models import get_encoder
 from clip_arena.cli.main import main
-from cli_runner import run_cli
+from conftest import with_project
 from test_finetune import tiny_catalog  # noqa: F401 - the fixture
 
 # A model spec that fails the moment anything tries to load it: an error that names the catalog, not
@@ -31,11 +33,16 @@ def test_a_catalog_without_split_is_refused_before_the_model_loads_and_the_fix_i
     """On main: 22 s of model loading, then 'no split column' without a way out."""
     catalog, _ = tiny_catalog
     path = _without_split(catalog, tmp_path)
-    proc = run_cli("finetune", "--catalog", str(path), "--scenario", "dual_lora", "--model", UNLOADABLE,
-                   "-o", str(tmp_path / "run"))
+    # The real command in a fresh process, which then tells whether open_clip was even imported.
+    script = ("import sys; from clip_arena.cli.main import main; code = main(sys.argv[1:]); "
+              "print('open_clip imported' if 'open_clip' in sys.modules else 'open_clip not imported'); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", script, "finetune", "--catalog", str(path), "--scenario", "dual_lora",
+                           "--model", UNLOADABLE, "-o", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300, env=with_project())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "has no split column" in proc.stderr and "--split 80/10/10" in proc.stderr
     assert "clip-arena embed" in proc.stderr and "never-loaded" not in proc.stderr
+    assert proc.stdout.strip() == "open_clip not imported"
     assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
 
 
@@ -116,3 +123,10 @@ def test_finetune_help_gives_each_numbers_default_and_meaning(capsys):
     assert "pairs per batch" in text and "(default 64)" in text
     assert "peak learning rate" in text and "(default 5e-4)" in text
     assert "--keep-checkpoints N" in text and "besides the best by validation recall" in text
+
+
+def test_the_best_epoch_is_the_latest_among_equal_recalls():
+    history = [{"epoch": e, "recall@1": r1, "recall@5": 1.0, "recall@10": 1.0}
+               for e, r1 in ((1, 0.25), (2, 0.5), (3, 0.5), (4, 0.25))]
+    assert best_record(history)["epoch"] == 3
+    assert best_record([{"epoch": 1, "train_loss": 1.0}]) is None  # no val rows: no best, the last is kept

@@ -39,13 +39,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from clip_arena.finetune.train import TrainConfig, finetune
+    from clip_arena.finetune.plan import TrainConfig, preflight
 
     cfg = TrainConfig(scenario=args.scenario, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
                       warmup_ratio=args.warmup_ratio, accum_steps=args.accum_steps,
                       caption_template=args.caption_template, lora_rank=args.lora_rank, seed=args.seed,
                       workers=args.workers, max_steps=args.max_steps, keep_checkpoints=args.keep_checkpoints)
+    preflight(args.catalog, cfg)  # at once: before open_clip is even imported, let alone a model loaded
+    from clip_arena.finetune.train import finetune
+
     result = finetune(args.catalog, args.model, args.output, cfg, resume=args.resume, device=args.device)
     print(f"model saved: open_clip:local-dir:{result.model_dir}")
     if result.best is not None:

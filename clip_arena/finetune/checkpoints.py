@@ -29,9 +29,10 @@ def latest(folder: Path) -> Path | None:
 
 
 def best_record(history: list[dict]) -> dict | None:
-    """The history record with the highest validation recall (the earliest among equals)."""
-    scored = [h for h in history if all(k in h for k in RECALL_KEYS)]
-    return max(scored, key=lambda h: tuple(h[k] for k in RECALL_KEYS)) if scored else None
+    """The history record with the highest validation recall; among equals the latest, which has
+    trained longest (so a run whose recall never moves has no best apart from its last)."""
+    scored = [(tuple(h[k] for k in RECALL_KEYS), i) for i, h in enumerate(history) if all(k in h for k in RECALL_KEYS)]
+    return history[max(scored)[1]] if scored else None
 
 
 def prune(folder: Path, history: list[dict], keep: int) -> list[int]:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import string
-
 import torch
 from torch.utils.data import Dataset
 
 from clip_arena.analyzer.images import load_image
 from clip_arena.core.errors import UserError
+from clip_arena.finetune.plan import caption_fields
 from clip_arena.index.catalog import Catalog
-
-
-def caption_fields(template: str) -> list[str]:
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
 def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]:

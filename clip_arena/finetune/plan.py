@@ -5,14 +5,55 @@ the warmup sized to it and a warning when the run is too short to move the model
 from __future__ import annotations
 
 import math
+import string
+from dataclasses import dataclass
+from pathlib import Path
 
 from clip_arena.core.errors import UserError
-from clip_arena.finetune.data import caption_fields
-from clip_arena.index.catalog import SPLIT, Catalog
+from clip_arena.index.catalog import SPLIT, Catalog, read_catalog
 from clip_arena.index.split import embed_split_command
 
 # Fewer optimiser steps than this rarely move a CLIP model: warned about, not refused.
 MIN_STEPS = 100
+
+
+@dataclass
+class TrainConfig:
+    scenario: str = "dual_lora"
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup_steps: int | None = None  # None: warmup_ratio of the run's optimiser steps
+    warmup_ratio: float = 0.1
+    keep_checkpoints: int = 1  # most recent epoch checkpoints kept, besides the best by validation recall
+    accum_steps: int = 1  # note: contrastive negatives stay within each micro-batch
+    caption_template: str = "{caption}"
+    lora_rank: int = 8
+    seed: int = 0
+    workers: int = 0
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+    positives: str | None = None  # metadata column: pairs sharing its value are positives of each other
+    positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
+    batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
+    image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
+    centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
+    centre_scale: float = 30.0  # the centre loss's inverse temperature
+    freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
+
+
+def caption_fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def preflight(catalog_path: str | Path, cfg: TrainConfig) -> tuple[Catalog, list[int], list[int]]:
+    """The catalog and its train and val rows, once the run's numbers and columns are known to be
+    usable; raises UserError otherwise. Imports neither torch nor open_clip: it answers at once."""
+    check_numbers(cfg)
+    catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
+    train, val = check_catalog(catalog, cfg.caption_template,
+                               {"positives": cfg.positives, "batch_groups": cfg.batch_groups})
+    return catalog, train, val
 
 
 def split_counts(catalog: Catalog) -> dict[str, int]:
@@ -46,8 +87,8 @@ def check_catalog(catalog: Catalog, template: str, columns: dict[str, str | None
     return train, val
 
 
-def check_numbers(cfg) -> None:
-    """The run's numbers, each in the range that makes sense (a TrainConfig or anything like it)."""
+def check_numbers(cfg: TrainConfig) -> None:
+    """The run's numbers, each in the range that makes sense."""
     rules = [("epochs", cfg.epochs >= 1, "1 or more"), ("batch-size", cfg.batch_size >= 1, "1 or more"),
              ("accum-steps", cfg.accum_steps >= 1, "1 or more"), ("lr", 0 < cfg.lr < math.inf, "above 0"),
              ("warmup-steps", cfg.warmup_steps is None or cfg.warmup_steps >= 0, "0 or more"),

@@ -22,37 +22,11 @@ from clip_arena.finetune.losses import centre_loss, group_clip_loss, image_group
 from clip_arena.finetune.sampling import GroupBatchSampler
 from clip_arena.finetune.evaluate import text_to_image_recall
 from clip_arena.finetune.export import save_local_dir
-from clip_arena.finetune.plan import check_catalog, check_numbers, short_run_warning, warmup_for
+from clip_arena.finetune.plan import TrainConfig, preflight, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
 from clip_arena.finetune.scenarios import merge_lora, prepare, trainable
-from clip_arena.index.catalog import read_catalog
 from clip_arena.models.device import pick_device
 from clip_arena.models.loaders import demo_inner_spec, open_clip_parts
 from clip_arena.models.spec import parse_spec
-
-
-@dataclass
-class TrainConfig:
-    scenario: str = "dual_lora"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    warmup_steps: int | None = None  # None: warmup_ratio of the run's optimiser steps
-    warmup_ratio: float = 0.1
-    keep_checkpoints: int = 1  # most recent epoch checkpoints kept, besides the best by validation recall
-    accum_steps: int = 1  # note: contrastive negatives stay within each micro-batch
-    caption_template: str = "{caption}"
-    lora_rank: int = 8
-    seed: int = 0
-    workers: int = 0
-    max_steps: int | None = None  # stop early (tests, smoke runs)
-    positives: str | None = None  # metadata column: pairs sharing its value are positives of each other
-    positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
-    batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
-    image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
-    centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
-    centre_scale: float = 30.0  # the centre loss's inverse temperature
-    freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
 
 
 @dataclass
@@ -131,16 +105,13 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
     from open_clip import ClipLoss
     from tqdm import tqdm
 
-    check_numbers(cfg)
     # Everything that needs no model is checked first: a mistake costs a second, not a model load.
+    catalog, train_rows, val_rows = preflight(catalog_path, cfg)
     spec = parse_spec(init_spec)
     if spec.backend == "demo":
         spec = demo_inner_spec(spec)
     if spec.backend != "open_clip":
         raise UserError(f"Fine-tuning takes open_clip models; {init_spec} is a {spec.backend} model.")
-    catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
-    train_rows, val_rows = check_catalog(catalog, cfg.caption_template,
-                                         {"positives": cfg.positives, "batch_groups": cfg.batch_groups})
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     latest = checkpoints.latest(ckpt_dir) if resume else None
