@@ -27,6 +27,9 @@ SUFFIX = "_embedding"
 META_KEY = b"clip_arena"
 NORM_TOLERANCE = {pa.float32(): 1e-3, pa.float16(): 5e-3}
 SPLITS = ("train", "val", "test")
+# Grouping columns, first found wins: images sharing a value (one product, one query) are drawn into
+# the same split by `embed --split`, unless --group-by names another column.
+GROUP_COLUMNS = ("group_id", "product_id", "query_id")
 # A method names a column and the FAISS files beside the catalog: an identifier (ASCII letters, digits, '_').
 METHOD_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 # What a column may hold once decompressed, checked in the file's footer before anything is read:

@@ -2,13 +2,15 @@
 
 Images are decoded once, in DataLoader worker processes, through the shared safe loader, and
 each method's transform is applied to the same decoded image. Rows are written to Parquet in
-row groups as they come, so memory stays bounded whatever the catalog size. Re-running on a
-grown folder keeps the rows already embedded and embeds only the new images.
+row groups as they come, so memory stays bounded whatever the catalog size. Re-running keeps the
+vectors of the images already embedded, embeds only the new ones, and refreshes the metadata from
+the run's CSV (index/refresh.py, worked out before any model loads).
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,8 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 from clip_arena.analyzer.images import load_image, read_source
 from clip_arena.core.errors import ImageLoadError, UserError
 from clip_arena.core.settings import FetchLimits
-from clip_arena.index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, catalog_meta, embedding_column,
+from clip_arena.index.catalog import (CAPTION, ID, SPLIT, SUFFIX, URI, CatalogError, catalog_meta, embedding_column,
                            numpy_to_fixed_list, read_catalog, with_meta)
+from clip_arena.index.refresh import RowPlan, plan_rows
+from clip_arena.index.split import SplitPlan
 from clip_arena.models.device import on_cuda
 from clip_arena.models.pixels import decode_mode
 
@@ -58,6 +62,10 @@ def items_from_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | 
         raise UserError(f"Metadata CSV {csv_path} could not be read: {err}.") from err
     if URI not in df.columns:
         raise UserError(f"Metadata CSV {csv_path} needs an {URI!r} column; it has {', '.join(df.columns)}.")
+    vector_like = [c for c in df.columns if str(c).endswith(SUFFIX)]
+    if vector_like:  # said now, not by the catalog's check once every image is embedded
+        raise UserError(f"Metadata CSV {csv_path} has a column {str(vector_like[0])[:80]!r}: names ending in "
+                        f"{SUFFIX!r} are the catalog's vector columns; rename it.")
     base = Path(images_dir) if images_dir else csv_path.parent
     items, seen = [], set()
     for row, rec in enumerate(df.to_dict("records")):
@@ -77,7 +85,13 @@ def items_from_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | 
 def merge_items(folder_items: list[ImageItem], csv_items: list[ImageItem]) -> list[ImageItem]:
     """CSV rows describe images; folder images without a CSV row are added bare."""
     by_source = {it.source: it for it in csv_items}
-    return csv_items + [it for it in folder_items if it.source not in by_source]
+    by_id = {it.image_id: it for it in csv_items}
+    bare = [it for it in folder_items if it.source not in by_source]
+    for it in bare:
+        if it.image_id in by_id:  # said now, not as a duplicate row once every image is embedded
+            raise UserError(f"image_id {it.image_id!r} of the metadata CSV names {by_id[it.image_id].source}, but it "
+                            f"is also the id of the folder's file {it.source}; give the CSV row another image_id.")
+    return csv_items + bare
 
 
 @dataclass
@@ -201,6 +215,16 @@ class EmbedReport:
     kept: int
     added: int
     failed: list[tuple[str, str, str]]  # (image_id, kind, message)
+    plan: RowPlan | None = None  # what was kept, re-embedded, refreshed, dropped (index/refresh.py)
+    splits: dict[str, int] = field(default_factory=dict)  # rows per split in the written catalog
+
+
+@dataclass(frozen=True)
+class StoredMethod:
+    """A method as the catalog records it: stands in for its encoder when no image needs embedding."""
+
+    spec: str
+    dim: int
 
 
 def _batch_table(items: list[ImageItem], uris: list[str], vectors: dict, extra_cols: list[str],
@@ -224,56 +248,91 @@ def _stored_uri(source: str, catalog_dir: Path) -> str:
         return source
 
 
-def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathLike, *, dtype: str = "float32",
-                  batch_size: int = 64, workers: int = 2, limits: FetchLimits | None = None,
-                  progress: bool = True, encode: Callable | None = None, decode: str = "auto") -> EmbedReport:
-    """Embed `items` with every encoder and write the catalog; incremental if `output` exists.
-    `encode(new_items)` replaces the local `encode_stream` (another engine yielding the same
-    (indices, {method: vectors}, errors) batches, in input order)."""
+def plan_catalog(items: list[ImageItem], output: str | os.PathLike, methods: list[str], *, refresh: bool = True,
+                 prune: bool = False, split: SplitPlan | None = None) -> RowPlan:
+    """What embedding `items` into `output` will keep, embed and refresh, and the split it will draw;
+    raises UserError for anything wrong with the inputs. Needs no model: run it before loading one."""
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    specs = {m: e.spec for m, e in encoders.items()}
-    previous, existing_ids = {}, set()
+    old = None
     if output.exists():
         old = read_catalog(output)
-        if sorted(old.methods) != sorted(encoders):
+        if sorted(old.methods) != sorted(methods):
             raise CatalogError(f"{output} has methods {', '.join(old.methods)}; embedding into it needs the same "
-                               f"methods, not {', '.join(encoders)} (write a new file with -o).")
+                               f"methods, not {', '.join(methods)} (write a new file with -o).")
+    catalog_dir = output.parent.resolve()
+    return plan_rows(items, [_stored_uri(it.source, catalog_dir) for it in items], old, refresh=refresh,
+                     prune=prune, split=split)
+
+
+def stored_methods(output: str | os.PathLike, specs: dict[str, str]) -> dict[str, StoredMethod] | None:
+    """The catalog's own record of `specs` when it made every method with the very same spec; else None
+    (the models must then load: their spec is compared once loaded)."""
+    from clip_arena.models.spec import parse_spec
+
+    meta = read_catalog(output, check=False).meta.get("methods", {})
+    found = {}
+    for method, spec in specs.items():
+        stored = meta.get(method, {})
+        if not stored.get("spec") or stored.get("dim") is None or stored["spec"] != str(parse_spec(spec)):
+            return None
+        found[method] = StoredMethod(stored["spec"], int(stored["dim"]))
+    return found
+
+
+def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathLike, *, dtype: str = "float32",
+                  batch_size: int = 64, workers: int = 2, limits: FetchLimits | None = None,
+                  progress: bool = True, encode: Callable | None = None, decode: str = "auto",
+                  plan: RowPlan | None = None, refresh: bool = True, prune: bool = False,
+                  split: SplitPlan | None = None) -> EmbedReport:
+    """Embed `items` with every encoder and write the catalog; incremental if `output` exists (see
+    index/refresh.py: vectors kept, metadata refreshed from `items` unless not `refresh`).
+    `plan`: from plan_catalog, when it was made before the models loaded (then `refresh`, `prune`
+    and `split` are in it). `encode(new_items)` replaces the local `encode_stream` (another engine
+    yielding the same (indices, {method: vectors}, errors) batches, in input order)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if plan is None:
+        plan = plan_catalog(items, output, list(encoders), refresh=refresh, prune=prune, split=split)
+    specs = {m: e.spec for m, e in encoders.items()}
+    previous = {}
+    if output.exists():
+        previous = read_catalog(output, check=False).meta
         for method, spec in specs.items():
-            old_spec = old.meta.get("methods", {}).get(method, {}).get("spec")
+            old_spec = previous.get("methods", {}).get(method, {}).get("spec")
             if old_spec and old_spec != spec:
                 raise CatalogError(f"{output} method {method!r} was made with {old_spec}, not {spec}.")
-        previous, existing_ids = old.meta, set(old.ids)
-        del old
-    new_items = [it for it in items if it.image_id not in existing_ids]
-    extra_cols = sorted({k for it in items for k in it.extra})
-    if SPLIT in extra_cols:  # keep the reserved column in its usual place
-        extra_cols.remove(SPLIT)
-        extra_cols.insert(0, SPLIT)
+    new_items = plan.new_items
     dims = {m: e.dim for m, e in encoders.items()}
     meta = catalog_meta(specs, dims, previous) if new_items or not previous else previous
-    schema = with_meta(_batch_table([], [], {m: np.zeros((0, d), np.float32) for m, d in dims.items()},
-                                    extra_cols, dtype), meta).schema
+    vector_fields = [pa.field(embedding_column(m), numpy_to_fixed_list(np.zeros((0, d), np.float32), dtype).type)
+                     for m, d in dims.items()]
+    schema = with_meta(pa.schema(list(plan.kept_meta.schema) + vector_fields).empty_table(), meta).schema
     tmp = output.with_name(output.name + ".tmp")
     failed: list[tuple[str, str, str]] = []
     added = kept = 0
     with pq.ParquetWriter(tmp, schema) as writer:
-        if existing_ids:
-            for batch in pq.ParquetFile(output).iter_batches(batch_size=ROW_GROUP):
-                table = pa.Table.from_batches([batch])
-                writer.write_table(_conform(table, schema))
-                kept += table.num_rows
+        if plan.kept:
+            old = pq.read_table(output, columns=[f.name for f in vector_fields], memory_map=True)
+            for start in range(0, len(plan.kept), ROW_GROUP):
+                rows = plan.kept[start : start + ROW_GROUP]
+                vectors = old.take(pa.array(rows, pa.int64()))
+                columns = plan.kept_meta.slice(start, len(rows)).columns + \
+                    [vectors.column(f.name).cast(f.type) for f in vector_fields]
+                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+                kept += len(rows)
+            del old
         buffer: list[pa.Table] = []
         buffered = 0
-        stream = (encode(new_items) if encode is not None
-                  else encode_stream(new_items, encoders, batch_size, workers, limits, progress, decode))
+        stream = () if not new_items else (
+            encode(new_items) if encode is not None
+            else encode_stream(new_items, encoders, batch_size, workers, limits, progress, decode))
         for indices, vectors, errors in stream:
             failed += [(new_items[i].image_id, kind, msg) for i, (kind, msg) in errors]
             if not indices:
                 continue
             batch_items = [new_items[i] for i in indices]
             uris = [_stored_uri(it.source, output.parent.resolve()) for it in batch_items]
-            buffer.append(_batch_table(batch_items, uris, vectors, extra_cols, dtype).cast(schema))
+            buffer.append(_conform(_batch_table(batch_items, uris, vectors, plan.columns, dtype), schema))
             buffered += len(indices)
             if buffered >= ROW_GROUP:
                 writer.write_table(pa.concat_tables(buffer))
@@ -285,9 +344,11 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
     if kept + added == 0:
         tmp.unlink()
         raise UserError("No image could be embedded: " + (failed[0][2] if failed else "no images were found."))
-    read_catalog(tmp)  # validate what was written before it replaces anything
+    written = read_catalog(tmp)  # validate what was written before it replaces anything
+    splits = dict(Counter(v for v in written.table.column(SPLIT).to_pylist() if v)) if SPLIT in written.table.column_names else {}
+    del written
     os.replace(tmp, output)
-    return EmbedReport(output, kept, added, failed)
+    return EmbedReport(output, kept, added, failed, plan, splits)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -39,6 +39,18 @@ def add_parser(subparsers) -> None:
                    "bigger batch keeps the GPU busy; 64 elsewhere)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--float16", action="store_true", help="store vectors as float16 (half the size)")
+    p.add_argument("--split", metavar="TRAIN/VAL/TEST",
+                   help="draw a train/val/test split in these percentages, e.g. 80/10/10, for rows without one "
+                        "(a split already there, from the CSV or the catalog, is kept unless --resplit)")
+    p.add_argument("--split-by", metavar="COLUMN", help="with --split: stratify by this column, e.g. category")
+    p.add_argument("--group-by", metavar="COLUMN",
+                   help="with --split: rows sharing this column's value go to the same split (default: the "
+                        "first of group_id, product_id, query_id the catalog has)")
+    p.add_argument("--seed", type=int, default=0, help="with --split: seed of the draw (default 0: reruns give the "
+                                                       "same split)")
+    p.add_argument("--resplit", action="store_true", help="with --split: draw every row's split again")
+    p.add_argument("--prune", action="store_true", help="drop catalog rows no longer in the folder or CSV (default: "
+                                                        "kept as they were)")
     add_decode_option(p)
     add_device_options(p)
     add_fetch_options(p)
@@ -68,7 +80,9 @@ def csv_paths_note(args) -> str:
 
 
 def run(args) -> int:
-    from clip_arena.index.embed import build_catalog, items_from_csv, items_from_folder, merge_items
+    from clip_arena.index.embed import (build_catalog, items_from_csv, items_from_folder, merge_items, plan_catalog,
+                                        stored_methods)
+    from clip_arena.index.split import SplitPlan, parse_shares
     from clip_arena.models import get_encoder
 
     if not args.images and not args.metadata:
@@ -84,12 +98,26 @@ def run(args) -> int:
         # Said before any model loads: every row would be skipped, and the folder's images added bare.
         raise UserError(f"None of the {len(csv_items):,} image paths in {args.metadata} exists "
                         f"(first: {csv_items[0].source}); {csv_paths_note(args)}.")
-    if ray_options is not None:
+    split = None
+    if args.split is not None:
+        split = SplitPlan(parse_shares(args.split), args.split.strip(), args.seed, args.split_by, args.group_by,
+                          args.resplit)
+    else:
+        given = [o for o, v in (("--split-by", args.split_by), ("--group-by", args.group_by),
+                                ("--resplit", args.resplit)) if v]
+        if given:
+            raise UserError(f"{', '.join(given)} goes with --split TRAIN/VAL/TEST, e.g. --split 80/10/10.")
+    # Everything that needs no model, the catalog already there included, is checked before one loads.
+    plan = plan_catalog(items, args.output, list(methods), refresh=bool(args.metadata), prune=args.prune, split=split)
+    stored = stored_methods(args.output, methods) if not plan.new_items and os.path.exists(args.output) else None
+    if stored is not None:  # nothing to embed: the catalog's record of its models is all the writer needs
+        report = build_catalog(items, stored, args.output, dtype=dtype, plan=plan)
+    elif ray_options is not None:
         from clip_arena.engines.ray_embed import build_catalog_ray
 
         report = build_catalog_ray(items, methods, args.output, ray_options, dtype=dtype,
                                    batch_size=args.batch_size or 64, limits=settings.limits, device=settings.device,
-                                   precision=settings.precision, decode=args.decode)
+                                   precision=settings.precision, decode=args.decode, plan=plan)
     else:
         encoders = {name: get_encoder(spec, settings.device, settings.precision) for name, spec in methods.items()}
         note_decode(args.decode, encoders.values())
@@ -97,10 +125,23 @@ def run(args) -> int:
 
         batch_size = args.batch_size or (256 if any(on_cuda(e.device) for e in encoders.values()) else 64)
         report = build_catalog(items, encoders, args.output, dtype=dtype, batch_size=batch_size, workers=args.workers,
-                               limits=settings.limits, progress=True, decode=args.decode)
+                               limits=settings.limits, progress=True, decode=args.decode, plan=plan)
     kinds = Counter(kind for _, kind, _ in report.failed)
-    print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new, {report.kept:,} kept), "
-          f"{len(report.failed):,} skipped")
+    refreshed = report.plan.metadata_summary() if report.kept else ""
+    n_again = report.plan.reembedded
+    again = f", {n_again:,} of them re-embedded as {'its' if n_again == 1 else 'their'} image_uri changed" if n_again else ""
+    print(f"{report.path}: {report.kept + report.added:,} images ({report.added:,} new{again}, {report.kept:,} kept"
+          + (f"; {refreshed}" if refreshed else "") + f"), {len(report.failed):,} skipped")
+    if report.plan.absent:
+        print(f"{report.plan.absent:,} catalog rows are no longer in the folder or CSV: "
+              + ("dropped (--prune)" if args.prune else "kept as they were (--prune drops them)"))
+    if report.plan.split_note:
+        print(report.plan.split_note)
+    if report.splits:
+        other = {s: n for s, n in report.splits.items() if s not in ("train", "val", "test")}
+        print("split: " + ", ".join(f"{s} {report.splits.get(s, 0):,}" for s in ("train", "val", "test"))
+              + (f"; other values, which finetune and the arena ignore: "
+                 + ", ".join(f"{s[:40]!r} {n:,}" for s, n in sorted(other.items())[:5]) if other else ""))
     if report.failed:
         print("skipped by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()), file=sys.stderr)
         for image_id, _, message in report.failed[:10]:

@@ -27,11 +27,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scenario", required=True, choices=SCENARIOS)
     p.add_argument("--model", required=True, help="initial open_clip spec (CONFIG.json alone: random init)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints/, model/, history.json")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=5,
+                   help="passes over the train rows (default 5); a small catalog needs many more to learn")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="image-caption pairs per batch, each pair's negatives being the batch's other pairs "
+                        "(default 64)")
+    p.add_argument("--lr", type=float, default=5e-4,
+                   help="peak learning rate of AdamW, reached after the warmup, then cosine decay (default 5e-4)")
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int, default=20)
+    p.add_argument("--warmup-steps", type=int,
+                   help="optimiser steps of linear warmup (default: --warmup-ratio of the run's steps)")
+    p.add_argument("--warmup-ratio", type=float, default=0.1,
+                   help="warmup as a share of the run's optimiser steps, when --warmup-steps is not given (default 0.1)")
     p.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation steps")
     p.add_argument("--caption-template", default="{caption}",
                    help="caption from catalog columns, e.g. '{caption}, {category}, {subcategory}'")
@@ -40,17 +47,28 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=0, help="data loading processes")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--keep-checkpoints", type=int, default=1, metavar="N",
+                   help="most recent epoch checkpoints kept (default 1), besides the best by validation recall; "
+                        "older ones are deleted as the run goes")
     p.add_argument("--device", help="cpu, cuda, mps (default: chosen by itself)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from clip_arena.finetune.train import TrainConfig, finetune
+    from clip_arena.finetune.plan import TrainConfig, preflight
 
     cfg = TrainConfig(scenario=args.scenario, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, accum_steps=args.accum_steps,
+                      weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+                      warmup_ratio=args.warmup_ratio, accum_steps=args.accum_steps,
                       caption_template=args.caption_template, lora_rank=args.lora_rank, seed=args.seed,
-                      workers=args.workers, max_steps=args.max_steps)
+                      workers=args.workers, max_steps=args.max_steps, keep_checkpoints=args.keep_checkpoints)
+    preflight(args.catalog, cfg)  # at once: before open_clip is even imported, let alone a model loaded
+    from clip_arena.finetune.train import finetune
+
     result = finetune(args.catalog, args.model, args.output, cfg, resume=args.resume, device=args.device)
     print(f"model saved: open_clip:local-dir:{result.model_dir}")
+    if result.best is not None:
+        recall = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("recall@"))
+        where = f"open_clip:local-dir:{result.best_dir}" if result.best_dir else "the model above"
+        print(f"best epoch by validation recall: {result.best['epoch']} ({recall}): {where}")
     return 0

@@ -105,8 +105,15 @@ def describe(settings, arena, users) -> list[str]:
     allowed = configured_roots(settings)  # the rule the tabs apply: hosted, none unless configured
     roots = ", ".join(allowed) if allowed else "none (local paths off)"
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    queries = f"{len(arena.maker.candidates)} arena queries"
+    if not arena.maker.has_test_split:  # said now: the fine-tuned model may have trained on these queries
+        from clip_arena.index.split import embed_split_command
+
+        has = "no test rows in its split" if "split" in catalog.table.column_names else "no split column"
+        queries += (f" drawn from every row, as the catalog has {has}, so a fine-tuned model's training images "
+                    f"are among them; to query test images only: `{embed_split_command(catalog)}`")
     return [
-        f"catalog: {catalog.path} ({len(catalog)} rows, {len(arena.maker.candidates)} arena queries)",
+        f"catalog: {catalog.path} ({len(catalog)} rows, {queries})",
         f"methods: {', '.join(arena.maker.methods)}",
         f"votes: {os.path.abspath(settings.votes)}",
         f"model: {settings.model} (loading in the background; "

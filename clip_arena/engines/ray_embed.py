@@ -29,8 +29,8 @@ from clip_arena.models.pixels import decode_mode
 def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str | os.PathLike,
                       ray_options: RayOptions, *, dtype: str = "float32", batch_size: int = 64,
                       limits: FetchLimits | None = None, device: str | None = None, precision: str | None = None,
-                      progress: bool = True, decode: str = "auto") -> EmbedReport:
-    """What `build_catalog` does, with the images encoded on Ray."""
+                      progress: bool = True, decode: str = "auto", plan=None) -> EmbedReport:
+    """What `build_catalog` does, with the images encoded on Ray (`plan`: index.embed.plan_catalog's)."""
     from clip_arena.models import get_encoder
 
     limits = limits or FetchLimits()
@@ -97,7 +97,7 @@ def build_catalog_ray(items: list[ImageItem], specs: dict[str, str], output: str
                 bar.close()
 
     report = build_catalog(items, local, output, dtype=dtype, batch_size=batch_size, limits=limits,
-                           progress=progress, encode=stream)
+                           progress=progress, encode=stream, plan=plan)
     store.remove()
     return report
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import string
-
 import torch
 from torch.utils.data import Dataset
 
 from clip_arena.analyzer.images import load_image
 from clip_arena.core.errors import UserError
+from clip_arena.finetune.plan import caption_fields
 from clip_arena.index.catalog import Catalog
-
-
-def caption_fields(template: str) -> list[str]:
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
 def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]:
@@ -29,12 +24,6 @@ def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]
         text = template.format(**values)
         captions.append(", ".join(part.strip() for part in text.split(",") if part.strip()))
     return captions
-
-
-def split_rows(catalog: Catalog, split: str) -> list[int]:
-    if "split" not in catalog.table.column_names:
-        raise UserError("The catalog has no 'split' column; fine-tuning needs train and val rows.")
-    return [i for i, s in enumerate(catalog.table.column("split").to_pylist()) if s == split]
 
 
 class PairDataset(Dataset):

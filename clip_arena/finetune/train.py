@@ -1,11 +1,13 @@
 """The fine-tuning loop: contrastive loss, AdamW, warmup + cosine schedule, gradient accumulation,
-AMP on CUDA, a checkpoint per epoch and resume, per-epoch validation recall@k, progress bars."""
+AMP on CUDA, a checkpoint per epoch (the last few and the best kept) and resume, per-epoch
+validation recall@k, progress bars. Inputs are checked before the model loads (finetune/plan.py)."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,45 +16,26 @@ import torch
 from torch.utils.data import DataLoader
 
 from clip_arena.core.errors import UserError
-from clip_arena.finetune.data import PairDataset, collate, split_rows
+from clip_arena.finetune import checkpoints
+from clip_arena.finetune.data import PairDataset, collate
 from clip_arena.finetune.losses import centre_loss, group_clip_loss, image_group_loss
 from clip_arena.finetune.sampling import GroupBatchSampler
 from clip_arena.finetune.evaluate import text_to_image_recall
 from clip_arena.finetune.export import save_local_dir
+from clip_arena.finetune.plan import TrainConfig, preflight, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
 from clip_arena.finetune.scenarios import merge_lora, prepare, trainable
-from clip_arena.index.catalog import read_catalog
 from clip_arena.models.device import pick_device
 from clip_arena.models.loaders import demo_inner_spec, open_clip_parts
 from clip_arena.models.spec import parse_spec
 
 
 @dataclass
-class TrainConfig:
-    scenario: str = "dual_lora"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 20
-    accum_steps: int = 1  # note: contrastive negatives stay within each micro-batch
-    caption_template: str = "{caption}"
-    lora_rank: int = 8
-    seed: int = 0
-    workers: int = 0
-    max_steps: int | None = None  # stop early (tests, smoke runs)
-    positives: str | None = None  # metadata column: pairs sharing its value are positives of each other
-    positive_weight: float = 0.5  # with `positives`: the target mass kept on the pair's own caption
-    batch_groups: str | None = None  # metadata column: fill each batch from few of its values (hard negatives)
-    image_loss_weight: float = 0.0  # with `positives`: add a contrastive loss among images of the same value
-    centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
-    centre_scale: float = 30.0  # the centre loss's inverse temperature
-    freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
-
-
-@dataclass
 class TrainResult:
     model_dir: Path | None
     history: list[dict] = field(default_factory=list)
+    best_dir: Path | None = None  # the best epoch's model (by validation recall), when it is not the last
+    best: dict | None = None  # that epoch's history record
+    warnings: list[str] = field(default_factory=list)
 
 
 def _seed(seed: int) -> None:
@@ -116,37 +99,35 @@ def _checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("epoch_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    return found[-1] if found else None
-
-
 def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, cfg: TrainConfig,
              resume: bool = False, device: str | None = None, progress: bool = True) -> TrainResult:
     """Train, checkpoint each epoch, and save the final (LoRA-merged) model to OUTPUT/model."""
     from open_clip import ClipLoss
     from tqdm import tqdm
 
-    output_dir = Path(output_dir)
-    ckpt_dir = output_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(device)
-    _seed(cfg.seed)
+    # Everything that needs no model is checked first: a mistake costs a second, not a model load.
+    catalog, train_rows, val_rows = preflight(catalog_path, cfg)
     spec = parse_spec(init_spec)
     if spec.backend == "demo":
         spec = demo_inner_spec(spec)
     if spec.backend != "open_clip":
         raise UserError(f"Fine-tuning takes open_clip models; {init_spec} is a {spec.backend} model.")
+    output_dir = Path(output_dir)
+    ckpt_dir = output_dir / "checkpoints"
+    latest = checkpoints.latest(ckpt_dir) if resume else None
+    state = torch.load(latest, map_location="cpu", weights_only=False) if latest is not None else None
+    if state is not None and (state["config"]["scenario"] != cfg.scenario or state["init_spec"] != init_spec):
+        raise UserError(f"{latest} was made by another run (scenario {state['config']['scenario']}, "
+                        f"model {state['init_spec']}); resume needs the same.")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    _seed(cfg.seed)
     parts = open_clip_parts(spec, device, "fp32")
     model = prepare(parts["model"], cfg.scenario, rank=cfg.lora_rank).to(device)
     if cfg.freeze_text:  # the plain-name text embeddings stay where they are: name recall keeps its anchor
         for name, p in model.named_parameters():
             if not name.startswith("visual."):
                 p.requires_grad_(False)
-    catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
-    train_rows, val_rows = split_rows(catalog, "train"), split_rows(catalog, "val")
-    if not train_rows:
-        raise UserError("The catalog has no rows with split 'train'.")
     train_set = PairDataset(catalog, train_rows, cfg.caption_template, parts["train_transform"], parts["tokenizer"],
                             group_column=cfg.positives)
     val_set = PairDataset(catalog, val_rows, cfg.caption_template, parts["transform"], parts["tokenizer"]) if val_rows else None
@@ -172,19 +153,20 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
                             generator=generator)
     steps_per_epoch = math.ceil(len(loader) / cfg.accum_steps)
     total_steps = steps_per_epoch * cfg.epochs
+    warmup = warmup_for(total_steps, cfg.warmup_steps, cfg.warmup_ratio)
+    run_steps = min(total_steps, cfg.max_steps) if cfg.max_steps is not None else total_steps
+    warnings = [w for w in [short_run_warning(len(train_set), cfg.batch_size, cfg.accum_steps, cfg.epochs,
+                                              steps_per_epoch, run_steps, warmup)] if w]
+    for line in warnings:
+        print(line, file=sys.stderr, flush=True)
     optimizer = _optimizer(model, cfg)
-    scheduler = _schedule(optimizer, cfg.warmup_steps, total_steps)
+    scheduler = _schedule(optimizer, warmup, total_steps)
     clip_loss = ClipLoss()
     amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda") if amp else None
     start_epoch, step = 1, 0
 
-    latest = _latest_checkpoint(ckpt_dir) if resume else None
-    if latest is not None:
-        state = torch.load(latest, map_location="cpu", weights_only=False)
-        if state["config"]["scenario"] != cfg.scenario or state["init_spec"] != init_spec:
-            raise UserError(f"{latest} was made by another run (scenario {state['config']['scenario']}, "
-                            f"model {state['init_spec']}); resume needs the same.")
+    if state is not None:
         params = dict(model.named_parameters())
         for name, value in state["trainable"].items():
             params[name].data.copy_(value.to(device))
@@ -199,6 +181,7 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         generator.manual_seed(cfg.seed + state["epoch"])
         if sampler is not None:
             sampler.epoch = state["epoch"]
+        del state
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -236,18 +219,36 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses))}
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
         if val_set is not None:
             record.update(evaluate(model, val_set, device))
         history.append(record)
         torch.save(_checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec),
-                   ckpt_dir / f"epoch_{epoch}.pt")
+                   checkpoints.epoch_path(ckpt_dir, epoch))
+        checkpoints.prune(ckpt_dir, history, cfg.keep_checkpoints)
         if progress:
             print(json.dumps(record))
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
 
+    best = checkpoints.best_record(history)
+    best_dir = None
+    if best is not None and best["epoch"] != history[-1]["epoch"]:
+        best_dir = _save_best(model, checkpoints.epoch_path(ckpt_dir, best["epoch"]), parts["model_cfg"],
+                              output_dir / "model_best", device)
     final = merge_lora(model).eval()
     model_dir = save_local_dir(final, parts["model_cfg"], output_dir / "model")
     (output_dir / "history.json").write_text(json.dumps(history, indent=2))
-    return TrainResult(model_dir, history)
+    return TrainResult(model_dir, history, best_dir, best, warnings)
+
+
+def _save_best(model, checkpoint: Path, model_cfg: dict, folder: Path, device: str) -> Path:
+    """The best epoch's weights (its checkpoint's trainable tensors on a copy of the model) as a model folder."""
+    import copy
+
+    trained = torch.load(checkpoint, map_location="cpu", weights_only=False)["trainable"]
+    best = copy.deepcopy(model)
+    params = dict(best.named_parameters())
+    for name, value in trained.items():
+        params[name].data.copy_(value.to(device))
+    return save_local_dir(merge_lora(best).eval(), model_cfg, folder)
