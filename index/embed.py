@@ -27,6 +27,7 @@ from clip_arena.index.catalog import (CAPTION, ID, SPLIT, URI, CatalogError, cat
                            numpy_to_fixed_list, read_catalog, with_meta)
 from clip_arena.models.device import on_cuda
 from clip_arena.models.pixels import decode_mode
+from clip_arena.models.spec import absolute_spec, resolve_saved_spec
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ROW_GROUP = 8192
@@ -232,7 +233,7 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
     (indices, {method: vectors}, errors) batches, in input order)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    specs = {m: e.spec for m, e in encoders.items()}
+    specs = {m: absolute_spec(e.spec) for m, e in encoders.items()}  # loadable from any folder
     previous, existing_ids = {}, set()
     if output.exists():
         old = read_catalog(output)
@@ -241,7 +242,7 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
                                f"methods, not {', '.join(encoders)} (write a new file with -o).")
         for method, spec in specs.items():
             old_spec = old.meta.get("methods", {}).get(method, {}).get("spec")
-            if old_spec and old_spec != spec:
+            if old_spec and not _same_model(old_spec, spec, output.parent):
                 raise CatalogError(f"{output} method {method!r} was made with {old_spec}, not {spec}.")
         previous, existing_ids = old.meta, set(old.ids)
         del old
@@ -288,6 +289,14 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
     read_catalog(tmp)  # validate what was written before it replaces anything
     os.replace(tmp, output)
     return EmbedReport(output, kept, added, failed)
+
+
+def _same_model(saved: str, spec: str, folder: Path) -> bool:
+    """Whether a catalog's saved spec (relative paths in older catalogs) names the model `spec` does."""
+    try:
+        return absolute_spec(resolve_saved_spec(saved, folder)) == spec
+    except UserError:  # not understood, or its files are gone: only the same text is the same model
+        return saved == spec
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
