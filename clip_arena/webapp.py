@@ -153,6 +153,7 @@ def warm_up(settings: Settings) -> None:
 
 
 def launch(settings: Settings, arena=None) -> None:
+    from clip_arena.analyzer.widgets import IMAGE_DROP_JS
     from clip_arena.arena.tab import KEYBOARD_JS
     from clip_arena.core.auth import Users
 
@@ -179,7 +180,7 @@ def launch(settings: Settings, arena=None) -> None:
     demo.queue(max_size=settings.queue_size).launch(
         quiet=True, prevent_thread_lock=True,
         server_name=settings.host, server_port=settings.port, auth=auth.verify if auth else None, theme=THEME,
-        head=KEYBOARD_JS,
+        head=KEYBOARD_JS + IMAGE_DROP_JS,
         max_file_size=max_upload(settings), footer_links=["api", "settings"], show_error=True,
         # Gradio's traffic monitor shows every event's timing to anyone signed in: off.
         enable_monitoring=False,
