@@ -3,8 +3,10 @@ data from elsewhere (CSV cells, the browser, hosted) keeps the image roots."""
 
 import json
 import os
+import tempfile
 
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 from PIL import Image
 
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
@@ -97,3 +99,18 @@ def test_score_still_reads_csv_cells_only_under_the_csv_folder(home, capsys, tin
 
     errors = [row["error"] for row in csv.DictReader(open(tmp_path / "out.csv", newline=""))]
     assert all(e.startswith(("not_found", "outside_roots")) for e in errors), errors
+
+
+@given(st.text(max_size=80))
+@hsettings(max_examples=150, deadline=None)
+def test_whatever_is_typed_is_read_or_refused_in_one_error(text):
+    """No traceback whatever the argument holds (NUL bytes, lone surrogates, '~user', folders)."""
+    with tempfile.TemporaryDirectory() as empty:
+        cwd = os.getcwd()
+        os.chdir(empty)
+        try:
+            ImagePolicy.for_cli(Settings()).load(text)
+        except ImageLoadError:
+            pass
+        finally:
+            os.chdir(cwd)
