@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from clip_arena.analyzer.batch_view import (SHOWS, SORTS, CancelFlags, ResultGone, columns_of, local_paths_text,
-                                            preview_datatypes, refresh_preview, run_batch)
+                                            preview_datatypes, preview_widths, refresh_preview, run_batch)
 from clip_arena.analyzer import model_notice
 from clip_arena.analyzer.widgets import error_text, model_picker
 from clip_arena.core import background
@@ -33,7 +33,8 @@ def build(settings: Settings) -> None:
     with gr.Row():
         sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Sort the preview", elem_id="batch-sort")
         show = gr.Dropdown(list(SHOWS), value=SHOWS[0], label="Show", elem_id="batch-show")
-    preview = gr.Dataframe(label="Preview (first rows as sorted and filtered)", interactive=False,
+    # wrap: an error cell is a sentence; unwrapped, the last column ran off the table's right edge
+    preview = gr.Dataframe(label="Preview (first rows as sorted and filtered)", interactive=False, wrap=True,
                            elem_id="batch-preview")
     flags = CancelFlags()
 
@@ -62,7 +63,7 @@ def build(settings: Settings) -> None:
             return None, None, error_text(str(err)), None
         finally:
             flags.finish(key)
-        return gr.Dataframe(table, datatype=preview_datatypes(table)), fig, text, output
+        return gr.Dataframe(table, datatype=preview_datatypes(table), column_widths=preview_widths(table)), fig, text, output
 
     def on_cancel(request: gr.Request):
         if flags.cancel(request.session_hash or ""):
@@ -79,7 +80,7 @@ def build(settings: Settings) -> None:
             return gr.skip()  # cleaned after an hour: keep what is shown
         except UserError as err:  # not a scored CSV (sent through the API): one sentence
             raise gr.Error(str(err), print_exception=False) from err
-        return gr.Dataframe(table, datatype=preview_datatypes(table)) if table is not None else gr.skip()
+        return gr.Dataframe(table, datatype=preview_datatypes(table), column_widths=preview_widths(table)) if table is not None else gr.skip()
 
     gr.on([sort.change, show.change], on_view, [result, image_col, sort, show, model], [preview],
           concurrency_id="batch-preview", concurrency_limit=settings.model_jobs)

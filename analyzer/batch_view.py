@@ -228,3 +228,17 @@ class ResultGone(UserError):
 
 def preview_datatypes(frame: pd.DataFrame) -> list[str]:
     return ["markdown" if c == "thumbnail" else "str" for c in frame.columns]
+
+
+NARROW = {"row": 5, "thumbnail": 8, "cosine": 9, "percentile": 9, "similarity": 9, "clip_score": 9}
+ERROR_WIDTH = 25
+
+
+def preview_widths(frame: pd.DataFrame) -> list[str]:
+    """Column widths (% of the table) that fit the preview in the page, cells wrapping: the error
+    column, a sentence, gets a quarter; the input's own columns share what is left."""
+    columns = list(frame.columns)
+    fixed = sum(NARROW.get(c, 0) for c in columns) + (ERROR_WIDTH if "error" in columns else 0)
+    others = [c for c in columns if c not in NARROW and c != "error"]
+    share = max(100 - fixed, 10) / max(len(others), 1)
+    return [f"{NARROW[c] if c in NARROW else ERROR_WIDTH if c == 'error' else share:g}%" for c in columns]

@@ -77,11 +77,13 @@ def resolve_checked(host: str, port: int, allow_private: bool) -> str:
     if not allow_private:
         blocked = [a for a in addresses if not _public(a)]
         if blocked:  # refuse if any answer is private: an attacker controls the order
-            raise ImageLoadError(
+            err = ImageLoadError(
                 "private_address",
                 f"Refused to fetch from {host}: it resolves to a private, loopback or link-local "
                 f"address ({blocked[0]}); pass --allow-private-urls to allow it.",
             )
+            err.host = host  # for the browser's wording (analyzer.policy), which cannot name the flag as its own
+            raise err
     return str(addresses[0])
 
 

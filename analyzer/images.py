@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import stat
 import threading
 import warnings
@@ -49,7 +50,22 @@ def resolve_under_roots(path: str | os.PathLike, roots: Sequence[str | os.PathLi
                 return real
     except (ValueError, OSError) as err:  # NUL bytes, names too long, loops of links
         raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
-    raise ImageLoadError("not_found", f"Image file {name} was not found under the image folders.")
+    raise not_found(os.fspath(path), under_roots=True)
+
+
+def not_found(text: str, under_roots: bool) -> ImageLoadError:
+    """A missing image, worded for what the user gave: a file's path, a web address without its
+    scheme, or words that are neither a path nor a URL."""
+    name, where = _short(text), " under the image folders" if under_roots else ""
+    first = text.replace("\\", "/").split("/")[0]
+    if re.fullmatch(r"(www\.)?[\w-]+(\.[\w-]+)*\.[a-z]{2,}", first, re.I) and "/" in text.replace("\\", "/"):
+        return ImageLoadError("not_found", f"Image file {name} was not found{where}; a web address starts "
+                                           "with https://.")
+    if "/" in text or "\\" in text or re.search(r"\.[A-Za-z0-9]{2,5}$", text):
+        return ImageLoadError("not_found", f"Image file {name} " + (f"was not found{where}." if under_roots
+                                                                      else "does not exist."))
+    return ImageLoadError("not_found", f"{name!r} is neither an image URL (http:// or https://) nor an image "
+                                       f"file{where}.")
 
 
 def read_regular_file(real: Path, name: str, limits: FetchLimits) -> bytes:
@@ -94,7 +110,12 @@ def _read_local(path: str | os.PathLike, limits: FetchLimits, roots) -> bytes:
         real = resolve_under_roots(path, roots) if roots is not None else Path(path).expanduser()
     except (ValueError, RuntimeError) as err:
         raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
-    return read_regular_file(real, name, limits)
+    try:
+        return read_regular_file(real, name, limits)
+    except ImageLoadError as err:
+        if err.kind == "not_found":
+            raise not_found(os.fspath(path), under_roots=roots is not None) from err
+        raise
 
 
 class PixelBudget:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from clip_arena.analyzer.widgets import code_specs
 from clip_arena.core.errors import ModelLoadError
 from clip_arena.core.settings import Settings
 from clip_arena.models.fallback import photo_model, photo_model_if_ready
@@ -27,7 +28,7 @@ def notice_markdown(spec: str | None, settings: Settings) -> str:
 
 def _markdown(used) -> str:
     notice = used.notice()
-    return f"⚠️ **{notice.split(':', 1)[0]}:**{notice.split(':', 1)[1]}" if notice else ""
+    return f"⚠️ **{notice.split(':', 1)[0]}:**{code_specs(notice.split(':', 1)[1])}" if notice else ""
 
 
 def notice_now(settings: Settings) -> tuple[str, bool]:
@@ -35,9 +36,9 @@ def notice_now(settings: Settings) -> tuple[str, bool]:
     try:
         used = photo_model_if_ready(settings)
     except ModelLoadError as err:  # a model the user named, which may not fall back
-        return f"⚠️ **The model {settings.model} cannot be loaded:** {err}", False
+        return f"⚠️ **The model {code_specs(settings.model)} cannot be loaded:** {code_specs(str(err))}", False
     if used is None:
-        return LOADING.format(spec=settings.model), True
+        return LOADING.format(spec=code_specs(settings.model)), True
     return _markdown(used), False
 
 

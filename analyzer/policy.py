@@ -5,6 +5,10 @@ images through an ImagePolicy, so they share the same image roots, the same refu
 caps: URLs go through the SSRF-checked fetcher; local paths are read only under the roots, only
 regular files, and not at all when there are no roots (a hosted Space by default); uploads are
 read from the upload folder only. Messages for a browser never name server folders.
+
+One exception: a path the person running a command typed as its argument (`similarity --image
+~/Pictures/cat.png`) is theirs to read, as for every Unix tool, unless they confine it with
+--image-root. Data from elsewhere (browser inputs, CSV cells, catalog URIs) keeps the roots.
 """
 
 from __future__ import annotations
@@ -35,11 +39,21 @@ def configured_roots(settings: Settings) -> list[str] | None:
     return list(roots) if roots else None
 
 
+def private_refusal_for_browser(err: ImageLoadError) -> str:
+    """A web user cannot pass --allow-private-urls: say what the server does, and who can change it
+    (and not which private address the host resolved to)."""
+    host = getattr(err, "host", None)
+    where = f"from {host}" if host else "from that address"
+    return (f"Refused to fetch {where}: this server does not fetch images from private, loopback or "
+            "link-local addresses (whoever runs it can allow them with --allow-private-urls).")
+
+
 @dataclass(frozen=True)
 class ImagePolicy:
     roots: tuple[str, ...] | None  # None: local paths off
     limits: FetchLimits = field(default_factory=FetchLimits)
     audience: str = CLI  # CLI messages name the folders and the option that adds one; browser ones do not
+    argument: bool = False  # typed by whoever runs the command: ~ expanded, read anywhere unless roots are given
 
     @classmethod
     def for_server(cls, settings: Settings) -> "ImagePolicy":
@@ -47,15 +61,14 @@ class ImagePolicy:
         return cls(tuple(roots) if roots else None, settings.limits, BROWSER)
 
     @classmethod
-    def for_cli(cls, settings: Settings, roots: list[str] | None = None, local_paths: bool = True) -> "ImagePolicy":
-        """`roots`: given on the command line (--image-root); else the deployment's roots."""
-        chosen = roots if roots else configured_roots(settings)
-        if not local_paths:
-            chosen = None
-        return cls(tuple(str(Path(r).resolve()) for r in chosen) if chosen else None, settings.limits, CLI)
+    def for_cli(cls, settings: Settings, roots: list[str] | None = None) -> "ImagePolicy":
+        """For an image path or URL given as a command's argument: any file the user can read, or
+        only under `roots` when they give them (--image-root)."""
+        chosen = tuple(str(Path(r).expanduser().resolve()) for r in roots) if roots else None
+        return cls(chosen, settings.limits, CLI, argument=True)
 
     def _where(self) -> str:
-        if self.audience != CLI:
+        if self.audience != CLI or (self.argument and self.roots is None):
             return ""
         if self.roots is None:
             return " (local paths are off; give --image-root DIR to allow a folder)"
@@ -79,11 +92,15 @@ class ImagePolicy:
             text = os.fspath(source).strip()
             if not text:
                 raise ImageLoadError("missing", "No image was given.")
-            if not is_url(text) and self.roots is None:
+            if self.argument and not is_url(text):
+                text = os.path.expanduser(text)  # the shell leaves ~ alone in --image=~/x.png
+            if not is_url(text) and self.roots is None and not self.argument:
                 raise ImageLoadError("local_path_refused", "Local file paths are not read here; give an http(s) "
                                                            f"URL or upload the image{self._where()}.")
             return action(text, self.roots)
         except ImageLoadError as err:
+            if err.kind == "private_address" and self.audience == BROWSER:
+                raise ImageLoadError(err.kind, private_refusal_for_browser(err)) from err
             if err.kind in ("outside_roots", "not_found") and self._where():
                 raise ImageLoadError(err.kind, str(err).rstrip(".") + self._where() + ".") from err
             raise

@@ -24,3 +24,16 @@ def scores_from_cosines(cosines: np.ndarray) -> dict[str, np.ndarray]:
         "similarity": np.round((cosines + 1.0) / 2.0, 4),
         "clip_score": np.maximum(100.0 * cosines, 0.0),
     }
+
+
+# How many decimals each score is shown with, in every place one tab or command shows it (summary,
+# table, chart, the command line), so the same score never reads 0.393 in one place and 0.3925 in another.
+SHOWN_DECIMALS = {"cosine": 4, "similarity": 4, "clip_score": 2, "percentile": 1}
+
+
+def rounded(name: str, value: float) -> float:
+    return round(float(value), SHOWN_DECIMALS[name])
+
+
+def shown(name: str, value: float) -> str:
+    return f"{float(value):.{SHOWN_DECIMALS[name]}f}"

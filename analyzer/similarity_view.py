@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from clip_arena.analyzer.model_choice import check_browser_model
 from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.analyzer.scores import SHOWN_DECIMALS, rounded, shown
 from clip_arena.analyzer.similarity import SimilarityResult, score_image_texts, split_captions
 from clip_arena.core.errors import UserError
 from clip_arena.core.hosting import caption_caps
@@ -18,8 +19,7 @@ COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"
 
 def results_table(results: list[SimilarityResult]) -> pd.DataFrame:
     rows = [
-        {"rank": i, "caption": r.text, "cosine": round(r.cosine, 4), "similarity": r.similarity,
-         "clip_score": round(r.clip_score, 2), "percentile": r.percentile}
+        {"rank": i, "caption": r.text, **{name: rounded(name, getattr(r, name)) for name in SHOWN_DECIMALS}}
         for i, r in enumerate(results, start=1)
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -31,7 +31,8 @@ def results_figure(results: list[SimilarityResult]) -> go.Figure:
         x=[r.cosine for r in ordered],
         y=[r.text if len(r.text) <= 60 else r.text[:57] + "..." for r in ordered],
         orientation="h",
-        text=[f"{r.cosine:.3f} (beats {r.percentile:.0f}% of generic captions)" for r in ordered],
+        text=[f"{shown('cosine', r.cosine)} (beats {shown('percentile', r.percentile)}% of generic captions)"
+              for r in ordered],
         textposition="auto",
         marker_color=["#2a9d8f" if r.percentile >= 90 else "#8d99ae" for r in ordered],
     ))
@@ -44,9 +45,9 @@ def results_figure(results: list[SimilarityResult]) -> go.Figure:
 
 def summary_line(results: list[SimilarityResult], model: str) -> str:
     best = results[0]
-    return (f"Best match: **{best.text}**, cosine {best.cosine:.3f}, similarity {best.similarity:.4f}, "
-            f"CLIPScore {best.clip_score:.1f}; it beats {best.percentile:.0f}% of generic captions "
-            f"for this image (model `{model}`).")
+    return (f"Best match: **{best.text}**, cosine {shown('cosine', best.cosine)}, similarity "
+            f"{shown('similarity', best.similarity)}, CLIPScore {shown('clip_score', best.clip_score)}; it beats "
+            f"{shown('percentile', best.percentile)}% of generic captions for this image (model `{model}`).")
 
 
 def run_similarity(image_file: str | None, image_url: str, captions: str, model: str,

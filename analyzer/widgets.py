@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from clip_arena.analyzer.model_choice import browser_models
@@ -27,14 +29,54 @@ class ImageInput(gr.Image):
         return super().preprocess(payload)
 
 
+IMAGE_DROP_CLASS = "image-drop"
+# A CSV dropped on an image box: Gradio refuses it with "Only image/* allowed" or, over a shown image,
+# not at all. Said where the user looks, with where a CSV goes instead (added to the page's head).
+IMAGE_DROP_JS = """
+<style>.image-drop-hint { margin-top: 6px; padding: 6px 10px; border-radius: 6px; background: #fff4e5;
+  color: #7a4b00; font-size: 0.9em; }</style>
+<script>
+document.addEventListener("drop", (event) => {
+  const box = event.target.closest && event.target.closest(".image-drop");
+  if (!box) return;
+  const files = Array.from((event.dataTransfer && event.dataTransfer.files) || []);
+  const tables = files.filter((f) => /\\.(csv|tsv)$/i.test(f.name) || /csv|tab-separated/i.test(f.type));
+  let hint = box.parentElement.querySelector(":scope > .image-drop-hint");
+  if (!tables.length) { if (hint) hint.remove(); return; }
+  event.preventDefault();
+  event.stopPropagation();  // capture phase: Gradio's own drop handler never sees it
+  event.target.dispatchEvent(new DragEvent("dragleave", {bubbles: true}));  // ends the box's drop highlight
+  if (!hint) {
+    hint = document.createElement("div");
+    hint.className = "image-drop-hint";
+    hint.setAttribute("role", "alert");
+    box.after(hint);
+  }
+  hint.textContent = tables[0].name + " is a table: this box takes an image (PNG, JPEG, WebP, ...). " +
+    "To score a CSV of images and captions, open the Batch CSV tab.";
+}, true);
+</script>
+"""
+
+
 def image_inputs(elem_prefix: str, placeholder: str) -> tuple[gr.Image, gr.Textbox]:
     """An image to upload, paste or drop, and a URL box for one that lives on the web."""
     image = ImageInput(label="Image (upload, paste or drop)", type="filepath", sources=["upload", "clipboard"],
-                       elem_id=f"{elem_prefix}-image")
+                       elem_id=f"{elem_prefix}-image", elem_classes=[IMAGE_DROP_CLASS])
     url = gr.Textbox(label="...or image URL", placeholder=placeholder, elem_id=f"{elem_prefix}-url")
     return image, url
 
 
 def error_text(message: str) -> str:
     """What a tab shows in its summary when a run fails: one plain sentence."""
-    return f"**Error:** {message[:1].upper()}{message[1:]}"
+    return f"**Error:** {code_specs(message[:1].upper() + message[1:])}"
+
+
+# A model spec in a sentence: Markdown would make CONFIG.json@WEIGHTS.safetensors a mail link and
+# laion2b_s34b_b79k italics. Trailing punctuation stays outside the code span.
+_SPEC = re.compile(r"(?<![`\w])(?:open_clip|hf|demo):[^\s`]*[^\s`.,;:!?)'\"]")
+
+
+def code_specs(text: str) -> str:
+    """`text` for Markdown, each model spec in it shown as code (as typed, never a link)."""
+    return _SPEC.sub(lambda m: f"`{m.group(0)}`", text)

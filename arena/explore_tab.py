@@ -23,7 +23,8 @@ def build(searcher: Searcher, settings: Settings, tab: gr.Tab) -> None:
             chosen = gr.CheckboxGroup([], label="Methods", elem_id="explore-methods")
         with gr.Column(scale=1):
             image = gr.Image(label="...or an image query (upload, paste or drop)", type="filepath", height=160,
-                             sources=["upload", "clipboard"], elem_id="explore-image")
+                             sources=["upload", "clipboard"], elem_id="explore-image",
+                             elem_classes=["image-drop"])  # a CSV dropped here is said (analyzer/widgets.py)
         with gr.Column(scale=1):
             k = gr.Slider(1, 24, value=8, step=1, label="Results per method", elem_id="explore-k")
             button = gr.Button("Search", variant="primary", elem_id="explore-run")

@@ -130,13 +130,15 @@ def warm_up(settings: Settings) -> None:
     "loading" until it is ready), then the analysis tiers, so the first click does not wait."""
     import threading
 
-    from clip_arena.models.fallback import preload_photo_model
+    from clip_arena.models.fallback import outcome_line, preload_photo_model
 
     loading = preload_photo_model(settings)
 
     def _load():
         try:
             loading.exception()  # waits for the model
+            # serve said "loading in the background": now which model scores photos, fallback included
+            print(outcome_line(settings, loading), flush=True)
             # The offline analysis tiers import OpenCV, scikit-learn and the OCR session on first use.
             from PIL import Image
 
@@ -151,6 +153,7 @@ def warm_up(settings: Settings) -> None:
 
 
 def launch(settings: Settings, arena=None) -> None:
+    from clip_arena.analyzer.widgets import IMAGE_DROP_JS
     from clip_arena.arena.tab import KEYBOARD_JS
     from clip_arena.core.auth import Users
 
@@ -172,13 +175,18 @@ def launch(settings: Settings, arena=None) -> None:
     from clip_arena.core.hosting import behind_proxy, max_upload
     from clip_arena.core.login_guard import LoginGuard
 
+    # quiet: Gradio's own lines include "To create a public link, set `share=True` in `launch()`", a
+    # hint no user of this command can follow; the app says when it answers, then blocks as Gradio would.
     demo.queue(max_size=settings.queue_size).launch(
+        quiet=True, prevent_thread_lock=True,
         server_name=settings.host, server_port=settings.port, auth=auth.verify if auth else None, theme=THEME,
-        head=KEYBOARD_JS,
+        head=KEYBOARD_JS + IMAGE_DROP_JS,
         max_file_size=max_upload(settings), footer_links=["api", "settings"], show_error=True,
         # Gradio's traffic monitor shows every event's timing to anyone signed in: off.
         enable_monitoring=False,
         # Failed sign-ins are limited per client (core.login_guard); the checks run off the event loop.
         app_kwargs={"middleware": [Middleware(LoginGuard, behind_proxy=behind_proxy())]},
     )
+    print(f"ready: {demo.local_url} (Ctrl+C stops it)", flush=True)
+    demo.block_thread()
 

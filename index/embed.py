@@ -31,6 +31,7 @@ from clip_arena.index.refresh import RowPlan, plan_rows
 from clip_arena.index.split import SplitPlan
 from clip_arena.models.device import on_cuda
 from clip_arena.models.pixels import decode_mode
+from clip_arena.models.spec import absolute_spec, resolve_saved_spec
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ROW_GROUP = 8192
@@ -293,13 +294,13 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
     output.parent.mkdir(parents=True, exist_ok=True)
     if plan is None:
         plan = plan_catalog(items, output, list(encoders), refresh=refresh, prune=prune, split=split)
-    specs = {m: e.spec for m, e in encoders.items()}
+    specs = {m: absolute_spec(e.spec) for m, e in encoders.items()}  # loadable from any folder
     previous = {}
     if output.exists():
         previous = read_catalog(output, check=False).meta
         for method, spec in specs.items():
             old_spec = previous.get("methods", {}).get(method, {}).get("spec")
-            if old_spec and old_spec != spec:
+            if old_spec and not _same_model(old_spec, spec, output.parent):
                 raise CatalogError(f"{output} method {method!r} was made with {old_spec}, not {spec}.")
     new_items = plan.new_items
     dims = {m: e.dim for m, e in encoders.items()}
@@ -349,6 +350,14 @@ def build_catalog(items: list[ImageItem], encoders: dict, output: str | os.PathL
     del written
     os.replace(tmp, output)
     return EmbedReport(output, kept, added, failed, plan, splits)
+
+
+def _same_model(saved: str, spec: str, folder: Path) -> bool:
+    """Whether a catalog's saved spec (relative paths in older catalogs) names the model `spec` does."""
+    try:
+        return absolute_spec(resolve_saved_spec(saved, folder)) == spec
+    except UserError:  # not understood, or its files are gone: only the same text is the same model
+        return saved == spec
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

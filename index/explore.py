@@ -33,7 +33,9 @@ def method_spec(searcher: Searcher, method: str) -> str:
     if not spec:
         raise UserError(f"The catalog does not say which model made method {method!r}, so it cannot embed "
                         "a text or image query for it; rebuild it with `clip-arena embed`.")
-    return spec
+    from clip_arena.models.spec import resolve_saved_spec
+
+    return resolve_saved_spec(spec, searcher.catalog.folder)
 
 
 def _encoder(searcher: Searcher, method: str, device: str | None = None, precision: str | None = None):

@@ -23,7 +23,7 @@ def _images(n=5):
 
 @pytest.mark.parametrize("spec,expected", [
     ("open_clip:ViT-B-32@openai", ModelSpec("open_clip", "ViT-B-32", "openai")),
-    ("open_clip:/m/cfg.json@/m/w@v2.safetensors", ModelSpec("open_clip", "/m/cfg.json@/m/w", "v2.safetensors")),
+    ("open_clip:/m/cfg.json@/m/w@v2.safetensors", ModelSpec("open_clip", "/m/cfg.json", "/m/w@v2.safetensors")),
     ("open_clip:local-dir:/m", ModelSpec("open_clip", "local-dir:/m", None)),
     ("hf:openai/clip-vit-base-patch32", ModelSpec("hf", "openai/clip-vit-base-patch32")),
     ("demo:finetuned", ModelSpec("demo", "finetuned")),

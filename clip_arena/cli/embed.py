@@ -69,7 +69,9 @@ def parse_methods(values: list[str]) -> dict[str, str]:
         check_method_name(name)  # the catalog's one rule: it names a column and the FAISS files
         if name in methods:
             raise UserError(f"Method {name!r} is given twice.")
-        methods[name] = spec
+        from clip_arena.models.spec import absolute_spec
+
+        methods[name] = absolute_spec(spec)  # the catalog stores it, and Ray's workers load it, from any folder
     return methods
 
 

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     query.add_argument("--image", help="an image path or URL, embedded by the method's model")
     p.add_argument("-k", type=int, default=4, help="number of results (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_image_root_option(p, "the working folder, or CLIP_ARENA_IMAGE_ROOTS")
+    add_image_root_option(p, "none: the file you name is read wherever it is")
     add_device_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image", required=True, help="image path or http(s) URL")
     p.add_argument("--text", required=True, action="append", help="a caption; repeat for several")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_image_root_option(p, "the working folder, or $CLIP_ARENA_IMAGE_ROOTS")
+    add_image_root_option(p, "none: the file you name is read wherever it is")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)

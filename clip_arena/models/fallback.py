@@ -110,6 +110,21 @@ def preload_photo_model(settings) -> Future:
         return _PRELOADS[key]
 
 
+def outcome_line(settings, loading: Future) -> str:
+    """What the server's log says once the background load is done: which model scores photos, and,
+    when the demo model stands in for the default, that it does and why."""
+    try:
+        used = loading.result()
+    except Exception as err:  # noqa: BLE001 - a named model that cannot load: the tabs say so too
+        return (f"model: {settings.model} could not be loaded: {str(err).rstrip('.')}; the Similarity, Analyze "
+                "and Batch tabs say so")
+    if used.fell_back:
+        return (f"model: {used.requested} could not be loaded, so the demo model {used.used} stands in "
+                f"(trained on emoji only: scores on photos mean little; point --model at a CLIP checkpoint). "
+                f"Why: {used.reason}.")
+    return f"model: {used.used} loaded"
+
+
 def photo_model_if_ready(settings) -> PhotoModel | None:
     """photo_model(settings)'s answer when it is known without loading anything, else None (loading,
     or not asked for yet). Raises ModelLoadError when the model is known not to load and nothing stands in."""

@@ -17,7 +17,7 @@ from clip_arena.core.errors import ModelLoadError
 from clip_arena.core.settings import ASSETS_DIR
 from clip_arena.models.device import PRECISIONS
 from clip_arena.models.encoders import HFClipEncoder, OpenClipEncoder
-from clip_arena.models.spec import ModelSpec
+from clip_arena.models.spec import ModelSpec, local_paths
 
 DEMO_MODELS_DIR = ASSETS_DIR / "models"
 DEMO_NAMES = ("base", "finetuned")
@@ -123,6 +123,20 @@ def _register_config_file(config_path: Path) -> tuple[str, dict]:
     return name, cfg.get("preprocess_cfg", {})
 
 
+def _check_open_clip_folder(folder: Path, spec: ModelSpec) -> Path:
+    """A local-dir model's folder, or the one file or folder that is missing, named (open_clip
+    itself would build a model with random weights from a folder without weights, and say nothing)."""
+    if not folder.is_dir():
+        raise ModelLoadError(f"Model folder {folder} for {spec} does not exist"
+                             + (" (the path is relative to the current folder)." if not folder.is_absolute() else "."))
+    if not (folder / "open_clip_config.json").is_file():
+        raise ModelLoadError(f"Model folder {folder} for {spec} has no open_clip_config.json.")
+    if not any(next(folder.glob(f"*{suffix}"), None) for suffix in (".safetensors", ".bin", ".pth")):
+        raise ModelLoadError(f"Model folder {folder} for {spec} holds no weights file "
+                             "(*.safetensors, *.bin or *.pth).")
+    return folder
+
+
 def open_clip_parts(spec: ModelSpec, device: str = "cpu", precision: str = "fp32") -> dict:
     """Create an open_clip model the way the registry does, for inference or training.
     Returns model, train_transform, transform, tokenizer and model_cfg."""
@@ -140,8 +154,7 @@ def open_clip_parts(spec: ModelSpec, device: str = "cpu", precision: str = "fp32
         if preprocess_cfg:
             extra["force_preprocess_cfg"] = preprocess_cfg
     elif name.startswith("local-dir:"):
-        if not Path(name.split(":", 1)[1]).expanduser().is_dir():
-            raise ModelLoadError(f"Model folder {name.split(':', 1)[1]} for {spec} does not exist.")
+        name = "local-dir:" + str(_check_open_clip_folder(Path(name.split(":", 1)[1]).expanduser(), spec))
     elif not name.startswith("hf-hub:") and name.replace("/", "-") not in open_clip.list_models():
         raise ModelLoadError(f"open_clip has no architecture {name!r} (see open_clip.list_models()).")
     elif pretrained and not pretrained.startswith("hf-hub:") and _looks_local(pretrained):
@@ -198,14 +211,17 @@ def load_hf(spec: ModelSpec, device: str, precision: str) -> HFClipEncoder:
     from transformers import AutoModel, AutoProcessor
 
     name = spec.name
-    if _looks_local(name):
+    local = _looks_local(name) or local_paths(spec)[0].certain  # a/b/c is a folder, never a hub id
+    if local:
         path = Path(name).expanduser()
         if not path.is_dir():
             raise ModelLoadError(f"Model folder {path} for {spec} does not exist.")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"Model folder {path} for {spec} has no config.json (save the model there "
+                                 "with save_pretrained).")
         name = str(path)
     # Hide transformers' own retries and warnings: the error below says it in one sentence.
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    local = _looks_local(spec.name)
     try:
         with nullcontext() if local else hub_access(spec):
             model = AutoModel.from_pretrained(name, dtype=PRECISIONS[precision])
