@@ -102,4 +102,4 @@ def test_a_test_split_too_small_for_the_difference_is_said(tmp_path):
         store.record_round(r)
         store.record_vote(r, "right" if i % 3 else "left", 900)
     text = results(store, catalog, None)["verdict"]
-    assert "the test split has 8 queries and only 2 not yet judged: too few to tell it" in text
+    assert "the test split has 8 queries, only 2 not yet judged: too few to tell it" in text

@@ -26,6 +26,7 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
     live = [v for v in votes_all if not v.get("undone_at")]
+    undone = len(votes_all) - len(live)
     other_catalog = [v for v in live if fingerprint and not compatible(v.get("catalog_fingerprint", ""), fingerprint)]
     if other_catalog:
         live = [v for v in live if compatible(v.get("catalog_fingerprint", ""), fingerprint)]
@@ -52,7 +53,7 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     for r in rounds:
         status[r["status"]] = status.get(r["status"], 0) + 1
     result = {
-        "votes": len(votes), "undone": len(votes_all) - len(live), "methods": methods, "pairs": out_pairs,
+        "votes": len(votes), "undone": undone, "methods": methods, "pairs": out_pairs,
         "rounds": {"total": len(rounds), "skipped": status.get("skipped", 0),
                    "auto_skipped": status.get("auto_skipped", 0)},
         "annotators": {**annotator_agreement(votes), "table": annotator_table(live, excluded, flags)},
@@ -168,9 +169,9 @@ def verdict(pair: dict, alpha: float = ALPHA) -> str:
     pool = pair.get("query_pool")
     if pool and more > pool["left"]:  # each query counts once: votes on judged ones add little
         noun = "test split" if pool["test_split"] else "catalog"
-        return (f"{first}; {told}, but the {noun} has {pool['queries']} queries and only {pool['left']} not yet "
-                f"judged: too few to tell it. Add query images (a larger test split: clip-arena embed --split) "
-                "or accept a larger difference.")
+        left = f"only {pool['left']} not yet judged" if pool["left"] else "all of them judged already"
+        return (f"{first}; {told}, but the {noun} has {pool['queries']} queries, {left}: too few to tell it. "
+                "Add query images (a larger test split: clip-arena embed --split) or accept a larger difference.")
     return f"{first}; {told}."
 
 
