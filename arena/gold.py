@@ -1,7 +1,9 @@
 """Gold rounds: now and then, a round this annotator already voted on, shown again with the sides
 swapped, so the Results tab can measure each annotator's self-consistency (votes/annotators.py
-finds the pairs from the votes alone: same annotator, query and lists, sides swapped; a query
-met again by chance with the sides swapped counts too, as it measures the same thing).
+finds the pairs from the votes alone: same annotator, query and lists, sides swapped). A query met
+again after the annotator chose to go on past the last one (arena/session.py, go_on) counts too,
+as it measures the same thing; the Results tab calls the column "same on repeats". Without gold
+rounds and without that choice, no query is met twice.
 
 Off by default (share 0). A round is repeated at most once, and only after at least GAP other
 rounds, so that it is not recognised at once.

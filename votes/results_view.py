@@ -14,7 +14,7 @@ from clip_arena.votes.transfer import export_csv
 BOOTSTRAP = 200  # as `clip-arena stats`: the same votes give the same intervals on the web and the CLI
 LEADERBOARD_HEADERS = ["rank", "method", "strength", "95% interval", "votes"]
 ANNOTATOR_HEADERS = ["annotator", "votes", "median time (s)", "too fast (flagged)", "left picks",
-                     "position bias p", "agrees with others", "gold consistent", "in the verdict"]
+                     "position bias p", "agrees with others", "same on repeats", "in the verdict"]
 
 
 def pair_label(pair: dict) -> str:
