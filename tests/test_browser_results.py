@@ -1,6 +1,7 @@
 """End to end: the Results tab reads the verdict of votes already in the store."""
 
 import os
+import re
 
 import pytest
 
@@ -54,5 +55,10 @@ def test_results_tab_shows_the_verdict(serve_app, page, arena_catalog, tiny_open
     page.locator("#results-export").click()
     page.locator("#results-files").get_by_text("summary").first.wait_for()
     assert page.locator("#results-files").is_visible()
+    # The files appear right under the button (on main they came ~1,200 px below, out of sight), and
+    # a note says what was exported.
+    button, files = page.locator("#results-export").bounding_box(), page.locator("#results-files").bounding_box()
+    assert 0 <= files["y"] - (button["y"] + button["height"]) < 120, (button, files)
+    page.get_by_text(re.compile(r"Exported \d+ votes \(votes.csv")).first.wait_for()
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, "results-after.png"), full_page=True)
