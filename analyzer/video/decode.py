@@ -16,6 +16,7 @@ from PIL import Image
 from clip_arena.analyzer.video.limits import VideoLimits
 from clip_arena.analyzer.video.source import VideoInput, VideoLoadError
 
+TRUNCATED_SHARE = 0.9  # frames ending before this share of the header's duration (less 1 s): truncated
 SMALL = (64, 36)  # the size frames are compared at for cuts and changes (16:9; cuts need no detail)
 
 
@@ -66,7 +67,7 @@ def _fail(name: str, err: Exception, where: str = "") -> VideoLoadError:
     text = str(err).lower()
     if "moov atom not found" in text or "end of file" in text or "truncated" in text:
         return VideoLoadError("truncated", f"{name} is truncated or incomplete (the file ends early{where}).")
-    return VideoLoadError("corrupt", f"{name} could not be decoded as a video{where}.")
+    return VideoLoadError("corrupt", f"{name} could not be decoded as a video{where}: it is corrupt or truncated.")
 
 
 class VideoReader:
@@ -75,6 +76,8 @@ class VideoReader:
     def __init__(self, video: VideoInput, limits: VideoLimits):
         self.video, self.limits, self.name = video, limits, video.name
         self.container, self._webp = None, None
+        self.audio_error: str | None = None
+        self.video_stream_s: float | None = None
         if video.format == "webp":
             self.info = self._probe_webp()
         else:
@@ -119,6 +122,8 @@ class VideoReader:
             duration = c.duration / 1_000_000
         elif stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
+        if stream.duration and stream.time_base:
+            self.video_stream_s = float(stream.duration * stream.time_base)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         return VideoInfo(duration_s=duration, fps=fps if fps and math.isfinite(fps) else None,
@@ -139,17 +144,9 @@ class VideoReader:
         if frames > self.limits.max_fps * self.limits.max_duration_s:
             self.close()
             raise VideoLoadError("too_long", f"{self.name} has {frames:,} frames, over the cap.")
-        total = 0.0
-        for i in range(frames):  # durations come from the frame headers; decoding waits for frames()
-            try:
-                image.seek(i)
-            except Exception as err:  # noqa: BLE001
-                self.close()
-                raise _fail(self.name, err) from err
-            total += (image.info.get("duration") or 100) / 1000
-        image.seek(0)
-        return VideoInfo(duration_s=total, fps=frames / total if total else None, width=width, height=height,
-                         codec="webp", bitrate=None, has_audio=False, format="webp")
+        # Frame durations are known once each frame is read: frames() fills in the duration.
+        return VideoInfo(duration_s=None, fps=None, width=width, height=height, codec="webp", bitrate=None,
+                         has_audio=False, format="webp")
 
     def _check_pixels(self, width: int, height: int) -> None:
         if width * height > self.limits.max_pixels:
@@ -166,44 +163,79 @@ class VideoReader:
                                              f"{_clock(self.limits.max_duration_s)} video cap.")
 
     # -- decoding --------------------------------------------------------------------------------------
-    def frames(self) -> Iterator[Frame]:
-        """Every frame in order; raises VideoLoadError past the caps or when the stream breaks."""
+    def frames(self, on_audio=None) -> Iterator[Frame]:
+        """Every frame in order (audio to on_audio, see _av_frames); raises VideoLoadError past the
+        caps or when the stream breaks."""
         cap_s = self.limits.max_duration_s
         max_frames = int(self.limits.max_fps * cap_s) + 1
-        source = self._webp_frames() if self._webp is not None else self._av_frames()
+        source = self._webp_frames() if self._webp is not None else self._av_frames(on_audio)
+        last = 0.0
         for frame in source:
             if frame.time_s > cap_s + 1 or frame.index >= max_frames:
                 raise VideoLoadError("too_long", f"{self.name} runs past the {_clock(cap_s)} video cap "
                                                  "(its header understated its length).")
+            last = frame.time_s
             yield frame
+        said = self.video_stream_s  # the video stream's own length: the audio may run longer
+        if said and last < TRUNCATED_SHARE * said - 1.0:  # FFmpeg ends quietly where the data does
+            raise VideoLoadError("truncated", f"{self.name} is truncated: its frames end at {last:.1f} s of the "
+                                              f"{said:.1f} s its header gives.")
 
-    def _av_frames(self) -> Iterator[Frame]:
+    def _av_frames(self, on_audio=None) -> Iterator[Frame]:
+        """Video frames in order; the audio track's samples (float32, channels x n, at most two
+        channels) go to on_audio(samples, rate, channels) from the same pass over the file. A broken
+        audio track ends the audio (self.audio_error says why), not the video."""
         import av
 
-        stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
+        video = self.container.streams.video[0]
+        video.thread_type = "AUTO"
+        audio = self.container.streams.audio[0] if on_audio and self.container.streams.audio else None
+        resample = None
+        if audio is not None:
+            from clip_arena.analyzer.video.audio import resampler_for
+
+            try:
+                resample, channels = resampler_for(audio)
+            except Exception as err:  # noqa: BLE001 - an audio layout FFmpeg cannot convert
+                self.audio_error, audio = f"the audio track cannot be decoded ({err})", None
         fps = self.info.fps or 25.0
-        rotation = 0
-        index = 0
-        start = None
-        decoded = self.container.decode(stream)
+        rotation, index, start = 0, 0, None
+        packets = self.container.demux(*([video] + ([audio] if audio is not None else [])))
         while True:
             try:
-                frame = next(decoded)
+                packet = next(packets)
             except StopIteration:
                 break
+            except av.FFmpegError as err:
+                raise _fail(self.name, err, f" after {index / fps:.1f} s" if index else "") from err
+            if packet.stream is not video:
+                if audio is None:
+                    continue
+                try:
+                    for chunk in packet.decode():
+                        for out in resample.resample(chunk):
+                            on_audio(out.to_ndarray(), out.sample_rate, channels)
+                except av.FFmpegError as err:
+                    self.audio_error, audio = f"the audio track broke off ({err})", None
+                continue
+            try:
+                decoded = packet.decode()
             except av.FFmpegError as err:
                 if index == 0:
                     raise _fail(self.name, err) from err
                 raise _fail(self.name, err, f" after {index / fps:.1f} s") from err
-            if frame.width * frame.height > self.limits.max_pixels:
-                self._check_pixels(frame.width, frame.height)
-            t = frame.time if frame.time is not None else index / fps
-            start = t if start is None else start
-            if index == 0:
-                rotation = int(getattr(frame, "rotation", 0) or 0)
-            yield Frame(max(0.0, t - start), index, av_frame=frame, rotation=rotation)
-            index += 1
+            for frame in decoded:
+                if frame.width * frame.height > self.limits.max_pixels:
+                    self._check_pixels(frame.width, frame.height)
+                t = frame.time if frame.time is not None else index / fps
+                start = t if start is None else start
+                if index == 0:
+                    rotation = int(getattr(frame, "rotation", 0) or 0)
+                yield Frame(max(0.0, t - start), index, av_frame=frame, rotation=rotation)
+                index += 1
+        if audio is not None:
+            for out in resample.resample(None):
+                on_audio(out.to_ndarray(), out.sample_rate, channels)
         if index == 0:
             raise VideoLoadError("corrupt", f"{self.name} holds no frame that can be decoded.")
 
@@ -217,6 +249,8 @@ class VideoReader:
                 raise _fail(self.name, err, f" at frame {i}") from err
             yield Frame(t, i, pil=pil)
             t += (image.info.get("duration") or 100) / 1000
+        self.info.duration_s = t
+        self.info.fps = round(self._webp.n_frames / t, 3) if t else None
 
 
 def _clock(seconds: float) -> str:

@@ -18,7 +18,7 @@ class VideoLimits:
     max_pixels: int = 3840 * 2160  # per frame: 4K decodes, 8K is refused
     sample_fps: float = 2.0  # frames per second scored by CLIP and read by OCR
     max_samples: int = 600  # the sampling rate drops for long videos so at most this many are scored
-    ocr_fps: float = 1.0  # OCR at most this often, and only when the picture changed since the last read
+    ocr_fps: float = 2.0  # OCR at most this often, and only when the picture changed since the last read
     max_keyframes: int = 12  # keyframes given the full image analysis (the other shots keep their times)
     max_fps: float = 240.0  # frames decoded per second of video at most (a stream without timestamps)
 

@@ -81,7 +81,7 @@ def open_video(source, policy: ImagePolicy | None, limits: VideoLimits, fetch_li
     except VideoLoadError:
         raise
     except ImageLoadError as err:  # the policy's refusals keep their kind, worded for a video
-        raise VideoLoadError(err.kind, str(err).replace("image", "video")) from err
+        raise VideoLoadError(err.kind, str(err).replace("image", "video").replace("Image", "Video")) from err
     head = opened.file.read(16)
     opened.file.seek(0)
     if not head:
