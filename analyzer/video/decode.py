@@ -39,14 +39,17 @@ class Frame:
     """One decoded frame: its time, and the picture at the sizes the analysis asks for (converted
     from the decoder's own format straight to the small size: a full-size RGB copy is never made)."""
 
-    def __init__(self, time_s: float, index: int, av_frame=None, pil: Image.Image | None = None, rotation: int = 0):
+    def __init__(self, time_s: float, index: int, av_frame=None, pil: Image.Image | None = None, rotation: int = 0,
+                 reformatter=None):
         self.time_s, self.index = time_s, index
         self._av, self._pil, self._rotation = av_frame, pil, rotation
+        self._reformatter = reformatter
 
     def small(self, size: tuple[int, int] = SMALL) -> np.ndarray:
         """uint8 H x W x 3 at `size` (width, height)."""
-        if self._av is not None:
-            return self._av.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+        if self._av is not None:  # area averaging, with the reader's scaler kept from frame to frame
+            return self._reformatter.reformat(self._av, width=size[0], height=size[1], format="rgb24",
+                                              interpolation="AREA").to_ndarray()
         return np.asarray(self._pil.resize(size, Image.Resampling.BILINEAR))
 
     def image(self, max_side: int) -> Image.Image:
@@ -112,8 +115,8 @@ class VideoReader:
             raise VideoLoadError("corrupt", f"{self.name} could not be read as a video.") from err
         c = self.container
         if not c.streams.video:
-            self.close()
             what = " (it holds only audio)" if c.streams.audio else ""
+            self.close()
             raise VideoLoadError("no_video_stream", f"{self.name} has no video stream{what}.")
         stream = c.streams.video[0]
         ctx = stream.codec_context
@@ -124,6 +127,8 @@ class VideoReader:
             duration = float(stream.duration * stream.time_base)
         if stream.duration and stream.time_base:
             self.video_stream_s = float(stream.duration * stream.time_base)
+        elif not c.streams.audio:  # Matroska gives only the file's length: the video's, without audio
+            self.video_stream_s = duration
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         return VideoInfo(duration_s=duration, fps=fps if fps and math.isfinite(fps) else None,
@@ -198,6 +203,9 @@ class VideoReader:
                 resample, channels = resampler_for(audio)
             except Exception as err:  # noqa: BLE001 - an audio layout FFmpeg cannot convert
                 self.audio_error, audio = f"the audio track cannot be decoded ({err})", None
+        from av.video.reformatter import VideoReformatter
+
+        scaler = VideoReformatter()
         fps = self.info.fps or 25.0
         rotation, index, start = 0, 0, None
         packets = self.container.demux(*([video] + ([audio] if audio is not None else [])))
@@ -231,7 +239,7 @@ class VideoReader:
                 start = t if start is None else start
                 if index == 0:
                     rotation = int(getattr(frame, "rotation", 0) or 0)
-                yield Frame(max(0.0, t - start), index, av_frame=frame, rotation=rotation)
+                yield Frame(max(0.0, t - start), index, av_frame=frame, rotation=rotation, reformatter=scaler)
                 index += 1
         if audio is not None:
             for out in resample.resample(None):
