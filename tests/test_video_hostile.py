@@ -160,3 +160,12 @@ def test_other_containers_decode(tmp_path):
         info, _, cuts = read_all(path)
         assert cuts == pytest.approx([1.0, 2.0], abs=0.09), path
         assert info.duration_s == pytest.approx(3.0, abs=0.1), path
+
+
+def test_caps_are_lower_when_hosted_and_configurable(monkeypatch):
+    local, hosted = VideoLimits.for_settings(Settings()), VideoLimits.for_settings(Settings(hosted=True))
+    assert hosted.max_bytes < local.max_bytes and hosted.max_duration_s < local.max_duration_s
+    assert hosted.max_pixels < local.max_pixels
+    monkeypatch.setenv("CLIP_ARENA_MAX_VIDEO_SECONDS", "30")
+    assert VideoLimits.for_settings(Settings(hosted=True)).max_duration_s == 30
+    assert VideoLimits(max_samples=100).sample_rate(200.0) == 0.5  # long videos are sampled more sparsely

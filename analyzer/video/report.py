@@ -112,7 +112,7 @@ def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, 
     info = reader.info
     encoder, used, notice, clip_missing = _pick_encoder(settings, model)
     timings["open"] = _ms(started)
-    rate = limits.sample_rate(info.duration_s or limits.max_duration_s)
+    rate = limits.sample_rate(info.duration_s or 0.0)  # unknown (animated WebP): the full rate, frames stay capped
     sampler, detector, picker = Sampler(rate), ShotDetector(), KeyframePicker()
     track = AlignmentTrack(encoder) if encoder is not None else None
     ocr = OcrTrack(settings, 1.0 / limits.ocr_fps)
