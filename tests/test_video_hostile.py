@@ -169,3 +169,12 @@ def test_caps_are_lower_when_hosted_and_configurable(monkeypatch):
     monkeypatch.setenv("CLIP_ARENA_MAX_VIDEO_SECONDS", "30")
     assert VideoLimits.for_settings(Settings(hosted=True)).max_duration_s == 30
     assert VideoLimits(max_samples=100).sample_rate(200.0) == 0.5  # long videos are sampled more sparsely
+
+
+def test_urls_go_through_the_image_fetcher_and_its_refusals():
+    err = refusal("http://127.0.0.1:9/ad.mp4")
+    assert err.kind == "private_address"
+    browser = ImagePolicy(roots=None, audience="browser")
+    assert refusal("/etc/passwd", policy=browser).kind == "local_path_refused"
+    err = refusal("http://127.0.0.1:9/ad.mp4", policy=browser)
+    assert err.kind == "private_address" and "this server does not fetch videos" in str(err)

@@ -282,7 +282,7 @@ def _write_frames(folder, keyframes) -> dict:
 
 def video_text_similarity(source, text: str, encoder, policy=None, limits=None, sample_fps: float = 1.0) -> dict:
     """For the batch scorer: the cosine of `text` with frames sampled at `sample_fps` (same decoding
-    and caps as analyze_video): {"mean_cosine", "max_cosine", "max_s", "frames", "duration_s"}.
+    and caps as analyze_video; pass limits=VideoLimits.for_settings(settings) for the deployment's caps): {"mean_cosine", "max_cosine", "max_s", "frames", "duration_s"}.
     Raises source.VideoLoadError (an ImageLoadError: `.kind`, one sentence) for an unusable video."""
     import numpy as np
 
@@ -291,6 +291,10 @@ def video_text_similarity(source, text: str, encoder, policy=None, limits=None, 
     from clip_arena.analyzer.video.source import open_video
     from clip_arena.analyzer.video.timeline import AlignmentTrack, Sampler
 
+    if not (text or "").strip():
+        from clip_arena.core.errors import UserError
+
+        raise UserError("No text was given to score the video against.")
     limits = limits or VideoLimits()
     video = open_video(source, policy, limits)
     with VideoReader(video, limits) as reader:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clip_arena.analyzer.fetch import fetch_bytes, is_url
 from clip_arena.analyzer.images import _short, not_found, resolve_under_roots
-from clip_arena.analyzer.policy import ImagePolicy
+from clip_arena.analyzer.policy import BROWSER, ImagePolicy, private_refusal_for_browser
 from clip_arena.core.errors import ImageLoadError
 from clip_arena.core.sizes import human_bytes
 
@@ -81,7 +81,10 @@ def open_video(source, policy: ImagePolicy | None, limits: VideoLimits, fetch_li
     except VideoLoadError:
         raise
     except ImageLoadError as err:  # the policy's refusals keep their kind, worded for a video
-        raise VideoLoadError(err.kind, str(err).replace("image", "video").replace("Image", "Video")) from err
+        message = str(err)
+        if err.kind == "private_address" and policy is not None and policy.audience == BROWSER:
+            message = private_refusal_for_browser(err)  # a web user is not told which address it resolved to
+        raise VideoLoadError(err.kind, message.replace("image", "video").replace("Image", "Video")) from err
     head = opened.file.read(16)
     opened.file.seek(0)
     if not head:
