@@ -97,20 +97,21 @@ def _pick_encoder(settings: Settings, model: str | None):
 
 
 def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, started) -> dict:
-    from PIL import Image
-
     from clip_arena.analyzer.content.component import UNAVAILABLE, section
     from clip_arena.analyzer.video import rubric
     from clip_arena.analyzer.video.audio import LoudnessMeter, transcript_section
     from clip_arena.analyzer.video.decode import VideoReader
     from clip_arena.analyzer.video.shots import ShotDetector, pace
-    from clip_arena.analyzer.video.timeline import (ANALYSIS_SIDE, AlignmentTrack, KeyframePicker, OcrTrack,
-                                                    Sampler, contact_sheet)
+    from clip_arena.analyzer.video.timeline import ANALYSIS_SIDE, AlignmentTrack, KeyframePicker, OcrTrack, Sampler
 
     timings = {}
     reader = VideoReader(video, limits)  # the header's caps, before the model loads
     info = reader.info
-    encoder, used, notice, clip_missing = _pick_encoder(settings, model)
+    try:
+        encoder, used, notice, clip_missing = _pick_encoder(settings, model)
+    except BaseException:
+        reader.close()  # a model the user named that cannot load: the command says why
+        raise
     timings["open"] = _ms(started)
     rate = limits.sample_rate(info.duration_s or 0.0)  # unknown (animated WebP): the full rate, frames stay capped
     sampler, detector, picker = Sampler(rate), ShotDetector(), KeyframePicker()
