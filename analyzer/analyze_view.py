@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import plotly.graph_objects as go
 
@@ -156,3 +157,35 @@ def run_analyze(image_file: str | None, image_url: str, text: str, model: str, s
 
 
 assert set(TITLES) == set(SECTION_NAMES)
+
+
+class TabOutputs(NamedTuple):
+    """What the Analyze tab shows after a run: the image outputs, or the video ones (`video`)."""
+
+    cards: str
+    palette: go.Figure | None
+    labels: go.Figure | None
+    download: str | None
+    summary: str
+    gallery: list | None
+    timeline: go.Figure | None
+    rubric: str
+    video: bool
+
+
+def run_tab(image_file: str | None, video_file: str | None, url: str, text: str, brand: str, model: str,
+            settings: Settings, upload_dir: str | None = None, progress=None) -> TabOutputs:
+    """An image (upload, or an image URL or path), or a video (upload, or a URL or path ending in a
+    video suffix) with the text: the tab's outputs for whichever was given."""
+    from clip_arena.analyzer.batch import is_video_cell
+
+    if image_file and video_file:
+        raise UserError("Give an image or a video, not both: clear one of them.")
+    if video_file or (not image_file and is_video_cell(url or "")):
+        from clip_arena.analyzer.video_view import run_video, video_outputs
+
+        cards, gallery, timeline, rubric, download, summary = video_outputs(
+            run_video(video_file, url, text, brand, model, settings, upload_dir, progress))
+        return TabOutputs(cards, None, None, download, summary, gallery, timeline, rubric, True)
+    cards, palette, labels, download, summary = run_analyze(image_file, url, text, model, settings, upload_dir)
+    return TabOutputs(cards, palette, labels, download, summary, None, None, "", False)

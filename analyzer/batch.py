@@ -7,6 +7,12 @@ cache across chunks), and the scored chunk is appended to the output, in input o
 next one. A bad row never stops the batch: whatever its cells hold, it gets an `error` and empty
 scores. `resume` cuts the output back to its last complete record and continues after it.
 
+A cell naming a video (a path or URL ending in .mp4, .mov, .m4v, .webm or .mkv) is scored against
+its caption over frames sampled through the video (analyzer.video): `cosine` is the mean over the
+frames, `cosine_max` the best frame, `frames` how many were scored (an image: one frame, so its
+`cosine_max` is its `cosine`). Video rows are decoded while their chunk is scored, under the same
+image-source policy (roots, URLs) and the video caps; a video that cannot be read is its row's error.
+
 Row-level functions, shared with other engines (Ray Data) so every engine scores a row the same
 way: `load_cell` (resolve the source under the policy, load, decode, transform; never raises),
 `row_error`, `score_values`, `output_header` and `output_row` (neutralised cells).
@@ -26,13 +32,15 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 
 from clip_arena.analyzer.csv_io import detect_columns, sniff
+from clip_arena.analyzer.fetch import is_url
 from clip_arena.analyzer.policy import CLI, ImagePolicy
 from clip_arena.analyzer.scores import scores_from_cosines
 from clip_arena.core.errors import ImageLoadError, UserError
-from clip_arena.core.settings import FetchLimits
+from clip_arena.core.settings import FetchLimits, Settings
 from clip_arena.core.spreadsheet import neutralise_row, safe_writer
 
-SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "error")
+SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "cosine_max", "frames", "error")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 csv.field_size_limit(MAX_LINE_BYTES)
 
@@ -51,6 +59,8 @@ class BatchOptions:
     audience: str = CLI  # how refusals read: naming folders and options (CLI) or not (browser)
     reduced_decode: bool = True  # decode JPEGs reduced in the DCT to the model's input size
     decode: str = "auto"  # where JPEGs are decoded: "gpu" (the default on CUDA) or "cpu"
+    video_limits: object | None = None  # analyzer.video.limits.VideoLimits; None: its defaults (env, hosted)
+    video_fps: float = 1.0  # frames sampled per second of a video cell
 
     def policy(self) -> ImagePolicy:
         roots = tuple(str(r) for r in self.image_roots) if self.image_roots is not None else None
@@ -89,6 +99,44 @@ class Loaded(NamedTuple):
 
 
 # --- row-level functions (shared by every engine) -------------------------------------------------
+
+def is_video_cell(source) -> bool:
+    """Whether a cell names a video: its path, or its URL's path, ends in a video suffix. Animated
+    GIF and WebP stay images here (their first frame), as they always were in a batch."""
+    if not isinstance(source, str):
+        return False
+    text = source.strip()
+    if is_url(text):  # its path: what comes before the query and the fragment (split by hand: never raises)
+        text = text.split("#", 1)[0].split("?", 1)[0]
+    return text.lower().endswith(VIDEO_SUFFIXES)
+
+
+class VideoScore(NamedTuple):
+    cosines: tuple[float, float, int] | None  # (mean, max, frames)
+    kind: str | None
+    message: str | None
+
+
+def score_video(source: str, caption: str, encoder, policy: ImagePolicy, options: BatchOptions) -> VideoScore:
+    """(mean cosine, max cosine, frames) of a caption over a video's sampled frames, or the error
+    kind and message. Never raises, as load_cell."""
+    from clip_arena.analyzer.video.limits import VideoLimits
+    from clip_arena.analyzer.video.report import video_text_similarity
+
+    limits = options.video_limits or VideoLimits.for_settings(Settings())
+    try:
+        got = video_text_similarity(source, caption, encoder, policy=policy, limits=limits,
+                                    sample_fps=options.video_fps)
+        if not got.get("frames"):
+            return VideoScore(None, "corrupt", "No frame of the video could be scored.")
+        return VideoScore((float(got["mean_cosine"]), float(got["max_cosine"]), int(got["frames"])), None, None)
+    except ImageLoadError as err:  # a VideoLoadError is one: its kind and its sentence
+        message = str(err)
+        if err.kind in ("outside_roots", "not_found") and policy._where():  # the CLI hint, as for an image
+            message = message.rstrip(".") + policy._where() + "."
+        return VideoScore(None, err.kind, message)
+    except Exception as err:  # noqa: BLE001 - one row's problem must not stop the batch
+        return VideoScore(None, "unreadable", f"The video could not be read ({type(err).__name__}).")
 
 def input_size(encoder) -> int:
     """The side, in pixels, of the encoder's input (what a reduced JPEG decode must keep)."""
@@ -150,9 +198,15 @@ def output_header(header: list[str]) -> list[str]:
     return neutralise_row(header + [c for c in SCORE_COLUMNS if c not in header])
 
 
-def output_row(values: list[str], cosine: float | None, error: str) -> list[str]:
-    """One output row: the input cells, then the scores or the error, every cell neutralised."""
-    scores = score_values(cosine) if cosine is not None and not error else ["", "", ""]
+def output_row(values: list[str], cosine: float | None, error: str, cosine_max: float | None = None,
+               frames: int = 1) -> list[str]:
+    """One output row: the input cells, then the scores or the error, every cell neutralised. An
+    image is one frame: its cosine_max is its cosine."""
+    if cosine is not None and not error:
+        best = cosine if cosine_max is None else cosine_max
+        scores = score_values(cosine) + [f"{best:.6f}", str(frames)]
+    else:
+        scores = ["", "", "", "", ""]
     return neutralise_row(list(values) + scores + [error])
 
 
@@ -236,7 +290,7 @@ def cut_to_complete(output: Path, width: int) -> int:
 def _fetch_chunk(pool: ThreadPoolExecutor, sources: list[str], policy: ImagePolicy, cache, transform,
                  target_size) -> dict:
     """Distinct sources not cached -> {source: Loaded}, fetched concurrently."""
-    todo = [s for s in dict.fromkeys(sources) if s not in cache]
+    todo = [s for s in dict.fromkeys(sources) if s not in cache and not is_video_cell(s)]  # videos: _score_videos
     return dict(zip(todo, pool.map(lambda s: load_cell(s, policy, transform, target_size), todo)))
 
 
@@ -245,6 +299,7 @@ def _embed_images(sources: list[str], fetched: dict, encoder, options: BatchOpti
     """Put every source of the chunk in the cache: (vector, None, None) or (None, kind, message)."""
     import torch
 
+    sources = [s for s in sources if not is_video_cell(s)]  # scored with their captions (_score_videos)
     for source in dict.fromkeys(sources):
         if source not in cache and source not in fetched:  # evicted since the fetch looked: load now
             fetched[source] = load_cell(source, policy, batch_transform(encoder, options.decode), target_size)
@@ -296,29 +351,50 @@ def _encode_captions(encoder, captions: list[str]) -> dict:
         return out
 
 
+def _score_videos(pairs: list[tuple[str, str]], encoder, options: BatchOptions, cache, policy) -> None:
+    """Put each distinct (video, caption) of the chunk in the cache as a VideoScore (a video is
+    decoded once per caption; the same pair in a later chunk is not decoded again)."""
+    for source, caption in dict.fromkeys(pairs):
+        key = ("video", source, caption)
+        if key in cache:
+            cache.move_to_end(key)
+        else:
+            cache.put(key, score_video(source, caption, encoder, policy, options))
+
+
 def _score_chunk(chunk: list[tuple[list[str], str | None]], fetched: dict, encoder, options: BatchOptions,
                  cache, report: BatchReport, image_index: int, caption_index: int, policy,
                  target_size) -> list[list[str]]:
     sources = [values[image_index] for values, _ in chunk]
     captions = [values[caption_index] for values, _ in chunk]
     _embed_images(sources, fetched, encoder, options, cache, policy, target_size)
-    text_vectors = _encode_captions(encoder, captions)
+    videos = [(s, c) for (_, bad), s, c in zip(chunk, sources, captions) if is_video_cell(s) and not bad and c.strip()]
+    _score_videos(videos, encoder, options, cache, policy)
+    text_vectors = _encode_captions(encoder, [c for s, c in zip(sources, captions) if not is_video_cell(s)])
     rows = []
     for (values, bad_row), source, caption in zip(chunk, sources, captions):
-        vector, kind, message = cache[source]
+        video = is_video_cell(source)
+        if video:
+            got = cache.get(("video", source, caption)) or VideoScore(None, None, None)
+            kind, message = got.kind, got.message
+        else:
+            vector, kind, message = cache[source]
         if bad_row:
             kind, error = "bad_row", bad_row
         else:
             kind, error = row_error(kind, message, caption)
-        if kind is None and caption not in text_vectors:
+        if kind is None and not video and caption not in text_vectors:
             kind, error = "bad_caption", "bad_caption: The caption could not be encoded."
-        cosine = None
+        cosine, best, frames = None, None, 1
         if kind is None:
-            cosine = float(vector @ text_vectors[caption])
+            if video:
+                cosine, best, frames = got.cosines
+            else:
+                cosine = float(vector @ text_vectors[caption])
             report.scored += 1
         else:
             report.errors[kind] += 1
-        rows.append(output_row(values, cosine, error))
+        rows.append(output_row(values, cosine, error, best, frames))
     report.rows += len(chunk)
     return rows
 

@@ -16,7 +16,9 @@ from clip_arena.core.settings import Settings
 
 def build(settings: Settings) -> None:
     gr.Markdown("Drop a CSV with an image column (http(s) URLs or local paths) and a caption column; get it "
-                f"back with `cosine`, `similarity`, `clip_score` and `error`. {local_paths_text(settings)}")
+                "back with `cosine`, `similarity`, `clip_score`, `cosine_max`, `frames` and `error`. A cell ending "
+                "in .mp4, .mov, .m4v, .webm or .mkv is a video: its `cosine` is the mean over frames sampled once "
+                f"a second, `cosine_max` the best frame. {local_paths_text(settings)}")
     with gr.Row():
         upload = gr.File(label="CSV file (drag and drop)", file_types=[".csv", ".tsv", ".txt"], elem_id="batch-upload")
         with gr.Column():

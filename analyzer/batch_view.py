@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from clip_arena.analyzer.batch import (SCORE_COLUMNS, BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache,
-                                      read_records, score_csv)
+                                      is_video_cell, read_records, score_csv)
 from clip_arena.analyzer.csv_io import detect_columns, sniff
 from clip_arena.analyzer.model_choice import check_browser_model
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
@@ -108,10 +108,13 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
     check_batch_rows(csv_path, settings)
     out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
+    from clip_arena.analyzer.video.limits import VideoLimits
+
     policy = ImagePolicy.for_server(settings)
     options = BatchOptions(image_column=image_column or None, caption_column=caption_column or None,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
-                           limits=settings.limits, audience=BROWSER, chunk_rows=256)  # 256: Cancel answers sooner
+                           limits=settings.limits, audience=BROWSER, chunk_rows=256,  # 256: Cancel answers sooner
+                           video_limits=VideoLimits.for_settings(settings))  # hosted: the lower video caps
     encoder, _ = photo_model(settings, model)
     try:
         report = score_csv(csv_path, output, encoder, options, progress, should_stop)
@@ -185,7 +188,8 @@ def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Se
     thumbs, percentiles = [], []
     for _, row in rows.iterrows():
         thumb, pct = "", ""
-        if not row.get("error") and image_column in row and row.get("cosine", "") != "":
+        video = image_column in row and is_video_cell(restore(row[image_column]))
+        if not video and not row.get("error") and image_column in row and row.get("cosine", "") != "":
             try:
                 thumb, vector = _preview_image(restore(row[image_column]), policy, encoder)
                 pct = f"{percentile_among_references(encoder, vector, float(row['cosine'])):.1f}"
@@ -230,7 +234,8 @@ def preview_datatypes(frame: pd.DataFrame) -> list[str]:
     return ["markdown" if c == "thumbnail" else "str" for c in frame.columns]
 
 
-NARROW = {"row": 5, "thumbnail": 8, "cosine": 9, "percentile": 9, "similarity": 9, "clip_score": 9}
+NARROW = {"row": 5, "thumbnail": 8, "cosine": 9, "percentile": 9, "similarity": 9, "clip_score": 9, "cosine_max": 9,
+          "frames": 6}
 ERROR_WIDTH = 25
 
 

@@ -41,8 +41,9 @@ document.addEventListener("drop", (event) => {
   if (!box) return;
   const files = Array.from((event.dataTransfer && event.dataTransfer.files) || []);
   const tables = files.filter((f) => /\\.(csv|tsv)$/i.test(f.name) || /csv|tab-separated/i.test(f.type));
+  const videos = files.filter((f) => /\\.(mp4|mov|m4v|webm|mkv)$/i.test(f.name) || /^video\\//i.test(f.type));
   let hint = box.parentElement.querySelector(":scope > .image-drop-hint");
-  if (!tables.length) { if (hint) hint.remove(); return; }
+  if (!tables.length && !videos.length) { if (hint) hint.remove(); return; }
   event.preventDefault();
   event.stopPropagation();  // capture phase: Gradio's own drop handler never sees it
   event.target.dispatchEvent(new DragEvent("dragleave", {bubbles: true}));  // ends the box's drop highlight
@@ -52,8 +53,9 @@ document.addEventListener("drop", (event) => {
     hint.setAttribute("role", "alert");
     box.after(hint);
   }
-  hint.textContent = tables[0].name + " is a table: this box takes an image (PNG, JPEG, WebP, ...). " +
-    "To score a CSV of images and captions, open the Batch CSV tab.";
+  hint.textContent = tables.length ? tables[0].name + " is a table: this box takes an image (PNG, JPEG, WebP, ...). " +
+    "To score a CSV of images and captions, open the Batch CSV tab." : videos[0].name + " is a video: this box " +
+    "takes an image. On the Analyze tab, drop it on the video box.";
 }, true);
 </script>
 """
@@ -65,6 +67,13 @@ def image_inputs(elem_prefix: str, placeholder: str) -> tuple[gr.Image, gr.Textb
                        elem_id=f"{elem_prefix}-image", elem_classes=[IMAGE_DROP_CLASS])
     url = gr.Textbox(label="...or image URL", placeholder=placeholder, elem_id=f"{elem_prefix}-url")
     return image, url
+
+
+def video_input(elem_prefix: str) -> gr.Video:
+    """A video to upload or drop, passed on as the uploaded file's path (format None: never
+    converted; audio kept, for the loudness)."""
+    return gr.Video(label="...or a video (upload or drop: mp4, mov, webm, mkv)", sources=["upload"], format=None,
+                    include_audio=True, elem_id=f"{elem_prefix}-video")
 
 
 def error_text(message: str) -> str:

@@ -35,11 +35,15 @@ def add_parser(subparsers) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--csv", required=True, help="one row per creative: image, text, tabular columns, target")
     t.add_argument("--target", required=True, help="the column to predict, e.g. ctr")
-    t.add_argument("--image-column", default="image", help="image paths (relative to the CSV) or URLs; "
-                                                           "'' for none (default: image)")
+    t.add_argument("--image-column", default="image", help="image or video paths (relative to the CSV) "
+                                                           "or URLs; a video gives pace, first-brand time, "
+                                                           "alignment over time and loudness features; '' for none "
+                                                           "(default: image)")
     t.add_argument("--text-column", default="text", help="the creative's text; '' for none (default: text)")
     t.add_argument("--group-column", help="rows sharing a value stay in one fold, e.g. campaign "
                                           "(default: the image column)")
+    t.add_argument("--brand-column", help="each creative's brand name: a video's feature 'when the brand is first "
+                                          "on screen' (read by OCR)")
     t.add_argument("--tabular", nargs="*", metavar="COLUMN",
                    help="tabular feature columns (default: every other column; none if given empty)")
     t.add_argument("--ocr", action="store_true", help="add text-in-image features (about 1 s per image on a CPU)")
@@ -64,7 +68,7 @@ def run_train(args) -> int:
     model = photo_model_for_cli(settings)[1].used
     opts = TrainOptions(target=args.target, image_column=args.image_column or None,
                         text_column=args.text_column or None, group_column=args.group_column,
-                        tabular=args.tabular, model=model, ocr=args.ocr, folds=args.folds, seed=args.seed)
+                        brand_column=args.brand_column, tabular=args.tabular, model=model, ocr=args.ocr, folds=args.folds, seed=args.seed)
     with tqdm(unit="step", disable=args.json, desc="features") as bar:
         def progress(done: int, total: int, what: str) -> None:
             if bar.total != total:

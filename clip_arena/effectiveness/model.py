@@ -59,6 +59,18 @@ class NanPCA(BaseEstimator, TransformerMixin):
         return np.array([f"pc{i}" for i in range(max(self.k_, 1))], dtype=object)
 
 
+class DropEmpty(BaseEstimator, TransformerMixin):
+    """Leave out the columns with no value at all in the rows fitted on: a video feature in a fold
+    without videos (HistGradientBoosting cannot bin a column that is all missing)."""
+
+    def fit(self, X, y=None):
+        self.keep_ = [c for c in X.columns if X[c].notna().any()]
+        return self
+
+    def transform(self, X):
+        return X[self.keep_]
+
+
 def make_pipeline(columns: list[str], seed: int = 0) -> Pipeline:
     blocks = [(m, NanPCA(), [c for c in columns if modality(c) == m]) for m in ("img", "txt")]
     blocks = [b for b in blocks if b[2]]
@@ -66,7 +78,7 @@ def make_pipeline(columns: list[str], seed: int = 0) -> Pipeline:
     reduce.set_output(transform="pandas")
     model = HistGradientBoostingRegressor(categorical_features="from_dtype", max_iter=200,
                                           learning_rate=0.05, min_samples_leaf=10, random_state=seed)
-    return Pipeline([("reduce", reduce), ("boost", model)])
+    return Pipeline([("reduce", reduce), ("drop_empty", DropEmpty()), ("boost", model)])
 
 
 @dataclass

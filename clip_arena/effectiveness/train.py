@@ -23,6 +23,7 @@ class TrainOptions:
     image_column: str | None = "image"
     text_column: str | None = "text"
     group_column: str | None = None  # default: the image, so one image is never on both sides
+    brand_column: str | None = None  # each video's brand name, for its first-brand time on screen
     tabular: list[str] | None = None  # default: every other column
     model: str = "demo:finetuned"
     ocr: bool = False
@@ -32,7 +33,7 @@ class TrainOptions:
 
 def _check_columns(df: pd.DataFrame, opts: TrainOptions) -> None:
     for what, col in (("target", opts.target), ("image", opts.image_column), ("text", opts.text_column),
-                      ("group", opts.group_column), *(("tabular", c) for c in opts.tabular or [])):
+                      ("group", opts.group_column), ("brand", opts.brand_column), *(("tabular", c) for c in opts.tabular or [])):
         if col and col not in df.columns:
             raise UserError(f"There is no {what} column {col!r}; the columns are: {', '.join(df.columns)}.")
 
@@ -56,7 +57,7 @@ def train(csv_path: str | os.PathLike, output: str | os.PathLike, opts: TrainOpt
           progress=None) -> em.TrainedModel:
     df = read_creatives(csv_path, opts)
     y = pd.to_numeric(df[opts.target]).to_numpy(dtype=np.float64)
-    used = {opts.target, opts.image_column, opts.text_column, opts.group_column}
+    used = {opts.target, opts.image_column, opts.text_column, opts.group_column, opts.brand_column}
     tabular = opts.tabular if opts.tabular is not None else [c for c in df.columns if c not in used]
     if not opts.image_column and not opts.text_column and not tabular:
         raise UserError("Give at least one of an image column, a text column or tabular columns.")
@@ -64,7 +65,7 @@ def train(csv_path: str | os.PathLike, output: str | os.PathLike, opts: TrainOpt
     sections = ANALYSIS_SECTIONS + (("ocr",) if opts.ocr else ())
     roots = [str(Path(csv_path).resolve().parent)] + list(settings.image_roots or [])
     X, problems = creative_features(df, opts.image_column, opts.text_column, schema, opts.model, settings,
-                                    sections, image_roots=roots, progress=progress)
+                                    sections, image_roots=roots, progress=progress, brand_column=opts.brand_column)
     group_source = opts.group_column or opts.image_column
     groups = (df[group_source].fillna("").astype(str).to_numpy() if group_source
               else np.arange(len(df)).astype(str))
