@@ -42,6 +42,10 @@ class MethodsAgree(UserError):
     """Every candidate query (in the chosen category) gives the same list for every pair."""
 
 
+class OnlyRepeat(MethodsAgree):
+    """For this pair, the only query left is one to avoid (the one just shown)."""
+
+
 class RoundMaker:
     def __init__(self, searcher: Searcher, k: int = 4, seed: int | None = None):
         catalog = searcher.catalog
@@ -99,9 +103,17 @@ class RoundMaker:
         return np.ones(len(self.candidates), bool)
 
     def progress(self, category: str | None = None) -> tuple[int, int]:
-        """(candidate queries with at least one live vote, candidate queries), in the category."""
-        mask = self.in_category(category)
+        """(candidate queries with at least one live vote, candidate queries), in the category; a
+        query whose lists agree for every pair is not a candidate (it is never shown)."""
+        mask = self._judgeable(category)
         return int((self.query_votes[mask] > 0).sum()), int(mask.sum())
+
+    def _judgeable(self, category: str | None) -> np.ndarray:
+        mask = self.in_category(category)
+        for row in set.intersection(*(self.agree.get(p, set()) for p in self.pairs)) if self.pairs else ():
+            if row in self._position:
+                mask[self._position[row]] = False
+        return mask
 
     def category_choices(self) -> list[str]:
         if self.categories is None:
@@ -110,7 +122,8 @@ class RoundMaker:
 
     # -- choosing -------------------------------------------------------------------------------
     def pick_query(self, category: str | None = None, avoid: set[int] | None = None,
-                   pair: tuple[str, str] | None = None, seen: dict[int, int] | None = None) -> int:
+                   pair: tuple[str, str] | None = None, seen: dict[int, int] | None = None,
+                   strict: bool = False) -> int:
         """Row of the candidate query this annotator has seen least (`seen`: query row -> times shown
         to them or voted by them), then least voted by everyone, random among equals; never one of
         `avoid` (the query on screen) while another is left; never a query known to give identical
@@ -124,11 +137,15 @@ class RoundMaker:
         if not np.isfinite(counts).any():
             where = f"in category {category!r}" if category else "in the catalog"
             raise MethodsAgree(f"The two methods agree on every query {where}: there is nothing to judge"
-                               + ("; pick another category." if category else "."))
+                               + ("; pick another category." if category else
+                                  ". A fine-tuned model that barely moved gives the base model's lists: train "
+                                  "it longer, or give the arena more test queries (clip-arena embed --split)."))
         for row in avoid or ():
             pos = self._position.get(row)
             if pos is not None and np.isfinite(counts).sum() > 1:
                 counts[pos] = np.inf
+            elif pos is not None and strict and np.isfinite(counts[pos]):
+                raise OnlyRepeat("The only query left for this pair is the one just shown.")
         mine = self._seen_counts(seen)
         usable = np.flatnonzero(np.isfinite(counts))
         order = np.lexsort((counts[usable], mine[usable]))  # the last key sorts first
@@ -148,10 +165,7 @@ class RoundMaker:
     def unseen(self, category: str | None, seen: dict[int, int]) -> tuple[int, int]:
         """(candidate queries of the category this annotator has not seen, candidate queries),
         leaving out queries whose lists agree for every pair (they are never shown)."""
-        mask = self.in_category(category)
-        for row in set.intersection(*(self.agree.get(p, set()) for p in self.pairs)) if self.pairs else ():
-            if row in self._position:
-                mask[self._position[row]] = False
+        mask = self._judgeable(category)
         mine = self._seen_counts(seen)
         return int(((mine == 0) & mask).sum()), int(mask.sum())
 
@@ -165,11 +179,16 @@ class RoundMaker:
         """(query row, pair): the least-compared pair that still has a query to judge, and its
         least-voted query. Raises MethodsAgree when no pair has one."""
         order = sorted(self.pairs, key=lambda p: (rounds_per_pair.get(p, 0), self.rng.random()))
-        for pair in order:
-            try:
-                return self.pick_query(category, avoid, pair, seen), pair
-            except MethodsAgree as err:
-                last = err
+        for strict in (True, False):  # another pair's query before the query just shown again
+            for pair in order:
+                try:
+                    return self.pick_query(category, avoid, pair, seen, strict), pair
+                except OnlyRepeat:
+                    continue
+                except MethodsAgree as err:
+                    last = err
+            if not strict:
+                break
         raise last
 
     def make_round(self, query_row: int, pair: tuple[str, str], map_fn=map) -> Round:

@@ -131,8 +131,11 @@ class Arena:
                 return r, records + [(self._shown(state, r), RoundStatus.SHOWN)], None
             with self._lock:
                 new = self.maker.mark_identical(r.query_row, (r.method_left, r.method_right))
+                unseen, total = self.maker.unseen(state.category, state.seen)
             if new:  # another session may have found it at the same moment: record it once
                 records.append((self._shown(state, r), RoundStatus.AUTO_SKIPPED))
+            if not state.repeats and total and not unseen:  # the queries left all agree: met them all
+                return None, records, covered_notice(self.maker.has_test_split, state.category, total)
 
     def _show(self, state: SessionState, r: Round | None) -> Round | None:
         state.current, state.shown_at = r, time.monotonic()
@@ -225,8 +228,7 @@ class Arena:
             discard, state.prefetched = state.prefetched, None
             if discard is not None and not discard.cancel():
                 discard.result()
-            if state.current is not None:  # the round on screen was never judged: it was not shown, really
-                self.store.set_round_status(state.current.round_id, RoundStatus.SKIPPED)
+            if state.current is not None:  # on screen, never judged: stays "shown" (not a skip of the annotator)
                 state.rounds_shown -= 1
                 q = state.current.query_row
                 state.seen[q] = state.seen.get(q, 1) - 1

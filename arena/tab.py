@@ -127,7 +127,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
         # Results in a grid of two columns a side: at 1280x800 each image is about 230 px wide, and
         # the buttons and the legend stay in view (tests/test_browser_arena_layout.py measures it).
         columns = 2 if arena.maker.k > 1 else 1
-        with gr.Row(equal_height=True, elem_id="arena-round"):
+        with gr.Row(equal_height=True, elem_id="arena-round", visible=False) as round_row:  # shown with a round
             query = gr.Image(label="Query", type="filepath", height=GRID_HEIGHT, interactive=False, scale=2,
                              elem_id="arena-query", buttons=["fullscreen"])
             left = gr.Gallery(label="Left", columns=columns, height=GRID_HEIGHT, allow_preview=True, scale=5,
@@ -140,7 +140,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
                        for a in ACTIONS}
         gr.Markdown(KEY_LEGEND, elem_id="arena-legend")
 
-    outputs = [state, status, message, round_id, query, left, right, go_on, settings, *buttons.values()]
+    outputs = [state, status, message, round_id, query, left, right, go_on, settings, round_row, *buttons.values()]
 
     def show(st, note=""):
         """Every output for the session's state: the round on screen, or none (finished, nothing left)."""
@@ -149,7 +149,8 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
         return (st, status_line(arena, st), note, r.round_id if r else "",
                 query_image(images, r) if r else None, gallery(images, r.rows_left) if r else [],
                 gallery(images, r.rows_right) if r else [], gr.update(visible=bool(st and st.covered)),
-                gr.update(visible=r is None), *[gr.update(interactive=enabled[a]) for a in ACTIONS])
+                gr.update(visible=r is None), gr.update(visible=r is not None),
+                *[gr.update(interactive=enabled[a]) for a in ACTIONS])
 
     nothing = tuple(gr.skip() for _ in outputs)
 
@@ -197,7 +198,7 @@ def build(arena: Arena, identity: str = TYPED, limits=None) -> None:
                 if action == "finish":
                     text = summary_text(arena.summary(st))
                     return (None, text, "", "", None, [], [], gr.update(visible=False), gr.update(visible=True),
-                            *[gr.update(interactive=False) for _ in ACTIONS])
+                            gr.update(visible=False), *[gr.update(interactive=False) for _ in ACTIONS])
                 if action == "undo":
                     again = arena.undo(st)
                     if again is None:

@@ -72,5 +72,5 @@ def summary_text(summary: dict) -> str:
     n = summary.get("not_blind", 0)
     apart = (f" {n} more vote{'s' if n != 1 else ''}, cast after you saw the methods, {'are' if n != 1 else 'is'} "
              "left out, as in the Results tab." if n else "")
-    return (f"Session finished for **{plain(summary['annotator'])}**: {summary['votes']} votes ({choices}). "
+    return (f"Session finished for **{plain(summary['annotator'])}**: {summary['votes']} vote{'s' if summary['votes'] != 1 else ''} ({choices}). "
             f"Wins: {wins}.{apart} Thank you! Press Start to go on.")

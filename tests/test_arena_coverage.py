@@ -124,3 +124,37 @@ def test_the_session_summary_counts_as_the_results_tab(small, tmp_path):
     assert summary["wins"][pair["method_a"]] == pair["wins_a"] and summary["wins"][pair["method_b"]] == pair["wins_b"]
     text = summary_text(summary)
     assert "3 votes" in text and "1 more vote, cast after you saw the methods, is left out" in text
+
+
+def test_when_the_other_queries_all_agree_the_query_just_judged_is_not_shown_again(tmp_path):
+    """Found by a new user: a fine-tuned model that barely moved gives the base model's lists on every
+    query but one; after the vote on that one, the arena showed it again (same sides) and took a second
+    vote before its stop. Here every query agrees but the first test query's own lists."""
+    import numpy as np
+
+    from catalog_helpers import unit_vectors
+    from clip_arena.index.catalog import build_table, catalog_meta, write_catalog
+
+    n = 40
+    base = unit_vectors(n, 16, seed=1)
+    base[:, :2] = 0  # every other image lives away from the first two axes
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    tuned = base.copy()
+    noise = unit_vectors(2, 16, seed=9) * 0.3
+    base[0] = np.eye(16)[0] + noise[0]  # the first test query, apart from the rest, moved by the fine-tune
+    tuned[0] = np.eye(16)[1] + noise[1]
+    base[0] /= np.linalg.norm(base[0])
+    tuned[0] /= np.linalg.norm(tuned[0])
+    table = build_table({"image_id": [f"i{i}" for i in range(n)], "image_uri": [f"{i}.png" for i in range(n)],
+                         "split": ["test" if i % 5 == 0 else "train" for i in range(n)]},
+                        {"base": base, "tuned": tuned})
+    write_catalog(tmp_path / "c.parquet", table, catalog_meta({"base": "b", "tuned": "t"}, {"base": 16, "tuned": 16}))
+    store = VoteStore(tmp_path / "v.db")
+    arena = Arena(Searcher.open(read_catalog(tmp_path / "c.parquet")), store, seed=0)
+    state = arena.start("ann")
+    first = arena.next_round(state)
+    assert first.query_id == "i0"
+    assert arena.vote(state, "left", first.round_id) is None  # the stop, not i0 again
+    assert state.covered and state.notice.startswith("You have judged every test query (1)")
+    assert len(store.votes()) == 1 and any(r["status"] == "auto_skipped" for r in store.rounds())
+    assert arena.progress(state) == (1, 1)  # the status line counts the queries there are to judge

@@ -139,7 +139,7 @@ def test_keys_before_start_after_finish_and_after_reload_do_nothing(serve_app, p
     page.reload()  # the name is remembered by the browser; keys wait for Start
     field = page.locator("#arena-name input, #arena-name textarea").first
     _wait(lambda: field.input_value() == "tester")
-    page.locator("#arena-query").click()
+    page.locator("#arena-status").click()
     for key in ("a", "x", "u"):
         page.keyboard.press(key)
     time.sleep(1.0)

@@ -13,6 +13,7 @@ from clip_arena.core.errors import UserError
 from clip_arena.index.catalog import read_catalog
 from clip_arena.votes.fingerprints import clashes, compatible, of_catalog
 from clip_arena.votes.results_view import leaderboard, results
+from clip_arena.votes.choices import RoundStatus
 from clip_arena.votes.store import ShownRound, VoteStore
 from clip_arena.votes.summary import summarize
 from clip_arena.votes.transfer import export_csv, import_csv
@@ -103,3 +104,22 @@ def test_a_test_split_too_small_for_the_difference_is_said(tmp_path):
         store.record_vote(r, "right" if i % 3 else "left", 900)
     text = results(store, catalog, None)["verdict"]
     assert "the test split has 8 queries, only 2 not yet judged: too few to tell it" in text
+
+
+def test_a_catalog_given_as_the_vote_store_is_one_sentence(tmp_path):
+    """On main: sqlite3.DatabaseError's traceback, exit 1 (stats, votes export)."""
+    write_synthetic_catalog(tmp_path / "c.parquet", n=20, dim=8)
+    for args in (("stats", "--votes", str(tmp_path / "c.parquet")),
+                 ("votes", "export", "--votes", str(tmp_path / "c.parquet"), "-o", str(tmp_path / "v.csv"))):
+        out = run_cli(*args)
+        assert out.returncode == 2 and "is not a vote store" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_with_the_catalog_named_undone_votes_and_rounds_of_another_catalog_do_not_count(tmp_path):
+    store = _store(tmp_path / "v.db", OTHER, "o", ["left"] * 3)
+    store.undo_last("s-o")
+    store.set_round_status("o0", RoundStatus.SKIPPED)
+    _store(tmp_path / "v.db", HERE, "m", ["right"] * 2)
+    mine = summarize(store.votes(), store.rounds(), bootstrap=0, fingerprint=HERE)
+    assert mine["votes"] == 2 and mine["undone"] == 0 and mine["rounds"]["skipped"] == 0
+    assert mine["other_catalog_votes"] == 2

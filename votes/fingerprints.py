@@ -6,6 +6,7 @@ re-embedded. A third method added to a catalog is no clash: the pair's embedding
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -39,6 +40,7 @@ def clashes(fingerprints: Iterable[str]) -> dict[str, set[str]]:
     return {m: h for m, h in sorted(hashes.items()) if len(h) > 1}
 
 
+@lru_cache(maxsize=4096)  # a store's votes carry a handful of fingerprints, checked once per vote
 def compatible(fp: str, reference: str) -> bool:
     """True when no method has a different hash in `fp` than in `reference`."""
     ref = methods_of(reference)

@@ -108,6 +108,12 @@ class VoteStore:
         # Called after each commit with what changed: ("votes", row) for a new or undone vote (a dict
         # of VOTE_COLUMNS), ("flags", row) for a flag (FLAG_COLUMNS): the durable vote log listens here.
         self.listeners: list = []
+        try:
+            self._create()
+        except sqlite3.DatabaseError as err:  # a catalog or a CSV given as --votes, a damaged file
+            raise UserError(f"{self.path} is not a vote store (an SQLite file written by clip-arena): {err}.") from None
+
+    def _create(self) -> None:
         with self.transaction() as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():

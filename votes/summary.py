@@ -25,11 +25,19 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     left out and counted apart. Without it, votes of different catalogs are pooled with a warning."""
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
+    if fingerprint:  # votes, undone ones and rounds of another catalog are no part of this one's story
+        mine, other_catalog = [], []
+        for v in votes_all:
+            if compatible(v.get("catalog_fingerprint", ""), fingerprint):
+                mine.append(v)
+            elif not v.get("undone_at"):
+                other_catalog.append(v)
+        votes_all = mine
+        rounds = [r for r in rounds if compatible(r.get("catalog_fingerprint", ""), fingerprint)]
+    else:
+        other_catalog = []
     live = [v for v in votes_all if not v.get("undone_at")]
     undone = len(votes_all) - len(live)
-    other_catalog = [v for v in live if fingerprint and not compatible(v.get("catalog_fingerprint", ""), fingerprint)]
-    if other_catalog:
-        live = [v for v in live if compatible(v.get("catalog_fingerprint", ""), fingerprint)]
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})

@@ -81,11 +81,33 @@ def check(settings):
     from clip_arena.models.loaders import demo_inner_spec
     from clip_arena.models.spec import parse_spec
 
+    _port_free(settings.host, settings.port)
     spec = parse_spec(settings.model)
     if spec.backend == "demo":
         demo_inner_spec(spec)
+    elif settings.model_named:  # a model you name must be there: its files are checked now, it loads later
+        from clip_arena.models.spec import local_paths
+
+        for part in local_paths(spec):
+            path = os.path.expanduser(part.path)
+            if part.certain and not os.path.exists(path):
+                raise UserError(f"--model {settings.model}: its {part.what} {path} does not exist.")
     users = Users.from_settings(settings.auth, settings.users_file)
     return open_strict(settings), users
+
+
+def _port_free(host: str, port: int) -> None:
+    """Said before anything loads, in the command's own words (Gradio's names its own variables)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError(f"Port {port} on {host} is in use ({err.strerror}): stop what runs there, or "
+                            "choose another with --port.") from None
 
 
 def describe(settings, arena, users) -> list[str]:
@@ -116,7 +138,8 @@ def describe(settings, arena, users) -> list[str]:
         f"catalog: {catalog.path} ({len(catalog)} rows, {queries})",
         f"methods: {', '.join(arena.maker.methods)}",
         f"votes: {os.path.abspath(settings.votes)}",
-        f"model: {settings.model} (loading in the background; "
+        f"model: {settings.model}, for the Similarity, Analyze and Batch tabs (the arena and Explore use "
+        "the catalog's own models; loading in the background; "
         + ("it must load: the tabs say why if it cannot)" if settings.model_named else
            "the demo model stands in if it cannot load, and the tabs say so)"),
         f"catalog images: {' and '.join(where)} (served one by one, nothing else of their folders)",

@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--votes", required=True, help="SQLite vote store")
-    p.add_argument("--catalog", help="the arena's catalog Parquet: --json then adds each pair's breakdowns by its "
+    p.add_argument("--catalog", help="the arena's catalog Parquet: only the votes cast on it count (votes of "
+                                     "another catalog are left out and said); --json then adds each pair's breakdowns by its "
                                      "metadata columns and a same-category precision@k per method (the text "
                                      "output shows neither)")
     p.add_argument("--bootstrap", type=int, default=200, help="Bradley-Terry bootstrap resamples over queries")
