@@ -18,6 +18,7 @@ DEFAULT_MODELS = {
     "objects": "facebook/detr-resnet-50",
     "sentiment": "cardiffnlp/twitter-roberta-base-sentiment-latest",
     "ner": "dslim/bert-base-NER",
+    "transcript": "openai/whisper-tiny",  # speech in a video's audio track (analyzer/video/speech.py)
 }
 RETRY_AFTER_S = 600.0
 

@@ -100,17 +100,3 @@ def resampler_for(stream):
     channels = stream.codec_context.channels or (stream.layout.nb_channels if stream.layout else 2)
     layout = "mono" if channels == 1 else "stereo"
     return av.AudioResampler(format="fltp", layout=layout, rate=stream.rate), (1 if layout == "mono" else 2)
-
-
-TRANSCRIPT_MODEL = "openai/whisper-tiny"
-
-
-def transcript_section(settings) -> dict:
-    """Speech to text needs a hub model (a Whisper checkpoint); this build has no offline tier, and
-    says so rather than guessing."""
-    from clip_arena.analyzer.content.component import UNAVAILABLE, section
-
-    why = ("offline: speech transcription needs a hub model" if settings.offline
-           else "speech transcription needs a hub model, which is not run here")
-    return {**section(UNAVAILABLE, None, f"{why} ({TRANSCRIPT_MODEL}); no offline tier"),
-            "needs": [TRANSCRIPT_MODEL]}

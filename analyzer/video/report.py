@@ -99,7 +99,8 @@ def _pick_encoder(settings: Settings, model: str | None):
 def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, started) -> dict:
     from clip_arena.analyzer.content.component import UNAVAILABLE, section
     from clip_arena.analyzer.video import rubric
-    from clip_arena.analyzer.video.audio import LoudnessMeter, transcript_section
+    from clip_arena.analyzer.video.audio import LoudnessMeter
+    from clip_arena.analyzer.video.speech import Speech
     from clip_arena.analyzer.video.decode import VideoReader
     from clip_arena.analyzer.video.shots import ShotDetector, pace
     from clip_arena.analyzer.video.timeline import ANALYSIS_SIDE, AlignmentTrack, KeyframePicker, OcrTrack, Sampler
@@ -118,11 +119,13 @@ def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, 
     track = AlignmentTrack(encoder) if encoder is not None else None
     ocr = OcrTrack(settings, 1.0 / limits.ocr_fps)
     meter: dict = {}
+    speech = Speech(settings)  # asked for now: without a model, no audio is kept for it
 
     def on_audio(samples, sample_rate, channels):
         if "m" not in meter:
             meter["m"] = LoudnessMeter(sample_rate, channels)
         meter["m"].push(samples)
+        speech.push(samples, sample_rate)
 
     last_t, frames = 0.0, 0
     expected = info.duration_s or 0.0
@@ -155,7 +158,7 @@ def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, 
     sections.update(_text_sections(text, settings))
     audio = meter["m"].result() if "m" in meter else None
     sections["audio"] = _audio_section(info, audio, reader.audio_error)
-    sections["transcript"] = transcript_section(settings)
+    sections["transcript"] = speech.section()
     sections["effectiveness"] = section(UNAVAILABLE, None, "no trained model")
 
     text_seen = ocr.text_seen()
