@@ -103,7 +103,7 @@ def test_hosted_rules_who_votes_banner_uploads_and_finish(tmp_path, apps, arena_
     assert out[0].startswith("Round 1.")
     out = client.predict(out[2], True, api_name="/arena_left")
     out = client.predict(out[2], True, api_name="/arena_finish")
-    assert "Session finished for **somebody**: 1 votes" in out[0]
+    assert "Session finished for **somebody**: 1 vote (" in out[0]
     assert _config(app.url)["components"]  # the server still answers after Finish
     assert _client(app.url).predict("other", "all", api_name="/arena_start")[0].startswith("Round 1.")
 
