@@ -41,6 +41,7 @@ class SessionState:
     # Query row -> times this annotator met it (votes of earlier sessions, rounds shown in this one):
     # the least met comes first, and once every query was met the arena asks before repeating.
     seen: dict[int, int] = field(default_factory=dict)
+    judged: dict[int, int] = field(default_factory=dict)  # query row -> this annotator's live votes on it
     numbers: dict[str, int] = field(default_factory=dict)  # voted round -> its number, shown again after undo
     repeats: bool = False  # the annotator chose to go on judging queries they have judged
     covered: bool = False  # no round on screen because every query was met (state.notice says so)
@@ -80,7 +81,7 @@ class Arena:
         name = clean_name(annotator)
         row_of = self.searcher.rows_by_id
         seen = {row_of[q]: n for q, n in self.store.votes_per_query(name).items() if q in row_of}
-        return SessionState(uuid.uuid4().hex, name, category or None, seen=seen, repeats=repeats)
+        return SessionState(uuid.uuid4().hex, name, category or None, seen=seen, judged=dict(seen), repeats=repeats)
 
     def go_on(self, state: SessionState) -> Round:
         """The annotator, told that every query was met, chose to judge queries again."""
@@ -115,7 +116,7 @@ class Arena:
             with self._lock:
                 unseen, total = self.maker.unseen(state.category, state.seen)
             if total and not unseen:
-                return None, [], covered_notice(self.maker.has_test_split, state.category, total)
+                return None, [], COVERED  # worded when taken: the vote on screen may still come
         again = self.gold.take(state.session_id, self.maker)
         if again is not None:  # a repeat is blind only if the round it repeats was never revealed
             again.blind = (again.extra.pop("gold_blind", True) and again.extra["gold_of"] not in state.revealed
@@ -135,7 +136,7 @@ class Arena:
             if new:  # another session may have found it at the same moment: record it once
                 records.append((self._shown(state, r), RoundStatus.AUTO_SKIPPED))
             if not state.repeats and total and not unseen:  # the queries left all agree: met them all
-                return None, records, covered_notice(self.maker.has_test_split, state.category, total)
+                return None, records, COVERED
 
     def _show(self, state: SessionState, r: Round | None) -> Round | None:
         state.current, state.shown_at = r, time.monotonic()
@@ -156,7 +157,9 @@ class Arena:
         lists agree)."""
         future, state.prefetched = state.prefetched, None
         r, records, state.notice = future.result() if future is not None else self._prepare_next(state)
-        state.covered = r is None and state.notice is not None and state.notice.startswith(COVERED_START)
+        state.covered = r is None and state.notice == COVERED
+        if state.covered:
+            state.notice = self._covered(state)
         return r, records
 
     def next_round(self, state: SessionState) -> Round:
@@ -188,6 +191,7 @@ class Arena:
                 self._check_cap(state)
                 with self._lock:
                     self.maker.count_vote(r.query_row, +1)  # before choosing the next query
+                state.judged[r.query_row] = state.judged.get(r.query_row, 0) + 1
                 following, records = self._take_next(state)
                 try:  # the vote and the next round in one transaction: one fsync per vote
                     self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records,
@@ -195,6 +199,7 @@ class Arena:
                 except BaseException:
                     with self._lock:
                         self.maker.count_vote(r.query_row, -1)
+                    state.judged[r.query_row] -= 1
                     raise
             state.votes += 1
             state.numbers[r.round_id] = r.extra.get("number", state.rounds_shown)
@@ -236,6 +241,7 @@ class Arena:
             query_row = row_of(row["query_id"])
             with self._lock:
                 self.maker.count_vote(query_row, -1)
+            state.judged[query_row] = max(0, state.judged.get(query_row, 0) - 1)
             left, right = json.loads(row["results_left"]), json.loads(row["results_right"])
             again = self.maker.assemble(query_row, (row["method_left"], row["method_right"]),
                                         {row["method_left"]: [row_of(i) for i in left],
@@ -250,6 +256,12 @@ class Arena:
             state.covered = False  # the round undone is the one on screen again, numbered as before
             state.votes = max(0, state.votes - 1)
             return again
+
+    def _covered(self, state: SessionState) -> str:
+        with self._lock:
+            _, total = self.maker.unseen(state.category, state.seen)
+            unjudged, _ = self.maker.unseen(state.category, state.judged)
+        return covered_notice(self.maker.has_test_split, state.category, total, skipped=unjudged > 0)
 
     def note_export(self, name: str | None) -> None:
         """Someone exported the votes (each round's sides): `name`'s votes cast until now are no longer
@@ -308,14 +320,17 @@ class Arena:
         return r
 
 
-COVERED_START = "You have judged every"
+COVERED = "covered"  # _prepare_next's word for "every query met"; _take_next words it
 
 
-def covered_notice(test_split: bool, category: str | None, total: int) -> str:
+def covered_notice(test_split: bool, category: str | None, total: int, skipped: bool = False) -> str:
+    """`skipped`: some of the queries were only skipped, never judged."""
     queries = "test query" if test_split else "query"
     where = f" in category {category}" if category else ""
-    return (f"{COVERED_START} {queries}{where} ({total}); new rounds would repeat queries you judged. "
-            "Press Continue to judge them again, or choose another category and press Start.")
+    did = "judged or skipped" if skipped else "judged"
+    return (f"You have {did} every {queries}{where} ({total}); new rounds would "
+            f"repeat queries you {did}. Press Continue to judge them again, or choose another category and "
+            "press Start.")
 
 
 class Covered(MethodsAgree):

@@ -78,6 +78,8 @@ def test_a_category_is_covered_on_its_own_and_a_skip_counts_as_met(small, tmp_pa
         met += 1
         r = arena.vote(state, "tie", r.round_id)
     assert met == len(cat1) and "in category cat1" in state.notice
+    # one of them was only skipped: said so (on the first version, "judged every" with one not judged)
+    assert state.notice.startswith(f"You have judged or skipped every test query in category cat1 ({met})")
     with pytest.raises(MethodsAgree):  # Covered is a MethodsAgree: every handler already catches it
         arena.next_round(state)
 

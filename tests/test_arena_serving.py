@@ -144,7 +144,7 @@ def _annotate(url, category, votes, seed, tally, errors, auth=None):
                 out = client.predict(round_id, rng.random() < 0.5, api_name=f"/arena_{rng.choice(CHOICES)}")
                 cast += 1
                 tally["votes"] += 1
-            if out[0].startswith("**You have judged every"):  # the category is covered: go on, as asked
+            if out[0].startswith("**You have judged"):  # the category is covered: go on, as asked
                 assert not out[2], out[:3]
                 out = client.predict(api_name="/arena_continue")
                 tally["continued"] += 1

@@ -123,3 +123,9 @@ def test_with_the_catalog_named_undone_votes_and_rounds_of_another_catalog_do_no
     mine = summarize(store.votes(), store.rounds(), bootstrap=0, fingerprint=HERE)
     assert mine["votes"] == 2 and mine["undone"] == 0 and mine["rounds"]["skipped"] == 0
     assert mine["other_catalog_votes"] == 2
+
+
+def test_a_refused_import_leaves_no_empty_store_behind(tmp_path):
+    (tmp_path / "bad.csv").write_text("not,a,vote,file\n1,2,3,4\n")
+    out = run_cli("votes", "import", str(tmp_path / "bad.csv"), "--votes", str(tmp_path / "new.db"))
+    assert out.returncode == 2 and not list(tmp_path.glob("new.db*"))

@@ -37,7 +37,7 @@ def ranks(rows: list[dict]) -> list[str]:
 def leaderboard(summary: dict) -> list[list]:
     """Methods, Bradley-Terry strength, its interval and votes, best first (two methods too)."""
     rows = summary.get("bradley_terry") or []
-    return [[rank, r["method"], round(r["strength"], 3), f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "",
+    return [[rank, r["method"], f"{r['strength']:.3f}", f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "",
              r["votes"]] for rank, r in zip(ranks(rows), rows)]
 
 

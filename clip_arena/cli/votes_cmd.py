@@ -59,11 +59,18 @@ def run(args) -> int:
 
     if args.votes_command == "export" and not Path(args.votes).is_file():
         raise UserError(f"Vote store {args.votes} does not exist.")
+    existed = Path(args.votes).exists()
     store = VoteStore(args.votes)
     if args.votes_command == "export":
         n = export_csv(store, args.output)
         print(f"exported {n} vote{'s' if n != 1 else ''} to {args.output}")
-    else:
+        return 0
+    try:
         n = import_csv(store, args.csv, allow_other_catalog=args.allow_other_catalog)
-        print(f"imported {n} vote{'s' if n != 1 else ''} into {args.votes}")
+    except UserError:
+        if not existed:  # nothing was imported: leave no empty store behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{args.votes}{suffix}").unlink(missing_ok=True)
+        raise
+    print(f"imported {n} vote{'s' if n != 1 else ''} into {args.votes}")
     return 0
