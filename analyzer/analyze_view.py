@@ -149,7 +149,7 @@ def run_analyze(image_file: str | None, image_url: str, text: str, model: str, s
     """-> (cards HTML, palette figure, labels figure, JSON file path, summary line)."""
     given = bool(image_file or (image_url or "").strip())
     if not given and not (text or "").strip():
-        raise UserError("Add an image, a text, or both.")
+        raise UserError("Add an image, a video or a text (an image and a text together, or a video and its text).")
     model = check_browser_model(model, settings)
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir) if given else None
     report = run_analysis(image, text or "", settings, model=model)

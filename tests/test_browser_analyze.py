@@ -41,4 +41,4 @@ def test_analyze_tab_asks_for_input(serve_app, page, tiny_open_clip_spec):
     page.goto(serve_app("--model", tiny_open_clip_spec))
     page.get_by_role("tab", name="Analyze").click()
     page.locator("#an-run").click()
-    page.get_by_text("Add an image, a text, or both").first.wait_for()
+    page.get_by_text("Add an image, a video or a text").first.wait_for()

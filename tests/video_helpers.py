@@ -61,7 +61,8 @@ def frame_image(shot: Shot, t_in_shot: float, size: tuple[int, int]) -> Image.Im
 
 def write_clip(path: Path, shots: list[Shot], fps: int = 12, size: tuple[int, int] = (160, 120),
                tone_hz: float | None = None, tone_amplitude: float = 0.25, rate: int = 48000,
-               codec: str = "libx264") -> Clip:
+               codec: str = "libx264", audio_seconds: float | None = None) -> Clip:
+    """`audio_seconds`: the audio track's length when it is to differ from the video's."""
     import av
 
     clip = Clip(Path(path), fps, rate=rate)
@@ -75,7 +76,7 @@ def write_clip(path: Path, shots: list[Shot], fps: int = 12, size: tuple[int, in
     audio = None
     if tone_hz:
         audio = container.add_stream("aac", rate=rate, layout="mono")
-        n = int(total_s * rate)
+        n = int((audio_seconds or total_s) * rate)
         clip.samples = (tone_amplitude * np.sin(2 * np.pi * tone_hz * np.arange(n) / rate)).astype(np.float32)
     index = 0
     for number, shot in enumerate(shots):

@@ -11,6 +11,29 @@ from clip_arena.core.hosting import is_hosted
 from clip_arena.core.settings import Settings
 
 
+_UNITS = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024 ** 2, "m": 1024 ** 2, "gb": 1024 ** 3, "g": 1024 ** 3}
+
+
+def _env_number(name: str, default, sizes: bool = False):
+    """A positive number from the environment (sizes may say 10mb, 1.5GB); one sentence if it is not."""
+    import re
+
+    from clip_arena.core.errors import UserError
+
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)", raw)
+    unit = match.group(2).lower() if match else None
+    if match is None or (unit and not sizes) or unit not in _UNITS:
+        hint = " (a number of bytes, or with kb, mb or gb)" if sizes else " (a number)"
+        raise UserError(f"{name}={raw!r} is not a positive number{hint}.")
+    value = float(match.group(1)) * _UNITS[unit]
+    if value <= 0:
+        raise UserError(f"{name}={raw!r} is not a positive number.")
+    return type(default)(value)
+
+
 @dataclass(frozen=True)
 class VideoLimits:
     max_bytes: int = 512 * 1024 * 1024
@@ -27,11 +50,10 @@ class VideoLimits:
         hosted = is_hosted(settings)
         base = cls(max_bytes=100 * 1024 * 1024, max_duration_s=180.0, max_pixels=2560 * 1440,
                    max_samples=360, max_keyframes=8) if hosted else cls()
-        env = os.environ.get
         return cls(
-            max_bytes=int(env("CLIP_ARENA_MAX_VIDEO_BYTES") or base.max_bytes),
-            max_duration_s=float(env("CLIP_ARENA_MAX_VIDEO_SECONDS") or base.max_duration_s),
-            max_pixels=int(env("CLIP_ARENA_MAX_VIDEO_PIXELS") or base.max_pixels),
+            max_bytes=_env_number("CLIP_ARENA_MAX_VIDEO_BYTES", base.max_bytes, sizes=True),
+            max_duration_s=_env_number("CLIP_ARENA_MAX_VIDEO_SECONDS", base.max_duration_s),
+            max_pixels=_env_number("CLIP_ARENA_MAX_VIDEO_PIXELS", base.max_pixels),
             sample_fps=base.sample_fps, max_samples=base.max_samples, ocr_fps=base.ocr_fps,
             max_keyframes=base.max_keyframes, max_fps=base.max_fps,
         )

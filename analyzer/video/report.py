@@ -145,7 +145,9 @@ def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, 
             last_t, frames = frame.time_s, frames + 1
             if expected and frames % 10 == 0:
                 progress(DECODE_SHARE * min(1.0, last_t / expected), f"reading the video: {last_t:.0f} s")
-    duration = max(info.duration_s or 0.0, last_t + (1.0 / info.fps if info.fps else 0.0))
+    # The video's own length: an audio track that runs on must not stretch the last shot or the pace.
+    said = reader.video_stream_s if reader.video_stream_s else info.duration_s
+    duration = max(said or 0.0, last_t + (1.0 / info.fps if info.fps else 0.0))
     picker.cut(duration)
     timings["decode"] = _ms(started) - timings["open"]
 
@@ -168,7 +170,8 @@ def _analyze(video, text, settings, model, brand, progress, frames_dir, limits, 
         rubric.attention(detector.cuts, detector.opening_motion, shot_pace["cuts_per_second"],
                          shot_pace["average_shot_s"]),
         rubric.branding(brand, text_seen, ocr_ran),
-        rubric.connection(objects.get("keyframes", []), objects.get("status") not in (None, UNAVAILABLE)),
+        rubric.connection(objects.get("keyframes", []), objects.get("status") not in (None, UNAVAILABLE),
+                          objects.get("backend") if objects.get("status") == "degraded" else None),
         rubric.direction(text_seen, text, ocr_ran),
     ]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -209,9 +212,18 @@ def _ms(since: float) -> float:
     return round(1000 * (time.perf_counter() - since), 1)
 
 
+def spread(n: int, most: int) -> list[int]:
+    """`most` of range(n), evenly over it (first and last included); all of them when n <= most."""
+    if n <= most:
+        return list(range(n))
+    if most <= 1:
+        return [0][:most]
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
+
+
 def _keyframe_sections(picked, shots, text, settings, used, encoder, clip_missing, limits, progress, ocr_at):
-    """The image sections on the keyframes (of the longest shots when there are more than
-    max_keyframes), each value with its keyframe's time and shot. Returns (sections, keyframes as
+    """The image sections on the keyframes (spread over the whole video when there are more than
+    max_keyframes: the first, the last and evenly between), each value with its keyframe's time and shot. Returns (sections, keyframes as
     (time, shot, PIL image) in time order)."""
     import io
 
@@ -220,9 +232,7 @@ def _keyframe_sections(picked, shots, text, settings, used, encoder, clip_missin
     from clip_arena.analyzer.content.component import UNAVAILABLE, section
     from clip_arena.analyzer.content.report import analyze
 
-    order = sorted(range(len(picked)), key=lambda n: shots[n].end_s - shots[n].start_s if n < len(shots) else 0,
-                   reverse=True)
-    chosen = sorted(order[: limits.max_keyframes])
+    chosen = spread(len(picked), limits.max_keyframes)
     keyframes = [(picked[n][0], n, Image.open(io.BytesIO(picked[n][1])).convert("RGB")) for n in chosen]
     vectors = encoder.encode_images([im for _, _, im in keyframes]) if encoder is not None and keyframes else None
     only = set(IMAGE_SECTIONS) if encoder is not None else set(IMAGE_SECTIONS) - {"alignment", "labels"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from clip_arena.analyzer.content.calls_to_action import find_calls_to_action
+from clip_arena.analyzer.content.calls_to_action import PHRASES, find_calls_to_action
 
 OPENING_S = 3.0  # Attention: a cut or motion within the first seconds
 MOTION = 6.0  # mean content change per frame (0..255 HSV) that counts as motion
@@ -63,8 +63,9 @@ def branding(brand: str | None, text_seen: list[dict], ocr_ran: bool) -> dict:
                                        f"{BRAND_WITHIN_S:g} s), read as {first['text']!r}.", [first["first_s"]])
 
 
-def connection(keyframe_objects: list[dict], objects_ran: bool) -> dict:
-    """keyframe_objects: the objects section's per-keyframe values (each with time_s)."""
+def connection(keyframe_objects: list[dict], objects_ran: bool, fallback: str | None = None) -> dict:
+    """keyframe_objects: the objects section's per-keyframe values (each with time_s); `fallback`:
+    the detector's backend when only the fallback tier ran (its finds are weaker evidence: said)."""
     name = "Connection: people or faces on screen"
     if not objects_ran:
         return check("connection", name, None, "Not judged: no face or people detector could run.")
@@ -77,13 +78,22 @@ def connection(keyframe_objects: list[dict], objects_ran: bool) -> dict:
             what |= {w for w, n in (("faces", faces), ("people", people or persons)) if n}
     if not times:
         return check("connection", name, False, f"No face or person found on the {len(keyframe_objects)} keyframes.")
+    by = f"; found by the fallback detector ({fallback}), which also takes some shapes for faces" if fallback else ""
     return check("connection", name, True, f"{' and '.join(sorted(what)).capitalize()} on screen at {_times(times)} "
-                                           f"(keyframes).", times)
+                                           f"(keyframes{by}).", times)
+
+
+def calls_on_screen(text: str) -> list[str]:
+    """Calls to action in text read off the screen, where OCR often drops the spaces ("SHOPNOW")."""
+    found = find_calls_to_action(text)
+    compact = re.sub(r"[\W_]+", "", text or "").lower()
+    found += [p for p in PHRASES if p not in found and re.sub(r"[\W_]+", "", p) in compact]
+    return found
 
 
 def direction(text_seen: list[dict], ad_text: str, ocr_ran: bool) -> dict:
     name = "Direction: a call to action on screen"
-    found = [(e["first_s"], cta, e["text"]) for e in text_seen for cta in find_calls_to_action(e["text"])]
+    found = [(e["first_s"], cta, e["text"]) for e in text_seen for cta in calls_on_screen(e["text"])]
     in_text = find_calls_to_action(ad_text)
     if found:
         first = min(found)
