@@ -60,16 +60,10 @@ def run(args) -> int:
     unknown = sorted(set(args.sections or []) - set(SECTION_NAMES))
     if unknown:
         raise UserError(f"Unknown section {', '.join(unknown)}; the sections are: {', '.join(SECTION_NAMES)}.")
-    if settings.model_named:
-        from clip_arena.models.fallback import photo_model
-
-        photo_model(settings)  # a model the user named loads, or the command fails saying why (exit 2)
+    _named_model_loads(settings)
     report = run_analysis(args.image or None, args.text, settings, only=set(args.sections) if args.sections else None,
                           policy=ImagePolicy.for_cli(settings, args.image_roots))
-    if report.get("model_notice"):
-        print(f"note: {report['model_notice']}", file=sys.stderr)
-    if args.json:
-        print_json(report)
+    if _noted_or_json(report, args):
         return 0
     print(f"model: {report['model']}")
     for name, sec in report["sections"].items():
@@ -84,6 +78,22 @@ def run(args) -> int:
     return 0
 
 
+def _named_model_loads(settings) -> None:
+    if settings.model_named:
+        from clip_arena.models.fallback import photo_model
+
+        photo_model(settings)  # a model the user named loads, or the command fails saying why (exit 2)
+
+
+def _noted_or_json(report: dict, args) -> bool:
+    """The model notice on stderr; with --json the whole report, and True: nothing more to print."""
+    if report.get("model_notice"):
+        print(f"note: {report['model_notice']}", file=sys.stderr)
+    if args.json:
+        print_json(report)
+    return bool(args.json)
+
+
 def run_video(args, settings) -> int:
     from clip_arena.analyzer.policy import ImagePolicy
     from clip_arena.analyzer.video.report import analyze_video
@@ -92,16 +102,10 @@ def run_video(args, settings) -> int:
         raise UserError("Give an image (--image) or a video (--video), not both.")
     if args.sections:
         raise UserError("--section applies to images; a video gets every section.")
-    if settings.model_named:
-        from clip_arena.models.fallback import photo_model
-
-        photo_model(settings)  # a model the user named loads, or the command fails saying why (exit 2)
+    _named_model_loads(settings)
     report = analyze_video(args.video, args.text, settings, brand=args.brand, frames_dir=args.frames,
                            policy=ImagePolicy.for_cli(settings, args.image_roots))
-    if report.get("model_notice"):
-        print(f"note: {report['model_notice']}", file=sys.stderr)
-    if args.json:
-        print_json(report)
+    if _noted_or_json(report, args):
         return 0
     print_video(report)
     return 0
