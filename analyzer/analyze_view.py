@@ -69,14 +69,17 @@ def _rows(sec: dict) -> str:
     return "<table>" + "".join(rows) + "</table>" if rows else ""
 
 
-def section_card(name: str, sec: dict) -> str:
+def section_card(name: str, sec: dict, title: str | None = None, body: str | None = None) -> str:
+    """One section as a card: its title (TITLES by default), status, backend, values (`body`, by
+    default the section's own values as a table) and reason."""
     status = sec["status"]
-    head = (f'<div class="an-head"><b>{html.escape(TITLES.get(name, name))}</b>'
+    title = title if title is not None else TITLES.get(name, name)
+    head = (f'<div class="an-head"><b>{html.escape(title)}</b>'
             f'<span class="an-status" style="background:{STATUS_COLOURS.get(status, "#888")}">{status}</span></div>')
     backend = f'<div class="an-backend">backend: {html.escape(sec["backend"])}</div>' if sec.get("backend") else ""
     reason = f'<div class="an-reason">{html.escape(sec["reason"])}</div>' if sec.get("reason") else ""
-    return (f'<div class="an-card" data-section="{name}" data-status="{status}">'
-            f'{head}{backend}{_rows(sec)}{reason}</div>')
+    return (f'<div class="an-card" data-section="{html.escape(name)}" data-status="{status}">'
+            f'{head}{backend}{_rows(sec) if body is None else body}{reason}</div>')
 
 
 CARD_CSS = """

@@ -68,29 +68,43 @@ def not_found(text: str, under_roots: bool) -> ImageLoadError:
                                        f"file{where}.")
 
 
-def read_regular_file(real: Path, name: str, limits: FetchLimits) -> bytes:
-    """The bytes of a regular file, at most limits.max_bytes: devices, FIFOs and folders refused
-    (checked on the opened file, so it cannot be swapped between the check and the read)."""
+def open_regular(real: Path, name: str, max_bytes: int, noun: str = "image", error=ImageLoadError,
+                 cap: str = "cap") -> tuple[int, int]:
+    """(an open descriptor, its size) of a regular file of at most max_bytes: devices, FIFOs and
+    folders refused, checked on the opened file so that it cannot be swapped between the check and
+    the read. Errors are `error(kind, sentence)` about "the `noun` file" (images, videos)."""
+    article = "an" if noun[0] in "aeiou" else "a"
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as err:
-        raise ImageLoadError("not_found", f"Image file {name} does not exist.") from err
+        raise error("not_found", f"{noun.capitalize()} file {name} does not exist.") from err
     except IsADirectoryError as err:
-        raise ImageLoadError("not_a_file", f"{name} is a folder, not an image file.") from err
+        raise error("not_a_file", f"{name} is a folder, not {article} {noun} file.") from err
     except PermissionError as err:
-        raise ImageLoadError("not_readable", f"Image file {name} cannot be read (permission denied).") from err
+        raise error("not_readable", f"{noun.capitalize()} file {name} cannot be read (permission denied).") from err
     except (ValueError, OSError) as err:
         if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
-            raise ImageLoadError("bad_path", f"The file name {name} is too long.") from err
-        raise ImageLoadError("bad_path", f"{name!r} is not a usable file path.") from err
+            raise error("bad_path", f"The file name {name} is too long.") from err
+        raise error("bad_path", f"{name!r} is not a usable file path.") from err
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise ImageLoadError("not_a_file", f"{name} is {kind}, not an image file.")
-        if info.st_size > limits.max_bytes:
-            raise ImageLoadError("too_large", f"{name} is {human_bytes(info.st_size)}, over the "
-                                              f"{human_bytes(limits.max_bytes)} cap.")
+            raise error("not_a_file", f"{name} is {kind}, not {article} {noun} file.")
+        if info.st_size > max_bytes:
+            raise error("too_large", f"{name} is {human_bytes(info.st_size)}, over the {human_bytes(max_bytes)} {cap}.")
+    except BaseException as err:
+        os.close(fd)
+        if isinstance(err, OSError):
+            raise error("not_readable", f"{noun.capitalize()} file {name} could not be read.") from err
+        raise
+    return fd, info.st_size
+
+
+def read_regular_file(real: Path, name: str, limits: FetchLimits) -> bytes:
+    """The bytes of a regular file (open_regular), at most limits.max_bytes."""
+    fd, _ = open_regular(real, name, limits.max_bytes)
+    try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(limits.max_bytes + 1)
         if len(data) > limits.max_bytes:

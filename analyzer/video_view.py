@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from clip_arena.analyzer.analyze_view import CARD_CSS, STATUS_COLOURS, TITLES, _fmt, _rows
+from clip_arena.analyzer.analyze_view import CARD_CSS, STATUS_COLOURS, TITLES, _fmt, _rows, section_card
 from clip_arena.core.downloads import new_folder
 
 VIDEO_TITLES = {**TITLES, "audio": "Audio (loudness)", "transcript": "Speech transcript"}
@@ -57,14 +57,8 @@ def _keyframe_rows(sec: dict) -> str:
 
 
 def video_card(name: str, sec: dict) -> str:
-    status = sec["status"]
-    head = (f'<div class="an-head"><b>{html.escape(VIDEO_TITLES.get(name, name))}</b>'
-            f'<span class="an-status" style="background:{STATUS_COLOURS.get(status, "#888")}">{status}</span></div>')
-    backend = f'<div class="an-backend">backend: {html.escape(sec["backend"])}</div>' if sec.get("backend") else ""
-    reason = f'<div class="an-reason">{html.escape(sec["reason"])}</div>' if sec.get("reason") else ""
-    body = _keyframe_rows(sec) if "keyframes" in sec else _rows(sec)
-    return (f'<div class="an-card" data-section="{html.escape(name)}" data-status="{status}">'
-            f'{head}{backend}{body}{reason}</div>')
+    """A section card (analyze_view.section_card) whose values are per keyframe when they are."""
+    return section_card(name, sec, VIDEO_TITLES.get(name, name), _keyframe_rows(sec) if "keyframes" in sec else None)
 
 
 def timeline_card(video: dict) -> str:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from clip_arena.analyzer.fetch import fetch_bytes, is_url
-from clip_arena.analyzer.images import _short, not_found, resolve_under_roots
+from clip_arena.analyzer.images import _short, not_found, open_regular, resolve_under_roots
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy, private_refusal_for_browser
 from clip_arena.core.errors import ImageLoadError
 from clip_arena.core.sizes import human_bytes
@@ -142,24 +141,7 @@ def _open_upload(upload: UploadedVideo, limits: VideoLimits) -> VideoInput:
 
 
 def _open_file(real: Path, name: str, limits: VideoLimits) -> VideoInput:
-    """A regular file only (checked on the opened descriptor), at most max_bytes."""
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError as err:
-        raise VideoLoadError("not_found", f"Video file {name} does not exist.") from err
-    except IsADirectoryError as err:
-        raise VideoLoadError("not_a_file", f"{name} is a folder, not a video file.") from err
-    except PermissionError as err:
-        raise VideoLoadError("not_readable", f"Video file {name} cannot be read (permission denied).") from err
-    except (ValueError, OSError) as err:
-        raise VideoLoadError("bad_path", f"{name!r} is not a usable file path.") from err
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise VideoLoadError("not_a_file", f"{name} is not a regular file, not a video file.")
-    if info.st_size > limits.max_bytes:
-        os.close(fd)
-        raise VideoLoadError("too_large", f"{name} is {human_bytes(info.st_size)}, over the "
-                                          f"{human_bytes(limits.max_bytes)} video cap.")
-    return VideoInput(os.fdopen(fd, "rb"), name, info.st_size, "")
+    """A regular file only (images.open_regular), at most max_bytes, kept open to be streamed."""
+    fd, size = open_regular(real, name, limits.max_bytes, "video", VideoLoadError, "video cap")
+    return VideoInput(os.fdopen(fd, "rb"), name, size, "")
 
