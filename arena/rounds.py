@@ -187,8 +187,6 @@ class RoundMaker:
                     continue
                 except MethodsAgree as err:
                     last = err
-            if not strict:
-                break
         raise last
 
     def make_round(self, query_row: int, pair: tuple[str, str], map_fn=map) -> Round:
