@@ -20,6 +20,7 @@ from clip_arena.arena.rounds import MethodsAgree, Round, RoundMaker
 from clip_arena.core.errors import UserError
 from clip_arena.index.search import Searcher
 from clip_arena.votes.choices import Choice, RoundStatus
+from clip_arena.votes.fingerprints import HASH_DIGITS
 from clip_arena.votes.names import clean_name
 from clip_arena.votes.store import ShownRound, VoteStore
 
@@ -62,7 +63,8 @@ class Arena:
         self.maker = RoundMaker(searcher, k=k, seed=seed)
         self.maker.load_counts(store.votes_per_query())
         self.pair_counts = store.rounds_per_pair()
-        self.fingerprint = "-".join(f"{m}:{searcher.indices[m].fingerprint[:12]}" for m in self.maker.methods)
+        # votes.fingerprints reads it (methods_of) and makes the same from a catalog alone (of_catalog)
+        self.fingerprint = "-".join(f"{m}:{searcher.indices[m].fingerprint[:HASH_DIGITS]}" for m in self.maker.methods)
         self.maker.load_agreed(store.auto_skipped(self.fingerprint))
         self._lock = threading.Lock()  # the in-memory counts are shared by all sessions
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arena-search")

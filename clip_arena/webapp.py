@@ -119,7 +119,7 @@ def build_app(settings: Settings, arena=None) -> gr.Blocks:
             if arena is not None:
                 results_tab.build(arena.store, arena.searcher.catalog, results_tab_ui,
                                   [arena_tab_ui, explore_tab_ui, similarity_tab_ui, analyze_tab_ui, batch_tab_ui],
-                                  settings, on_export=arena.note_export)
+                                  settings, on_export=arena.note_export, fingerprint=arena.fingerprint)
             else:
                 gr.Markdown(f"No results: {why_not}")
     return demo

@@ -69,6 +69,11 @@ def test_stats_with_the_catalog_counts_only_the_votes_cast_on_it(tmp_path):
     write_synthetic_catalog(tmp_path / "c.parquet", n=40, dim=8)
     catalog = read_catalog(tmp_path / "c.parquet")
     here = of_catalog(catalog)
+    from clip_arena.arena.session import Arena
+    from clip_arena.index.search import Searcher
+
+    # what the arena writes on its votes (and gives the Results tab) is what stats makes from the catalog
+    assert Arena(Searcher.open(catalog), VoteStore(tmp_path / "arena.db")).fingerprint == here
     _store(tmp_path / "v.db", here, "m", ["right"] * 5)
     other = here.replace(here.split("-")[1].split(":")[1], "0" * 12)
     store = _store(tmp_path / "v.db", other, "o", ["left"] * 7)

@@ -10,7 +10,6 @@ from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from clip_arena.index.vector_index import fingerprint as vectors_fingerprint
 
 _PART = re.compile(r"([A-Za-z0-9_]+):([0-9a-f]+)")
 HASH_DIGITS = 12
@@ -18,6 +17,8 @@ HASH_DIGITS = 12
 
 def of_catalog(catalog, methods: Iterable[str] | None = None) -> str:
     """The fingerprint the arena writes on votes cast over this catalog."""
+    from clip_arena.index.vector_index import fingerprint as vectors_fingerprint  # FAISS: only here
+
     names = sorted(methods if methods is not None else catalog.methods)
     return "-".join(f"{m}:{vectors_fingerprint(catalog.embeddings(m))[:HASH_DIGITS]}" for m in names)
 

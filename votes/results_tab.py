@@ -6,16 +6,17 @@ import gradio as gr
 import pandas as pd
 
 from clip_arena.core.hosting import OWNERS_ONLY, is_owner, signed_in_name
-from clip_arena.votes.fingerprints import of_catalog
 from clip_arena.votes.results_view import ANNOTATOR_HEADERS, LEADERBOARD_HEADERS, export_files, results
 
 
-def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_export=None) -> None:
+def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_export=None,
+          fingerprint: str | None = None) -> None:
     """The Results tab. It fills in (and refreshes) only while shown: method names must not reach
     the page while the Arena tab is in use. Where annotators sign in or the app is hosted, only
     owners get anything from it (core.hosting.is_owner, checked on every call; others read one
     sentence: Gradio cannot hide a tab per visitor); `on_export(name)`
-    is told who exported, whose earlier rounds are then no longer blind to them."""
+    is told who exported, whose earlier rounds are then no longer blind to them. `fingerprint`: the
+    served catalog's (the arena's, votes.fingerprints): votes cast on another catalog stay apart."""
     with gr.Row():
         pair = gr.Dropdown(label="Pair of methods", choices=[], elem_id="results-pair", scale=2)
         refresh = gr.Button("Refresh", elem_id="results-refresh", scale=1)
@@ -34,7 +35,6 @@ def build(store, catalog, tab: gr.Tab, other_tabs: list[gr.Tab], settings, on_ex
                               elem_id="results-annotators")
     exclude = gr.CheckboxGroup(label="Leave these annotators out of the verdict", choices=[],
                                elem_id="results-exclude")
-    fingerprint = of_catalog(catalog) if catalog is not None else None  # votes of other catalogs stay apart
     summary_state = gr.State(None)
 
     def update(chosen, excluded, request: gr.Request):
