@@ -54,12 +54,9 @@ class RoundMaker:
         self.searcher, self.k = searcher, k
         self.rng = random.Random(seed)
         self.ids = catalog.ids
-        frame = catalog.frame([c for c in ("split", "category") if c in catalog.table.column_names] or None)
-        splits = frame["split"].to_numpy() if "split" in frame else None
-        use_test = splits is not None and (splits == "test").any()
-        self.has_test_split = bool(use_test)
-        self.candidates = np.flatnonzero(splits == "test") if use_test else np.arange(len(self.ids))
-        self.categories = frame["category"].to_numpy() if "category" in frame else None
+        self.candidates, self.has_test_split = catalog.query_rows()
+        self.categories = (catalog.frame(["category"])["category"].to_numpy()
+                           if "category" in catalog.table.column_names else None)
         self.methods = sorted(searcher.indices)
         self.pairs = list(itertools.combinations(self.methods, 2))
         self.query_votes = np.zeros(len(self.candidates), np.int64)  # live votes per candidate query

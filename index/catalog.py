@@ -95,6 +95,16 @@ class Catalog:
         keep = columns or [n for n in self.table.column_names if not n.endswith(SUFFIX)]
         return self.table.select(keep).to_pandas()
 
+    def query_rows(self) -> tuple[np.ndarray, bool]:
+        """(rows the arena draws its queries from, whether they are the test split): the test split
+        when the catalog has one, else every row. The arena and the verdict's query count both ask here."""
+        if SPLIT in self.table.column_names:
+            column = self.table.column(SPLIT).cast(pa.string())  # dictionary-encoded columns too
+            test = np.flatnonzero(pc.fill_null(pc.equal(column, "test"), False).to_numpy(zero_copy_only=False))
+            if len(test):
+                return test, True
+        return np.arange(len(self)), False
+
 
 def fixed_list_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
     chunks = column.chunks

@@ -90,15 +90,12 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
 
 
 def _query_pool(catalog) -> tuple[set[str] | None, bool]:
-    """The arena's query images (the test split when there is one, as arena/rounds.py draws them)."""
+    """The arena's query images (Catalog.query_rows) as image ids, and whether they are the test split."""
     if catalog is None:
         return None, False
-    if "split" in catalog.table.column_names:
-        frame = catalog.frame(["image_id", "split"])
-        test = set(frame.loc[frame["split"] == "test", "image_id"])
-        if test:
-            return test, True
-    return set(catalog.ids), False
+    rows, test_split = catalog.query_rows()
+    ids = catalog.ids
+    return {ids[r] for r in rows}, test_split
 
 
 def _non_blind(votes: list[dict], counted: bool) -> dict:
