@@ -83,13 +83,15 @@ def test_every_split_keeps_every_line_in_order_within_the_limits(tmp_path_factor
     for _, path, ids in written:
         assert path.stat().st_size <= max_bytes and 1 <= len(ids) <= max_requests
         assert path.read_bytes() == b"".join(line for cid, line in _lines(sizes) if cid in ids)
-    for (_, first, ids), (_, _, nxt) in zip(written, written[1:]):  # a file is closed only when the next line would not fit
+    # A file is closed only when the next line would not fit.
+    for (_, first, ids), (_, _, nxt) in zip(written, written[1:]):
         assert len(ids) == max_requests or first.stat().st_size + sizes[int(nxt[0][2:])] > max_bytes
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                           max_leaves=4)
+scalars = st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=4)
 answers = st.fixed_dictionaries({}, optional={
     "clean_title": json_values, "style": st.sampled_from(["modern", "RUSTIC ", "baroque", ""]) | json_values,
     "style_confidence": json_values, "material": json_values, "material_confidence": json_values})
@@ -149,8 +151,8 @@ def test_the_state_machine_allows_only_its_transitions_and_survives_a_reload(tmp
     with pytest.raises(InvalidTransition):
         state.update("batch-00001", Status.IN_PROGRESS)
     state.add(Batch("batch-00002", "batch-00002.requests.jsonl", ["a"], attempt=2))
-    with pytest.raises(InvalidTransition):  # no result without a batch on the server
-        state.update("batch-00002", Status.COMPLETED)
+    with pytest.raises(InvalidTransition):  # no polling without a batch on the server
+        state.update("batch-00002", Status.IN_PROGRESS)
 
     again = BatchState.open(tmp_path / "state.json", "fp1")
     assert [(b.name, b.status) for b in again.batches.values()] == [

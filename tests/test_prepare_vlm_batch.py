@@ -291,14 +291,28 @@ def test_rate_limited_and_server_errors_are_retried_with_backoff(api, rows, tmp_
     assert out.loc[10, "style"] == "modern"
 
 
-def test_no_key_is_one_sentence_and_writes_nothing(api, rows, tmp_path, monkeypatch):
+def test_no_key_is_one_sentence_and_vllm_run_batch_outputs_need_none(api, rows, tmp_path, monkeypatch):
+    fake, url = api
     monkeypatch.delenv("CLIP_ARENA_VLM_API_KEY")
     with pytest.raises(UserError) as err:
-        run(api[1], tmp_path / "work", rows)
+        run(url, tmp_path / "work", rows)
     message = str(err.value)
-    assert "OPENAI_API_KEY" in message and "--tier offline" in message
+    assert "OPENAI_API_KEY" in message and "--tier offline" in message and "vllm run-batch" in message
     assert "\n" not in message and message.count(". ") == 0 and message.endswith(".")
-    assert not (tmp_path / "work").exists()
+
+    # What `vllm run-batch -i batch-00001.requests.jsonl -o batch-00001.output.jsonl` writes, then a run
+    # without a key or a server.
+    (requests,) = (tmp_path / "work").glob("vlm-*/batch-00001.requests.jsonl")
+    outputs = []
+    for line in map(json.loads, requests.read_text().splitlines()):
+        out = copy.deepcopy(RECORDED["output_line"])
+        out["custom_id"] = line["custom_id"]
+        out["response"]["body"]["choices"][0]["message"]["content"] = json.dumps(good_answer())
+        outputs.append(json.dumps(out))
+    requests.with_name("batch-00001.output.jsonl").write_text("\n".join(outputs) + "\n")
+    out = run(url, tmp_path / "work", rows)
+    assert fake.uploads == 0 and (out.loc[[10, 20, 30], "style"] == "modern").all()
+    assert state_of(tmp_path / "work")["batch-00001"]["status"] == "merged"
 
 
 def test_a_refused_key_is_one_sentence_without_the_key(api, rows, tmp_path, monkeypatch):

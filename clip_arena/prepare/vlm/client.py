@@ -29,6 +29,13 @@ def api_key_from_env(environ=os.environ) -> str:
                     "is set; `--tier offline` works without one.")
 
 
+def check_base_url(base_url: str | None) -> str:
+    url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"--vlm-base-url must be an http or https URL, not {url!r}.")
+    return url
+
+
 class ApiError(UserError):
     """The server answered with an error that retrying does not fix."""
 
@@ -51,9 +58,7 @@ class BatchClient:
     def __init__(self, base_url: str | None, api_key: str, *, timeout_s: float = 60.0, max_retries: int = 5,
                  retry_base_s: float = 1.0, retry_cap_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
                  transport: httpx.BaseTransport | None = None):
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise UserError(f"--vlm-base-url must be an http or https URL, not {self.base_url!r}.")
+        self.base_url = check_base_url(base_url)
         self.max_retries, self.retry_base_s, self.retry_cap_s, self.sleep = (
             max_retries, retry_base_s, retry_cap_s, sleep)
         self._http = httpx.Client(base_url=self.base_url + "/", timeout=timeout_s, transport=transport,

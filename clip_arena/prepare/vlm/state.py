@@ -3,6 +3,7 @@
 States (the seed's machine, plus what the API reports on the way):
 
     prepared --upload--> uploaded --create--> in_progress --poll--> completed | failed | expired | cancelled
+    prepared --its output written beside it by `vllm run-batch`--> completed
     completed | failed | expired | cancelled --outputs saved, rows not answered requeued--> merged
 
 `in_progress` covers the API's validating, in_progress, finalizing and cancelling (kept in
@@ -40,7 +41,8 @@ class Status(str, Enum):
 
 ENDED = (Status.COMPLETED, Status.FAILED, Status.EXPIRED, Status.CANCELLED)
 TRANSITIONS: dict[Status, tuple[Status, ...]] = {
-    Status.PREPARED: (Status.UPLOADED,),
+    # completed straight away: answered without a server, by `vllm run-batch` on the request file.
+    Status.PREPARED: (Status.UPLOADED, Status.COMPLETED),
     # A create call the server refuses for good (a bad file) fails the batch without an API batch.
     Status.UPLOADED: (Status.IN_PROGRESS, Status.FAILED),
     Status.IN_PROGRESS: (Status.IN_PROGRESS, *ENDED),

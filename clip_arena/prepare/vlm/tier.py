@@ -15,7 +15,12 @@ off to 10x that), saves each batch's outputs, retries the rows of failed and exp
 `max_attempts` batches per row) and merges. All of it lives in `workdir/vlm-<fingerprint>/` with a
 state file (state.py): called again after a kill, it resumes from there, submits no batch twice and
 re-reads the saved results. The API key comes from the environment (client.py); with none, or the
-server unreachable, it raises one UserError sentence.
+server unreachable, it raises one UserError sentence, after the request files are written (they are
+kept for the next run).
+
+Without a batch server (vLLM's own server has no /v1/files or /v1/batches): `vllm run-batch -i
+batch-00001.requests.jsonl -o batch-00001.output.jsonl --model ...` beside each request file, then the
+same call again: a request file whose output is there is merged from it, and needs no key.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ import pandas as pd
 from clip_arena.core.errors import ImageLoadError, UserError
 from clip_arena.core.settings import FetchLimits
 from clip_arena.prepare.vlm import requests as rq
-from clip_arena.prepare.vlm.client import ApiError, BatchClient, api_key_from_env
+from clip_arena.prepare.vlm.client import ApiError, BatchClient, api_key_from_env, check_base_url
 from clip_arena.prepare.vlm.parse import merge, read_results
 from clip_arena.prepare.vlm.state import API_STATUS, ENDED, Batch, BatchState, Status
+
+LOCAL_STATUS = "answered locally (vllm run-batch)"
 
 ENCODE_CHUNK = 64  # rows whose images are encoded at once: bounded memory on any catalog size
 RETRIED = (Status.FAILED, Status.EXPIRED)  # a cancelled batch was someone's decision: not resubmitted
@@ -56,10 +63,26 @@ def _write_json(path: Path, data) -> None:
 
 
 class _Run:
-    def __init__(self, state: BatchState, client: BatchClient, vocab, progress, limits, max_attempts):
-        self.state, self.client, self.vocab, self.progress = state, client, vocab, progress
+    def __init__(self, state: BatchState, connect: Callable[[], BatchClient], vocab, progress, limits,
+                 max_attempts):
+        self.state, self.connect, self.vocab, self.progress = state, connect, vocab, progress
         self.limits, self.max_attempts = limits, max_attempts
         self.folder = state.path.parent
+        self._client: BatchClient | None = None
+
+    @property
+    def client(self) -> BatchClient:
+        """Made at the first call a batch needs, so outputs made without a server need no key."""
+        if self._client is None:
+            self._client = self.connect()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def local_output(self, batch: Batch) -> Path:
+        return self.folder / f"{batch.name}.output.jsonl"
 
     def names(self) -> Iterator[str]:
         return (f"batch-{i:05d}" for i in itertools.count(len(self.state.batches) + 1))
@@ -72,7 +95,9 @@ class _Run:
 
     def step(self, batch: Batch) -> None:
         """Move one batch on by one call to the server (or none)."""
-        if batch.status == Status.PREPARED:
+        if batch.status == Status.PREPARED and self.local_output(batch).exists():
+            self.state.update(batch.name, Status.COMPLETED, api_status=LOCAL_STATUS)
+        elif batch.status == Status.PREPARED:
             uploaded = self.client.upload(self.folder / batch.request_file)
             self.state.update(batch.name, Status.UPLOADED, file_id=uploaded["id"])
         elif batch.status == Status.UPLOADED:
@@ -120,8 +145,11 @@ class _Run:
         """Save the batch's outputs and parsed answers, requeue what a retry may fix, mark it merged."""
         paths = []
         for kind, file_id in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
+            path = self.folder / f"{batch.name}.{kind}.jsonl"
             if file_id:
-                paths.append(self.client.download(file_id, self.folder / f"{batch.name}.{kind}.jsonl"))
+                self.client.download(file_id, path)
+            if file_id or (batch.api_status == LOCAL_STATUS and path.exists()):
+                paths.append(path)
         results, unreadable = read_results(paths, self.vocab)
         why = f"the batch {batch.status.value}" + (f" ({'; '.join(batch.errors)})" if batch.errors else "")
         for custom_id in batch.custom_ids:
@@ -133,7 +161,9 @@ class _Run:
         answers = f"{batch.name}.answers.json"
         _write_json(self.folder / answers, {cid: results[cid] for cid in batch.custom_ids})
         failed = [cid for cid in batch.custom_ids if "answer" not in results[cid]]
-        retry = [cid for cid in failed if results[cid].get("retry")] if batch.attempt < self.max_attempts else []
+        # Only a server's batches are retried here: a local run's rows are for the next local run to answer.
+        retried = batch.attempt < self.max_attempts and batch.batch_id is not None
+        retry = [cid for cid in failed if results[cid].get("retry")] if retried else []
         retry_name = None
         if retry:
             lines = rq.read_request_lines(self.folder / batch.request_file)
@@ -215,12 +245,22 @@ def vlm_attributes(rows: pd.DataFrame, vocab: dict[str, list[str]], workdir: Pat
     if duplicated.any():
         raise UserError(f"Row ids must be unique for the VLM tier; {custom_ids[int(duplicated.idxmax())]!r} "
                         "is there more than once.")
-    own_client = client is None
-    client = client or BatchClient(base_url, api_key_from_env())
+    check_base_url(base_url)
+    key = fingerprint(model, vocab)
+    state = BatchState.open(Path(workdir) / f"vlm-{key}" / "state.json", key)
+
+    def connect() -> BatchClient:
+        if client is not None:
+            return client
+        try:
+            api_key = api_key_from_env()
+        except UserError as err:
+            raise UserError(f"{str(err)[:-1]}, and `vllm run-batch` can answer the request files in "
+                            f"{state.path.parent} without a server (see the README).") from None
+        return BatchClient(base_url, api_key)
+
+    run = _Run(state, connect, vocab, progress, limits, max_attempts)
     try:
-        key = fingerprint(model, vocab)
-        state = BatchState.open(Path(workdir) / f"vlm-{key}" / "state.json", key)
-        run = _Run(state, client, vocab, progress, limits, max_attempts)
         requested = state.requested_ids()
         todo = [i for i, cid in enumerate(custom_ids) if cid not in requested]
         errors: dict[str, dict] = {}
@@ -229,6 +269,6 @@ def vlm_attributes(rows: pd.DataFrame, vocab: dict[str, list[str]], workdir: Pat
         run.drive(poll_s, sleep or time.sleep)
         results = {**errors, **run.results()}
     finally:
-        if own_client:
-            client.close()
+        if client is None:
+            run.close()
     return merge(rows, custom_ids, results, vocab, model, title_column)
