@@ -7,6 +7,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from email import policy
 from email.parser import BytesParser
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import free_port
+from conftest import free_port, with_project
 from PIL import Image
 
 from clip_arena.core.errors import UserError
@@ -48,6 +52,8 @@ class FakeBatchApi:
         self.served: dict[str, list[str]] = {}  # batch id -> statuses served, in order
         self.uploads = self.created = 0
         self.counter = itertools.count(1)
+        self.hold_create = False  # keep the create call's answer back until `release` (a kill meanwhile)
+        self.created_event, self.release = threading.Event(), threading.Event()
 
     def handle(self, method, path, headers, body):
         for (m, prefix), statuses in self.faults.items():
@@ -59,7 +65,11 @@ class FakeBatchApi:
         if method == "POST" and path == "/v1/files":
             return 200, {}, self.upload(headers["Content-Type"], body)
         if method == "POST" and path == "/v1/batches":
-            return 200, {}, self.create(json.loads(body))
+            batch = self.create(json.loads(body))
+            if self.hold_create:
+                self.created_event.set()
+                self.release.wait(30)
+            return 200, {}, batch
         if method == "GET" and path.startswith("/v1/batches?"):
             listing = dict(RECORDED["batch_list"], data=[self.batches[i]["object"] for i in reversed(self.batches)])
             return 200, {}, listing
@@ -142,12 +152,15 @@ def server():
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, headers, payload = api.handle(self.command, self.path, self.headers, body)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client was killed
+                pass
 
         do_GET = do_POST = _serve  # noqa: N815 - http.server's naming
 
@@ -177,9 +190,9 @@ def rows(tmp_path):
         Image.new("RGB", (900, 600), colour).save(paths[-1])
     broken = tmp_path / "bad.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    frame = pd.DataFrame({"id": ["a1", "b2", "c3", "bad"], "image": [*map(str, paths), str(broken)],
-                          "title": ["OAK CHAIR!!! FREE SHIPPING", "Stool SKU-123", "Lamp", "Broken"]})
-    return frame.set_axis([10, 20, 30, 40])  # a catalog's index, kept in the result
+    frame = pd.DataFrame({"id": ["a1", "b2", "c3", "bad", "none"], "image": [*map(str, paths), str(broken), None],
+                          "title": ["OAK CHAIR!!! FREE SHIPPING", "Stool SKU-123", "Lamp", "Broken", None]})
+    return frame.set_axis([10, 20, 30, 40, 50])  # a catalog's index, kept in the result
 
 
 def run(url, workdir, rows, messages=None, **kwargs):
@@ -198,12 +211,13 @@ def test_every_state_then_merged_columns_and_the_key_never_on_disk(api, rows, tm
     work = tmp_path / "work"
     out = run(url, work, rows, limits=FileLimits(max_requests=2))
 
-    assert list(out.index) == [10, 20, 30, 40]
+    assert list(out.index) == [10, 20, 30, 40, 50]
     assert out.loc[10, "clean_title"] == "Oak dining chair" and out.loc[10, "style"] == "modern"
     assert out.loc[10, "style_confidence"] == pytest.approx(0.9)
     assert (out.loc[20, "material"], out.loc[20, "material_confidence"]) == ("unknown", 0.0)  # not in the vocabulary
     assert "invalid_image" in out.loc[30, "vlm_error"] and out.loc[30, "clean_title"] == "Lamp"
     assert out.loc[40, "vlm_error"].startswith("image:") and out.loc[40, "colour"] == "unknown"
+    assert out.loc[50, "vlm_error"].startswith("image:") and out.loc[50, "clean_title"] == ""
     assert set(out["attributes_tier"]) == {"vlm:gpt-4o-mini"}
     # Three readable rows, at most two requests a file: two batches, each through every API status.
     assert fake.created == 2 and all(s[:4] == HAPPY for s in fake.served.values())
@@ -265,19 +279,32 @@ def test_killed_after_submitting_resumes_without_submitting_again(api, rows, tmp
     assert fake.created == 1 and fake.uploads == 1 and (out["style"] == "modern").all()
 
 
-def test_killed_during_the_create_call_finds_its_batch_instead_of_paying_twice(api, rows, tmp_path):
+CHILD = """
+import json, sys
+import pandas as pd
+from clip_arena.prepare.vlm import vlm_attributes
+vlm_attributes(pd.read_csv(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], model="gpt-4o-mini",
+               base_url=sys.argv[4], poll_s=0)
+"""
+
+
+def test_a_process_killed_during_the_create_call_is_resumed_without_paying_twice(api, rows, tmp_path):
     fake, url = api
+    fake.hold_create = True
+    rows.iloc[:2].to_csv(tmp_path / "rows.csv", index=False)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "rows.csv"), json.dumps(VOCAB),
+                              str(tmp_path / "work"), url], env=with_project(), stderr=subprocess.PIPE)
+    try:
+        assert fake.created_event.wait(120), child.stderr.read() if child.poll() is not None else "no batch"
+        os.kill(child.pid, signal.SIGKILL)  # the server made the batch; its answer never arrives
+    finally:
+        child.wait(30)
+        fake.release.set()
+    assert state_of(tmp_path / "work")["batch-00001"]["submitting"] is True
 
-    class DiesInCreate(BatchClient):
-        def create_batch(self, *args, **kwargs):
-            super().create_batch(*args, **kwargs)  # the server made it; its answer never arrives
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(url, tmp_path / "work", rows.iloc[:2], client=DiesInCreate(url, KEY))
     messages = []
     out = run(url, tmp_path / "work", rows.iloc[:2], messages)
-    assert fake.created == 1 and any("not submitted again" in m for m in messages)
+    assert fake.created == 1 and fake.uploads == 1 and any("not submitted again" in m for m in messages)
     assert (out["vlm_error"] == "").all()
 
 
@@ -326,3 +353,9 @@ def test_an_unreachable_server_is_one_sentence():
     closed = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(UserError, match="cannot be reached.*--tier offline"):
         BatchClient(closed, KEY, max_retries=2, retry_base_s=0).upload(Path(__file__))
+
+
+def test_a_server_without_batch_routes_says_so(api, tmp_path):
+    fake, url = api
+    with pytest.raises(UserError, match="has no /files route.*vllm run-batch"):
+        BatchClient(url.replace("/v1", "/chat-only"), KEY).upload(Path(__file__))

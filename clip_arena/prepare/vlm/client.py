@@ -106,8 +106,12 @@ class BatchClient:
             # Not the server's text: it may echo part of the key.
             return ApiError(status, f"The VLM server at {self.base_url} refused the API key ({status}); "
                                     f"check {KEY_VARIABLES[0]} or {KEY_VARIABLES[1]}, or use `--tier offline`.")
+        if status in (404, 405) and path.split("/")[1] in ("files", "batches"):
+            return ApiError(status, f"The VLM server at {self.base_url} has no {path} route ({status}), so it "
+                                    "cannot run batches; point --vlm-base-url at one that has (OpenAI, a LiteLLM "
+                                    "proxy) or answer the request files with `vllm run-batch`.")
         return ApiError(status, f"The VLM server at {self.base_url} answered {method} {path} with {status}: "
-                                f"{text}")
+                                f"{text.rstrip('.')}.")
 
     def upload(self, path: Path) -> dict:
         """POST /files with purpose=batch: the file object (its id)."""

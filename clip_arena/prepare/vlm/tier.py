@@ -211,6 +211,8 @@ def _encoded_lines(rows: pd.DataFrame, positions: list[int], custom_ids: list[st
             return rq.image_data_url(rows[image_column].iloc[position], image_limits)
         except ImageLoadError as err:
             return err
+        except (OSError, ValueError, TypeError) as err:  # one bad cell never ends the run
+            return ImageLoadError("corrupt", f"the image could not be encoded ({type(err).__name__})")
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         for start in range(0, len(positions), ENCODE_CHUNK):
