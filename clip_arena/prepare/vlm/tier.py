@@ -4,12 +4,14 @@
                    base_url: str | None = None, poll_s: float = 30.0, progress=print,
                    limits: FileLimits = FileLimits(), id_column="id", image_column="image",
                    title_column="title", image_limits: FetchLimits | None = None, max_attempts: int = 3,
-                   client: BatchClient | None = None) -> pandas.DataFrame
+                   client: BatchClient | None = None, sleep=time.sleep) -> pandas.DataFrame
 
-`rows` holds a unique id, the image (a resolved local path or an http(s) URL) and the raw title per row.
+`rows` holds a unique id, the image (a resolved local path or an http(s) URL, read under the image
+policy's caps, `image_limits`) and the raw title per row; `client` and `sleep` are for tests.
 The result is indexed like `rows`, with `clean_title`, each attribute `A` of `vocab` (one of its values
 or "unknown") and `A_confidence` (0..1), `attributes_tier` = "vlm:<model>" and `vlm_error` (empty, or
-why the row has no answer: an unreadable image, an error line, a failed batch). It writes the request
+why the row has no answer: an unreadable image, an error line, a failed batch; such a row keeps its
+raw title as `clean_title` and "unknown" at confidence 0 everywhere). It writes the request
 files, uploads them, creates the batches, polls them until they end (every `poll_s` seconds, backing
 off to 10x that), saves each batch's outputs, retries the rows of failed and expired batches (up to
 `max_attempts` batches per row) and merges. All of it lives in `workdir/vlm-<fingerprint>/` with a
