@@ -2,8 +2,8 @@
 calibration has something real to learn: a stand-in for a model trained to separate them, running
 through the project's Encoder class (encode_images, encode_texts, the batch path) in milliseconds.
 
-Item k has a hidden unit vector u_k (the model's weights). An image of item k is a PNG whose first
-pixels carry k and a noise seed; its embedding is u_k plus seeded noise. A caption "item k, view s"
+Item k has a hidden unit vector u_k (the model's weights). An image of item k is a PNG whose left half
+carries k and right half a noise seed; its embedding is u_k plus seeded noise. A caption "item k, view s"
 embeds as u_k plus noise seeded by its text. Matched pairs share u_k; mismatched ones do not.
 """
 
@@ -23,10 +23,11 @@ NOISE = 1.1
 
 
 class _Pixels:
-    """PIL -> the two first pixels' red and green as a float tensor (picklable, as image transforms are)."""
+    """PIL -> 8x8 RGB as a (3, 8, 8) float tensor (picklable, as image transforms are)."""
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        return torch.tensor(np.asarray(image.convert("RGB"))[0, :2, :2], dtype=torch.float32)
+        small = image.convert("RGB").resize((8, 8), Image.Resampling.NEAREST)
+        return torch.tensor(np.asarray(small), dtype=torch.float32).permute(2, 0, 1)
 
 
 class SyntheticEncoder(Encoder):
@@ -37,6 +38,7 @@ class SyntheticEncoder(Encoder):
         self.spec, self.device, self.precision, self.dim, self.context_length = spec, "cpu", "fp32", DIM, 77
         self.noise, self.seed = noise, seed
         self.image_transform = _Pixels()
+        self._preprocess = None  # not the CLIP recipe: Encoder.preprocess need not probe (and import) torchvision
 
     def _vector(self, item: int, noise_seed: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, noise_seed])
@@ -46,8 +48,8 @@ class SyntheticEncoder(Encoder):
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         out = []
-        for p in pixels.to(torch.int64):  # (2 pixels, 2 channels): (item hi, item lo), (seed hi, seed lo)
-            item, noise_seed = int(p[0, 0] * 256 + p[0, 1]), int(p[1, 0] * 256 + p[1, 1])
+        for p in pixels.round().to(torch.int64):  # red, green: the left half (item hi, lo), the right half (seed)
+            item, noise_seed = int(p[0, 4, 1] * 256 + p[1, 4, 1]), int(p[0, 4, 6] * 256 + p[1, 4, 6])
             out.append(self._vector(item, 1_000_000 + noise_seed))
         return torch.stack(out)
 
@@ -63,9 +65,9 @@ def _item_of(text: str) -> int:
 
 
 def image_of(item: int, view: int) -> Image.Image:
-    array = np.full((4, 4, 3), 127, np.uint8)
-    array[0, 0, :2] = divmod(item, 256)
-    array[0, 1, :2] = divmod(view, 256)
+    array = np.full((8, 8, 3), 127, np.uint8)
+    array[:, :4, :2] = divmod(item, 256)
+    array[:, 4:, :2] = divmod(view, 256)
     return Image.fromarray(array)
 
 

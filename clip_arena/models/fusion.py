@@ -17,6 +17,12 @@ import numpy as np
 from clip_arena.core.errors import UserError
 
 
+def _dots(image_vecs, text_vecs) -> np.ndarray:
+    """Row-wise cosines, one float32 dot each, as the Similarity tab and the Batch scorer compute them
+    (a matrix product rounds differently in the last bits): a member alone scores as it does alone."""
+    return np.array([float(i @ t) for i, t in zip(image_vecs, text_vecs)])
+
+
 class Member(NamedTuple):
     name: str
     weight: float
@@ -61,7 +67,7 @@ class Fusion:
         cosines = []
         for m in self.members:
             image_vec = m.encoder.encode_images([image])[0]
-            cosines.append(m.encoder.encode_texts(list(texts)) @ image_vec)
+            cosines.append(_dots([image_vec] * len(texts), m.encoder.encode_texts(list(texts))))
         return self.fuse(cosines)
 
     def probabilities(self, image, texts: list[str]) -> np.ndarray:
@@ -76,7 +82,7 @@ class Fusion:
         cosines = []
         for m in self.members:
             image_vecs, text_vecs = m.encoder.encode_images(list(images)), m.encoder.encode_texts(list(texts))
-            cosines.append(np.einsum("ij,ij->i", image_vecs, text_vecs))
+            cosines.append(_dots(image_vecs, text_vecs))
         return self.fuse(cosines)
 
     def pair_probabilities(self, images: list, texts: list[str]) -> np.ndarray:
