@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from calibration_helpers import SyntheticEncoder, image_of, write_pairs
 from clip_arena.analyzer.batch import BatchOptions, score_csv
+from clip_arena.analyzer.batch_view import preview_rows, with_thumbnails
 from clip_arena.analyzer.similarity import score_image_texts
 from clip_arena.analyzer.similarity_view import results_table, summary_line
 from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
 from clip_arena.models.calibration import (Calibration, calibrate, fit_calibration, model_fingerprint, pair_cosines,
                                            read_pairs, reliability)
 
@@ -235,3 +237,5 @@ def test_batch_adds_probability_and_percentile_for_a_calibrated_model(tmp_path, 
     assert float(rows[0]["probability"]) > float(rows[1]["probability"])
     assert rows[2]["probability"] == rows[2]["percentile"] == "" and rows[2]["error"].startswith("not_found")
     assert not math.isnan(float(rows[1]["probability"]))
+    preview = with_thumbnails(preview_rows(tmp_path / "cal.csv"), "image", encoder, Settings())  # the tab's preview
+    assert preview["percentile"].tolist() == [r["percentile"] for r in rows]  # the calibrated one, once
