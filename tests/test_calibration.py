@@ -1,9 +1,11 @@
 """Calibrated scores (issue 24): a model's cosine as a calibrated probability of a match and a
 percentile among mismatched pairs, checked on held-out pairs; tied to the model's weights."""
 
+import copy
 import csv
 import json
 import math
+import types
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from clip_arena.analyzer.similarity_view import results_table, summary_line
 from clip_arena.core.errors import UserError
 from clip_arena.core.settings import Settings
 from clip_arena.models.calibration import (Calibration, calibrate, fit_calibration, model_fingerprint, pair_cosines,
-                                           read_pairs, reliability)
+                                           read_pairs, reliability, reliability_table)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,28 @@ def test_a_calibration_is_refused_for_another_models_weights(isotonic, encoder):
         isotonic.check(other)
     with pytest.raises(UserError, match="made for model fingerprint"):
         score_image_texts(other, image_of(1, 1), ["item 1"], calibration=isotonic)
+
+
+def test_an_open_clip_models_fingerprint_follows_its_weights(tiny_open_clip_spec, tmp_path):
+    from tiny_models import save_tiny_open_clip
+
+    from clip_arena.models import get_encoder
+
+    config, weights = save_tiny_open_clip(tmp_path / "other", seed=1)
+    same = model_fingerprint(get_encoder(tiny_open_clip_spec))
+    half = types.SimpleNamespace(model=copy.deepcopy(get_encoder(tiny_open_clip_spec).model).half())  # as on a GPU
+    assert same == model_fingerprint(half)
+    assert same != model_fingerprint(get_encoder(f"open_clip:{config}@{weights}"))
+
+
+def test_the_reliability_curve_is_drawn_and_printed(isotonic):
+    from clip_arena.models.calibration_figure import reliability_figure
+
+    fig = reliability_figure(isotonic)
+    assert list(fig.data[1].x) == [b["mean_predicted"] for b in isotonic.reliability]
+    assert f"{isotonic.ece:.3f}" in fig.layout.title.text
+    table = reliability_table(isotonic).splitlines()
+    assert len(table) == len(isotonic.reliability) + 2 and "expected calibration error" in table[-1]
 
 
 def test_save_and_load_round_trip(tmp_path, isotonic, encoder, pairs):

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import threading
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ FALSE_WORDS = {"0", "0.0", "false", "no", "n", "mismatch", "mismatched", "f"}
 # --- the model's fingerprint --------------------------------------------------------------------------
 
 _FINGERPRINTS: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
+_FINGERPRINT_LOCK = threading.Lock()
 
 
 def _module(encoder):
@@ -58,10 +60,21 @@ def model_fingerprint(encoder) -> str:
     """sha256 of the model's weights (names, shapes and bytes, in state_dict order), cached per encoder.
     Floating tensors are hashed as float16, so the same weights loaded in fp32 on a CPU and fp16 on a
     GPU share one fingerprint (a calibration made on a laptop serves on the GPU box)."""
+    known = _cached(encoder)
+    if known is not None:  # every scoring request asks: no lock on this path
+        return known
+    with _FINGERPRINT_LOCK:  # two first asks (a swap's check and a request) hash the weights once
+        return _cached(encoder) or _fingerprint(encoder)
+
+
+def _cached(encoder) -> str | None:
     try:
-        return _FINGERPRINTS[encoder]
-    except (KeyError, TypeError):
-        pass
+        return _FINGERPRINTS.get(encoder)
+    except TypeError:  # not weak-referenceable
+        return None
+
+
+def _fingerprint(encoder) -> str:
     import torch
 
     digest = hashlib.sha256()
@@ -72,7 +85,8 @@ def model_fingerprint(encoder) -> str:
                 t = t.to(torch.float16)
             t = t.contiguous().cpu()
             digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            # reshape: a 0-d tensor (open_clip's logit_scale) cannot be viewed as bytes
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     value = digest.hexdigest()
     try:
         _FINGERPRINTS[encoder] = value
@@ -286,6 +300,15 @@ class Calibration:
         except (TypeError, KeyError, ValueError) as err:
             raise UserError(f"{where} is a damaged calibration file ({err}).") from err
         return cal
+
+
+def reliability_table(cal: Calibration) -> str:
+    """The reliability curve as text, for a command's output: one line per bin."""
+    lines = [f"{'predicted':>11}  {'mean':>6}  {'observed':>8}  {'pairs':>7}"]
+    for b in cal.reliability:
+        lines.append(f"{b['lo']:>5.0%}-{b['hi']:<5.0%}  {b['mean_predicted']:6.3f}  {b['observed']:8.3f}  {b['count']:7,}")
+    lines.append(f"expected calibration error {cal.ece:.3f} (held-out, {FOLDS}-fold)")
+    return "\n".join(lines)
 
 
 def _validate(cal: Calibration) -> None:
