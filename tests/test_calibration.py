@@ -62,6 +62,18 @@ def test_calibrated_probabilities_hold_on_held_out_pairs(encoder, pairs, held_ou
     assert np.all(np.diff(probability[order]) >= -1e-12)  # a higher cosine never reads as less likely
 
 
+def test_pairs_whose_image_cannot_be_read_are_left_out_and_said(encoder, pairs, tmp_path):
+    import pandas as pd
+
+    some = pd.concat([pairs[0].head(30), pd.DataFrame([{"image": str(tmp_path / "gone.png"), "caption": "x", "match": 1}])])
+    said = []
+    cos, match = pair_cosines(encoder, some, progress=said.append, batch_size=8)
+    assert len(cos) == len(match) == 30 and "1 image(s) could not be read" in said[-1] and "gone.png" in said[-1]
+    with pytest.raises(UserError, match="0 matched and 0 mismatched"):  # --image-root elsewhere: nothing is read
+        calibrate(encoder, some, name="a", spec="s", image_root=tmp_path, progress=said.append)
+    assert "outside" in said[-1] or "allowed" in said[-1]
+
+
 def test_a_raw_cosine_is_not_a_probability(held_out):
     """Why calibrate: the model's cosines read as probabilities ((cos + 1) / 2) are far off."""
     cos, match = held_out

@@ -8,9 +8,11 @@ import pytest
 
 from calibration_helpers import SyntheticEncoder, image_of, write_pairs
 from clip_arena.analyzer.batch import BatchOptions, score_csv
+from clip_arena.analyzer.batch_view import preview_rows, with_thumbnails
 from clip_arena.analyzer.similarity import score_fused, score_image_texts
 from clip_arena.analyzer.similarity_view import results_figure, results_table, summary_line
 from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
 from clip_arena.models.calibration import calibrate, read_pairs
 from clip_arena.models.fusion import Fusion, Member
 
@@ -96,3 +98,5 @@ def test_batch_rows_scored_by_a_fusion(tmp_path, models):
     assert expected[0] > expected[1] and all(r["cosine"] == "" for r in rows)
     assert rows[2]["error"].split(":")[0] in ("corrupt", "unreadable", "not_image") and rows[2]["probability"] == ""
     assert rows[3]["error"].startswith("missing_caption")
+    preview = with_thumbnails(preview_rows(tmp_path / "out.csv"), "image", fused, Settings())  # the Batch tab's
+    assert preview["probability"].tolist() == [r["probability"] for r in rows]

@@ -326,28 +326,41 @@ def _validate(cal: Calibration) -> None:
         raise ValueError("the mismatched quantiles are not increasing numbers")
 
 
-def pair_cosines(encoder, pairs, image_root=None, progress: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray]:
+def pair_cosines(encoder, pairs, image_root=None, progress: Callable[[str], None] = print,
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(cosine, match) of the pairs whose image loads; each distinct image and caption encoded once.
-    Images are read as a command's arguments are (any readable file, or only under `image_root`)."""
+    Images are read as a command's arguments are (any readable file, or only under `image_root`),
+    fetched a batch at a time by a few threads and kept only as vectors (bounded memory)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from clip_arena.analyzer.policy import CLI, ImagePolicy
     from clip_arena.core.settings import FetchLimits
 
     roots = (str(Path(image_root).expanduser().resolve()),) if image_root else None
     policy = ImagePolicy(roots, FetchLimits(), CLI, argument=True)
-    images, failed = {}, {}
-    for source in dict.fromkeys(pairs["image"]):
+
+    def load(source):
         try:
-            images[source] = policy.load(source)
+            return policy.load(source), None
         except ImageLoadError as err:
-            failed[source] = f"{err.kind}: {err}"
+            return None, f"{err.kind}: {err}"
+
+    sources = list(dict.fromkeys(pairs["image"]))
+    progress(f"encoding {len(sources):,} images")
+    image_vecs, failed = {}, {}
+    with ThreadPoolExecutor(8, thread_name_prefix="calibrate-fetch") as pool:
+        for start in range(0, len(sources), batch_size):
+            batch = sources[start : start + batch_size]
+            loaded = list(pool.map(load, batch))
+            failed.update({s: why for s, (_, why) in zip(batch, loaded) if why})
+            good = [(s, image) for s, (image, _) in zip(batch, loaded) if image is not None]
+            if good:
+                image_vecs.update(zip([s for s, _ in good], encoder.encode_images([im for _, im in good])))
     if failed:
-        first = next(iter(failed.items()))
-        progress(f"{len(failed):,} image(s) could not be read and their pairs are left out (first: {first[0]}: {first[1]})")
-    keep = pairs["image"].isin(images.keys()).to_numpy()
-    kept = pairs[keep]
-    sources, captions = list(images), list(dict.fromkeys(kept["caption"]))
-    progress(f"encoding {len(sources):,} images and {len(captions):,} captions")
-    image_vecs = dict(zip(sources, encoder.encode_images([images[s] for s in sources]))) if sources else {}
+        source, why = next(iter(failed.items()))
+        progress(f"{len(failed):,} image(s) could not be read and their pairs are left out (first: {source}: {why})")
+    kept = pairs[pairs["image"].isin(image_vecs.keys()).to_numpy()]
+    captions = list(dict.fromkeys(kept["caption"]))
     text_vecs = dict(zip(captions, encoder.encode_texts(captions))) if captions else {}
     cos = np.array([float(image_vecs[i] @ text_vecs[c]) for i, c in zip(kept["image"], kept["caption"])])
     return cos, kept["match"].to_numpy(dtype=int)
