@@ -214,10 +214,11 @@ def calibrated_values(probability: float, percentile: float) -> list[str]:
 
 
 def output_row(values: list[str], cosine: float | None, error: str, cosine_max: float | None = None,
-               frames: int = 1, calibration=None, fused: tuple[float, float] | None = None) -> list[str]:
+               frames: int = 1, calibration=None, fused: tuple | None = None) -> list[str]:
     """One output row: the input cells, then the scores or the error, every cell neutralised. An
     image is one frame: its cosine_max is its cosine. With a `calibration`, its probability and
-    percentile of the cosine follow; a fusion's row gives `fused` (probability, percentile) instead."""
+    percentile of the cosine follow; a fusion's row gives `fused` (probability, percentile) instead, or
+    () when it has an error."""
     if cosine is not None and not error:
         best = cosine if cosine_max is None else cosine_max
         scores = score_values(cosine) + [f"{best:.6f}", str(frames)]
@@ -496,7 +497,7 @@ def _score_chunk_fused(chunk, fetched: dict, fusion, options: BatchOptions, repo
             report.scored += 1
         else:
             report.errors[kind] += 1
-        rows.append(output_row(values, None, error, fused=fused if kind is None else (0.0, 0.0)))
+        rows.append(output_row(values, None, error, fused=fused if kind is None else ()))  # (): a fusion's, unscored
     report.rows += len(chunk)
     return rows
 
