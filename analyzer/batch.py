@@ -16,6 +16,11 @@ image-source policy (roots, URLs) and the video caps; a video that cannot be rea
 Row-level functions, shared with other engines (Ray Data) so every engine scores a row the same
 way: `load_cell` (resolve the source under the policy, load, decode, transform; never raises),
 `row_error`, `score_values`, `output_header` and `output_row` (neutralised cells).
+
+A calibrated model (options.calibration, models.calibration) adds two columns before `error`:
+`probability` (the calibrated probability of a match) and `percentile` (among the calibration's
+mismatched pairs), from the row's cosine (a video's mean cosine). A fusion of calibrated models
+(models.fusion.Fusion, passed in place of the encoder) fills only those two: it has no cosine.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from clip_arena.core.settings import FetchLimits, Settings
 from clip_arena.core.spreadsheet import neutralise_row, safe_writer
 
 SCORE_COLUMNS = ("cosine", "similarity", "clip_score", "cosine_max", "frames", "error")
+CALIBRATED_COLUMNS = ("probability", "percentile")  # before `error`, for a calibrated model or a fusion
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 csv.field_size_limit(MAX_LINE_BYTES)
@@ -61,6 +67,7 @@ class BatchOptions:
     decode: str = "auto"  # where JPEGs are decoded: "gpu" (the default on CUDA) or "cpu"
     video_limits: object | None = None  # analyzer.video.limits.VideoLimits; None: its defaults (env, hosted)
     video_fps: float = 1.0  # frames sampled per second of a video cell
+    calibration: object | None = None  # models.calibration.Calibration of the encoder: adds CALIBRATED_COLUMNS
 
     def policy(self) -> ImagePolicy:
         roots = tuple(str(r) for r in self.image_roots) if self.image_roots is not None else None
@@ -193,20 +200,37 @@ def score_values(cosine: float) -> list[str]:
     return [f"{s['cosine'][0]:.6f}", f"{s['similarity'][0]:.4f}", f"{s['clip_score'][0]:.4f}"]
 
 
-def output_header(header: list[str]) -> list[str]:
+def score_columns(calibrated: bool = False) -> tuple[str, ...]:
+    return SCORE_COLUMNS[:-1] + CALIBRATED_COLUMNS * calibrated + SCORE_COLUMNS[-1:]
+
+
+def output_header(header: list[str], calibrated: bool = False) -> list[str]:
     """The output's header: the input's columns, then the score columns it lacks (neutralised)."""
-    return neutralise_row(header + [c for c in SCORE_COLUMNS if c not in header])
+    return neutralise_row(header + [c for c in score_columns(calibrated) if c not in header])
+
+
+def calibrated_values(probability: float, percentile: float) -> list[str]:
+    return [f"{float(probability):.4f}", f"{float(percentile):.1f}"]
 
 
 def output_row(values: list[str], cosine: float | None, error: str, cosine_max: float | None = None,
-               frames: int = 1) -> list[str]:
+               frames: int = 1, calibration=None, fused: tuple | None = None) -> list[str]:
     """One output row: the input cells, then the scores or the error, every cell neutralised. An
-    image is one frame: its cosine_max is its cosine."""
+    image is one frame: its cosine_max is its cosine. With a `calibration`, its probability and
+    percentile of the cosine follow; a fusion's row gives `fused` (probability, percentile) instead, or
+    () when it has an error."""
     if cosine is not None and not error:
         best = cosine if cosine_max is None else cosine_max
         scores = score_values(cosine) + [f"{best:.6f}", str(frames)]
     else:
         scores = ["", "", "", "", ""]
+    if fused is not None or calibration is not None:
+        if error:
+            scores += ["", ""]
+        elif fused is not None:
+            scores += calibrated_values(*fused)
+        else:
+            scores += calibrated_values(calibration.probability(cosine), calibration.percentile(cosine))
     return neutralise_row(list(values) + scores + [error])
 
 
@@ -394,7 +418,86 @@ def _score_chunk(chunk: list[tuple[list[str], str | None]], fetched: dict, encod
             report.scored += 1
         else:
             report.errors[kind] += 1
-        rows.append(output_row(values, cosine, error, best, frames))
+        rows.append(output_row(values, cosine, error, best, frames, options.calibration))
+    report.rows += len(chunk)
+    return rows
+
+
+class _Shrink:
+    """A decoded image with its shorter side cut to `side` (what CLIP's resize keeps), for a fusion's
+    chunk: a chunk of full-size photos would hold gigabytes."""
+
+    def __init__(self, side: int):
+        self.side = side
+
+    def __call__(self, image):
+        short = min(image.size)
+        if short <= self.side:
+            return image
+        scale = self.side / short
+        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), 3)  # bicubic
+
+
+def _fused_video(source: str, caption: str, fusion, policy, options: BatchOptions) -> tuple:
+    """((probability, percentile), None) of a video cell by every member's mean cosine, or (None, error)."""
+    cosines = []
+    for member in fusion.members:
+        got = score_video(source, caption, member.encoder, policy, options)
+        if got.cosines is None:
+            return None, (got.kind, got.message)
+        cosines.append(np.array([got.cosines[0]]))
+    probability, percentile = fusion.fuse(cosines)
+    return (float(probability[0]), float(percentile[0])), None
+
+
+def _fused_pairs(fusion, images: list, captions: list[str]) -> list:
+    """(probability, percentile) per pair, or None for a pair whose caption cannot be encoded."""
+    try:
+        return list(zip(*fusion.pair_scores(images, captions)))
+    except Exception:  # noqa: BLE001 - find the pair at fault, as _encode_captions does
+        out = []
+        for image, caption in zip(images, captions):
+            try:
+                out.append(tuple(v[0] for v in fusion.pair_scores([image], [caption])))
+            except Exception:  # noqa: BLE001
+                out.append(None)
+        return out
+
+
+def _score_chunk_fused(chunk, fetched: dict, fusion, options: BatchOptions, report: BatchReport, image_index: int,
+                       caption_index: int, policy) -> list[list[str]]:
+    """A chunk scored by a fusion: each row's fused probability and percentile (no cosine of its own).
+    `fetched` holds decoded images: every member transforms them its own way."""
+    outcomes = []  # per row: (kind, error, fused or a pending index)
+    pending_images, pending_captions = [], []
+    for values, bad_row in chunk:
+        source, caption = values[image_index], values[caption_index]
+        video = is_video_cell(source)
+        loaded = Loaded(None, None, None) if video else fetched[source]
+        kind, error = ("bad_row", bad_row) if bad_row else row_error(loaded.kind, loaded.message, caption)
+        if kind is None and video:
+            fused, failed = _fused_video(source, caption, fusion, policy, options)
+            if failed:
+                kind, error = failed[0], f"{failed[0]}: {failed[1]}"
+            outcomes.append([kind, error, fused])
+        elif kind is None:
+            outcomes.append([kind, error, len(pending_images)])
+            pending_images.append(loaded.pixels)
+            pending_captions.append(caption)
+        else:
+            outcomes.append([kind, error, None])
+    scored = _fused_pairs(fusion, pending_images, pending_captions)
+    rows = []
+    for (values, _), (kind, error, fused) in zip(chunk, outcomes):
+        if kind is None and isinstance(fused, int):
+            fused = scored[fused]
+            if fused is None:
+                kind, error = "bad_caption", "bad_caption: The caption could not be encoded."
+        if kind is None:
+            report.scored += 1
+        else:
+            report.errors[kind] += 1
+        rows.append(output_row(values, None, error, fused=fused if kind is None else ()))  # (): a fusion's, unscored
     report.rows += len(chunk)
     return rows
 
@@ -416,12 +519,18 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
               progress: Callable[[float, str], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> BatchReport:
     """Score every row of `input_path` into `output_path` (input columns + cosine, similarity,
-    clip_score, error). Raises UserError only for problems of the whole file (columns, encoding),
+    clip_score, error; + probability and percentile with options.calibration). `encoder` may be a
+    models.fusion.Fusion. Raises UserError only for problems of the whole file (columns, encoding),
     and BatchCancelled when `should_stop()` turns true (checked between chunks)."""
+    from clip_arena.models.fusion import Fusion
+
+    fusion = encoder if isinstance(encoder, Fusion) else None
+    if options.calibration is not None and fusion is None:
+        options.calibration.check(encoder)  # refused for another model's weights
     input_path, output_path = Path(input_path), Path(output_path)
     records, header, image_index, caption_index = open_input(input_path, options)
     report = BatchReport(image_column=header[image_index], caption_column=header[caption_index])
-    out_header = output_header(header)
+    out_header = output_header(header, calibrated=fusion is not None or options.calibration is not None)
     done = 0
     if options.resume and output_path.exists() and output_path.stat().st_size:
         with open(output_path, encoding="utf-8", errors="replace", newline="") as f:
@@ -429,8 +538,12 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
                 raise UserError(f"{output_path} was not written for this input; remove it or drop --resume.")
         done = report.skipped_resumed = max(0, cut_to_complete(output_path, len(out_header)) - 1)
     policy = options.policy()
-    transform = batch_transform(encoder, options.decode)
-    target_size = input_size(encoder) if options.reduced_decode else None
+    if fusion is None:
+        transform = batch_transform(encoder, options.decode)
+        target_size = input_size(encoder) if options.reduced_decode else None
+    else:  # decoded images, shrunk to the largest member's input (memory): each member transforms them its own way
+        target_size = max(input_size(m.encoder) for m in fusion.members)
+        transform = _Shrink(target_size)
     cache = _EmbeddingCache(options.cache_size)
     start = time.perf_counter()
     size = max(1, input_path.stat().st_size)
@@ -460,8 +573,12 @@ def score_csv(input_path: str | os.PathLike, output_path: str | os.PathLike, enc
             writer.writerow(out_header)
 
         def finish(chunk, consumed, future):
-            writer.writerows(_score_chunk(chunk, future.result(), encoder, options, cache, report, image_index,
-                                          caption_index, policy, target_size))
+            if fusion is not None:
+                writer.writerows(_score_chunk_fused(chunk, future.result(), fusion, options, report, image_index,
+                                                    caption_index, policy))
+            else:
+                writer.writerows(_score_chunk(chunk, future.result(), encoder, options, cache, report,
+                                              image_index, caption_index, policy, target_size))
             out.flush()
             os.fsync(out.fileno())  # a chunk on disk is a chunk --resume will not redo
             if progress:

@@ -200,7 +200,8 @@ def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Se
     out = rows.copy()
     out.insert(1, "thumbnail", thumbs)
     at = list(out.columns).index("cosine") + 1 if "cosine" in out.columns else len(out.columns)
-    out.insert(at, "percentile", percentiles)
+    if "percentile" not in out.columns:  # a calibrated model's file has its own, among its mismatched pairs
+        out.insert(at, "percentile", percentiles)
     return out
 
 

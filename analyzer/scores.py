@@ -29,11 +29,16 @@ def scores_from_cosines(cosines: np.ndarray) -> dict[str, np.ndarray]:
 # How many decimals each score is shown with, in every place one tab or command shows it (summary,
 # table, chart, the command line), so the same score never reads 0.393 in one place and 0.3925 in another.
 SHOWN_DECIMALS = {"cosine": 4, "similarity": 4, "clip_score": 2, "percentile": 1}
+PROBABILITY_DECIMALS = 3  # a calibrated probability of a match (models.calibration), where a model has one
+
+
+def _decimals(name: str) -> int:
+    return PROBABILITY_DECIMALS if name == "probability" else SHOWN_DECIMALS[name]
 
 
 def rounded(name: str, value: float) -> float:
-    return round(float(value), SHOWN_DECIMALS[name])
+    return round(float(value), _decimals(name))
 
 
 def shown(name: str, value: float) -> str:
-    return f"{float(value):.{SHOWN_DECIMALS[name]}f}"
+    return f"{float(value):.{_decimals(name)}f}"

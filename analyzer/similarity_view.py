@@ -15,36 +15,57 @@ from clip_arena.core.settings import Settings
 from clip_arena.models.fallback import photo_model
 
 COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"]
+PROBABILITY_COLUMN = "P(match)"  # shown only when the model is calibrated (or a fusion)
+
+
+def calibrated(results: list[SimilarityResult]) -> bool:
+    return any(r.probability is not None for r in results)
 
 
 def results_table(results: list[SimilarityResult]) -> pd.DataFrame:
     rows = [
-        {"rank": i, "caption": r.text, **{name: rounded(name, getattr(r, name)) for name in SHOWN_DECIMALS}}
+        {"rank": i, "caption": r.text, **{name: rounded(name, getattr(r, name)) for name in SHOWN_DECIMALS},
+         PROBABILITY_COLUMN: rounded("probability", r.probability) if r.probability is not None else None}
         for i, r in enumerate(results, start=1)
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS + [PROBABILITY_COLUMN] * calibrated(results))
 
 
 def results_figure(results: list[SimilarityResult]) -> go.Figure:
     ordered = list(reversed(results))  # plotly draws bottom-up; best on top
+    fused = any(r.cosine != r.cosine for r in results)  # a fusion has no cosine (NaN): its probability is drawn
+    against = "mismatched pairs" if calibrated(results) else "generic captions"
     fig = go.Figure(go.Bar(
-        x=[r.cosine for r in ordered],
+        x=[r.probability if fused else r.cosine for r in ordered],
         y=[r.text if len(r.text) <= 60 else r.text[:57] + "..." for r in ordered],
         orientation="h",
-        text=[f"{shown('cosine', r.cosine)} (beats {shown('percentile', r.percentile)}% of generic captions)"
-              for r in ordered],
+        text=[f"{_headline(r, fused)} (beats {shown('percentile', r.percentile)}% of {against})" for r in ordered],
         textposition="auto",
         marker_color=["#2a9d8f" if r.percentile >= 90 else "#8d99ae" for r in ordered],
     ))
     fig.update_layout(
-        title="Cosine similarity per caption", xaxis_title="cosine", height=120 + 40 * len(results),
+        title="Calibrated probability of a match per caption" if fused else "Cosine similarity per caption",
+        xaxis_title="P(match)" if fused else "cosine", height=120 + 40 * len(results),
         margin=dict(l=10, r=10, t=40, b=30),
     )
     return fig
 
 
+def _headline(r: SimilarityResult, fused: bool) -> str:
+    if fused:
+        return f"P(match) {shown('probability', r.probability)}"
+    if r.probability is not None:
+        return f"{shown('cosine', r.cosine)}, P(match) {shown('probability', r.probability)}"
+    return shown("cosine", r.cosine)
+
+
 def summary_line(results: list[SimilarityResult], model: str) -> str:
     best = results[0]
+    if best.probability is not None:
+        how = "" if best.cosine != best.cosine else f", cosine {shown('cosine', best.cosine)}"
+        return (f"Best match: **{best.text}**, calibrated probability of a match {shown('probability', best.probability)}"
+                f"{how}; it beats {shown('percentile', best.percentile)}% of the calibration's mismatched pairs "
+                f"(model `{model}`).")
     return (f"Best match: **{best.text}**, cosine {shown('cosine', best.cosine)}, similarity "
             f"{shown('similarity', best.similarity)}, CLIPScore {shown('clip_score', best.clip_score)}; it beats "
             f"{shown('percentile', best.percentile)}% of generic captions for this image (model `{model}`).")
