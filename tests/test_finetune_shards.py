@@ -3,6 +3,8 @@ result as from the catalog on the same rows; the 8-bit optimiser's refusal off C
 
 import io
 import json
+import os
+import subprocess
 import sys
 import tarfile
 import types
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from cli_runner import run_cli
+from conftest import with_project
 from clip_arena.cli.main import main
 from clip_arena.core.errors import UserError
 from clip_arena.finetune import tracking
@@ -241,29 +243,49 @@ def test_adamw8bit_is_refused_off_cuda_in_one_sentence_and_built_by_bitsandbytes
     assert isinstance(make_optimizer(model, "adamw", 1e-3, 0.1, "cpu"), torch.optim.AdamW)
 
 
-def test_finetune_cli_from_shards_with_trackio(same_rows, monkeypatch):
-    """The real command: shards streamed by two workers, validation shards, trackio logging locally."""
-    pytest.importorskip("trackio")
+def test_finetune_cli_from_shards(same_rows, capsys):
+    """The command: shards streamed by two workers, validation shards, one JSON record per epoch."""
     tmp, rows, _, init = same_rows
     _write_shards(tmp / "shards" / "train", rows[:N_TRAIN], per_shard=4)
     _write_shards(tmp / "shards" / "val", rows[N_TRAIN:], per_shard=100)
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp / "trackio"))
-    proc = run_cli("finetune", "--shards", str(tmp / "shards/train/shard-{000000..000001}.tar"),
-                   "--val-shards", str(tmp / "shards/val/shard-000000.tar"), "--scenario", "dual_lora",
-                   "--model", init, "-o", str(tmp / "run"), "--epochs", "2", "--batch-size", "4",
-                   "--workers", "2", "--track", "trackio", "--track-project", "shards-test")
-    assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    code = main(["finetune", "--shards", str(tmp / "shards/train/shard-{000000..000001}.tar"),
+                 "--val-shards", str(tmp / "shards/val/shard-000000.tar"), "--scenario", "dual_lora",
+                 "--model", init, "-o", str(tmp / "run"), "--epochs", "2", "--batch-size", "4", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["step"] for r in records] == [2, 4] and "recall@1" in records[-1]
-    assert f"model saved: open_clip:local-dir:{tmp / 'run' / 'model'}" in proc.stdout
+    assert f"model saved: open_clip:local-dir:{tmp / 'run' / 'model'}" in out
+    assert get_encoder(f"open_clip:local-dir:{tmp / 'run' / 'model'}").encode_texts(["pattern number 1"]).shape == (1, 32)
+
+
+TRACK = """
+import sys
+from clip_arena.finetune.tracking import open_tracker
+tracker = open_tracker("trackio", "shards-test", "run", {"lr": 0.1})
+for step in (1, 2):
+    tracker.log({"train/loss": 1.0 / step, "train/lr": 0.1, "train/grad_norm": 2.0}, step)
+tracker.log({"epoch": 1, "val/recall@1": 0.5}, 2)
+tracker.finish()
+print("done")
+"""
+
+
+def test_trackio_records_what_the_trainer_logs_where_its_dashboard_reads(tmp_path, monkeypatch):
+    """The tracker over the real trackio (local files, no network), in a process of its own: trackio
+    reads TRACKIO_DIR once, at import. Its chatter goes to stderr; stdout stays the trainer's."""
+    pytest.importorskip("trackio")
+    proc = subprocess.run([sys.executable, "-c", TRACK], capture_output=True, text=True, timeout=120,
+                          env=with_project({**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")}))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "done\n" and "Trackio" in proc.stderr
     from trackio import sqlite_storage
 
-    monkeypatch.setattr(sqlite_storage, "TRACKIO_DIR", tmp / "trackio")  # where the command wrote (read once here)
+    monkeypatch.setattr(sqlite_storage, "TRACKIO_DIR", tmp_path / "trackio")
     logs = sqlite_storage.SQLiteStorage.get_logs("shards-test", "run")
-    per_step = [r for r in logs if "train/loss" in r]
-    assert [r["step"] for r in per_step] == [1, 2, 3, 4]
-    assert all({"train/lr", "train/grad_norm"} <= r.keys() for r in per_step)
-    assert [r["val/recall@1"] for r in logs if "val/recall@1" in r] == [r["recall@1"] for r in records]
+    assert [(r["step"], r["train/loss"], r["train/grad_norm"]) for r in logs if "train/loss" in r] == [(1, 1.0, 2.0),
+                                                                                                    (2, 0.5, 2.0)]
+    assert [r["val/recall@1"] for r in logs if "val/recall@1" in r] == [0.5]
 
 
 def test_adamw8bit_on_this_cpu_machine_is_one_sentence_and_nothing_loads(same_rows, tmp_path, capsys):

@@ -47,8 +47,9 @@ def expand(pattern: str, option: str = "--shards") -> list[str]:
     local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
     missing = [u for u in local if not Path(u).expanduser().is_file()]
     if missing:
-        raise UserError(f"{option} names {len(missing)} shard file{'s' * (len(missing) > 1)} that do not exist "
-                        f"(first: {missing[0]}); write them with `clip-arena prepare` or fix the pattern.")
+        many = len(missing) > 1
+        raise UserError(f"{option} names {len(missing)} shard file{'s' * many} that {'do' if many else 'does'} not "
+                        f"exist (first: {missing[0]!r}); write them with `clip-arena prepare` or fix the pattern.")
     return [str(Path(u).expanduser()) if u in local else u for u in urls]
 
 
