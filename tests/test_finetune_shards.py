@@ -127,9 +127,9 @@ class FakeTracker:
 def test_shards_stream_shuffled_by_epoch_resume_as_if_never_stopped_and_are_tracked(same_rows, monkeypatch):
     tmp, rows, _, init = same_rows
     _write_shards(tmp / "shards" / "train", rows[:N_TRAIN], per_shard=3)  # 3 shards: 3, 3, 2 samples
-    (tmp / "manifest.json").write_text(json.dumps(  # prepare's manifest, one folder above: counts read from it
-        {"splits": {"train": {"count": 8, "shards": [{"file": f"shard-00000{i}.tar", "count": c}
-                                                     for i, c in enumerate((3, 3, 2))]}}}))
+    (tmp / "manifest.json").write_text(json.dumps(  # prepare's manifest, two folders up: counts read from it
+        {"splits": {"train": {"samples": 8, "shards": [{"name": f"shard-00000{i}.tar", "samples": c}
+                                                       for i, c in enumerate((3, 3, 2))]}}}))
     fake = FakeTracker()
     monkeypatch.setattr(tracking, "load_module", lambda kind: fake)
     monkeypatch.setattr("clip_arena.finetune.shards.check_packages", lambda cfg: None)  # whether trackio is or not
@@ -152,17 +152,27 @@ def test_shards_stream_shuffled_by_epoch_resume_as_if_never_stopped_and_are_trac
 
 
 def test_the_sample_count_comes_from_a_manifest_that_lists_the_shards_else_none(tmp_path):
-    folder = tmp_path / "out" / "shards" / "train"
-    _write_shards(folder, [{"image_id": f"k{i}", "jpg": _jpeg(i), "caption": "c", "category": "a", "split": "train"}
-                           for i in range(5)], per_shard=2)
-    urls = expand(str(folder / "shard-{000000..000002}.tar"))
-    assert manifest_count(urls) is None
-    (tmp_path / "out" / "manifest.json").write_text(json.dumps(
-        {"train": {"shards": [{"path": f"shards/train/shard-00000{i}.tar", "samples": n}
-                              for i, n in enumerate((2, 2, 1))]}}))
-    assert manifest_count(urls) == 5 and manifest_count(urls[:2]) == 4
-    (tmp_path / "out" / "manifest.json").write_text('{"train": {"count": 5}}')  # no shard named: counted by a pass
-    assert manifest_count(urls) is None
+    out = tmp_path / "out"
+    for split, n in (("train", 5), ("val", 3)):
+        _write_shards(out / "shards" / split, [{"image_id": f"{split}{i}", "jpg": _jpeg(i), "caption": "c",
+                                                 "category": "a", "split": split} for i in range(n)], per_shard=2)
+    train = expand(str(out / "shards/train/shard-{000000..000002}.tar"))
+    val = expand(str(out / "shards/val/shard-{000000..000001}.tar"))
+    assert manifest_count(train) is None
+    # prepare's manifest: bare shard names per split, the same names in train and val
+    (out / "manifest.json").write_text(json.dumps({"splits": {
+        "train": {"samples": 5, "shards": [{"name": f"shard-00000{i}.tar", "samples": n, "sha256": "x"}
+                                           for i, n in enumerate((2, 2, 1))]},
+        "val": {"samples": 3, "shards": [{"name": f"shard-00000{i}.tar", "samples": n} for i, n in enumerate((2, 1))]}},
+        "counts": {"train": 5, "val": 3}}))
+    assert manifest_count(train) == 5 and manifest_count(train[:2]) == 4 and manifest_count(val) == 3
+    (out / "manifest.json").write_text(json.dumps(  # paths relative to the manifest
+        {"train": [{"path": f"shards/train/shard-00000{i}.tar", "count": n} for i, n in enumerate((2, 2, 1))]}))
+    assert manifest_count(train) == 5 and manifest_count(val) is None
+    (out / "manifest.json").write_text('{"train": {"count": 5}}')  # no shard named: counted by a pass
+    assert manifest_count(train) is None
+    (out / "manifest.json").write_text('[[[[' * 2000)  # unreadable: counted by a pass
+    assert manifest_count(train) is None
 
 
 def _tar(path, members: dict):
@@ -297,3 +307,17 @@ def test_adamw8bit_on_this_cpu_machine_is_one_sentence_and_nothing_loads(same_ro
     err = capsys.readouterr().err
     assert code == 2 and "--optimizer adamw8bit" in err and len(err.strip().splitlines()) == 1
     assert "never-loaded" not in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optimizer": "adamw8bit"}, "--optimizer adamw8bit needs bitsandbytes, which is not installed"),
+    ({"track": "wandb"}, "--track wandb needs the wandb package, which is not installed (pip install wandb)"),
+])
+def test_a_missing_optional_package_is_named_with_its_install_line(monkeypatch, change, message):
+    import importlib.util
+
+    from clip_arena.finetune.plan import check_packages
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as on a machine without them
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_packages(TrainConfig(**change))

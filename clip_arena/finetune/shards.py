@@ -55,7 +55,8 @@ def expand(pattern: str, option: str = "--shards") -> list[str]:
 
 def manifest_count(urls: list[str]) -> int | None:
     """Samples in these shards by a manifest.json beside them (in their folder or up to two above),
-    or None. Any record in it that names a shard file and a count is read; every shard must be found."""
+    or None. prepare writes {"splits": {"train": {"shards": [{"name": "shard-000000.tar", "samples": N}]}}}
+    for OUT/shards/train/; any record naming a shard and a count is read, and every shard must be found."""
     if any("://" in u or u.startswith("pipe:") for u in urls):
         return None
     names = {Path(u).resolve() for u in urls}
@@ -64,33 +65,34 @@ def manifest_count(urls: list[str]) -> int | None:
         path = candidate / "manifest.json"
         if path.is_file():
             try:
-                counts = _shard_counts(json.loads(path.read_text(encoding="utf-8")), path.parent, folder)
-            except (OSError, ValueError):
+                counts = _shard_counts(json.loads(path.read_text(encoding="utf-8")), path.parent, ())
+            except (OSError, ValueError, RecursionError):
                 continue
             if names <= counts.keys():
                 return sum(counts[n] for n in names)
     return None
 
 
-COUNT_KEYS = ("count", "samples", "num_samples", "n")
+COUNT_KEYS = ("samples", "count", "num_samples", "n")
 NAME_KEYS = ("name", "file", "path", "shard", "url")
 
 
-def _shard_counts(node, base: Path, folder: Path) -> dict[Path, int]:
-    """Every {name/file/path: ..., count/samples: N} record of a manifest, keyed by the resolved shard
-    path (a bare name is looked for beside the shards as well as under the manifest's folder)."""
+def _shard_counts(node, base: Path, keys: tuple) -> dict[Path, int]:
+    """Every {name/file/path: ..., samples/count: N} record of a manifest, keyed by the shard's resolved
+    path: the name under the manifest's folder, or under shards/<key> or <key> for a key above the
+    record (a split's name), so the train and val shards of one name stay apart."""
     found: dict[Path, int] = {}
     if isinstance(node, dict):
         name = next((node[k] for k in NAME_KEYS if isinstance(node.get(k), str)), None)
         count = next((node[k] for k in COUNT_KEYS if isinstance(node.get(k), int)), None)
         if name and count is not None:
-            for root in (base, folder):
-                found.setdefault((root / name).resolve(), count)
-        for value in node.values():
-            found.update(_shard_counts(value, base, folder))
+            for where in [base] + [base / "shards" / k for k in keys] + [base / k for k in keys]:
+                found.setdefault((where / name).resolve(), count)
+        for key, value in node.items():
+            found.update(_shard_counts(value, base, keys + (str(key),) if key not in NAME_KEYS else keys))
     elif isinstance(node, list):
         for value in node:
-            found.update(_shard_counts(value, base, folder))
+            found.update(_shard_counts(value, base, keys))
     return found
 
 
@@ -158,11 +160,12 @@ def check_first_sample(urls: list[str], template: str, columns: dict[str, str | 
         raise UserError(f"The {_where(sample)} has {', '.join(k for k in sample if not k.startswith('__'))}; a "
                         f"training sample needs an image (jpg) and a caption (txt).")
     meta = metadata(sample)
-    fields = [f for f in caption_fields(template) if f != "caption"] + [c for c in columns.values() if c]
-    missing = [f for f in fields if f not in meta]
+    named = {f: "the caption template" for f in caption_fields(template) if f != "caption"}
+    named.update({c: f"--{o}" for o, c in columns.items() if c})
+    missing = [f for f in named if f not in meta]
     if missing:
-        raise UserError(f"The shards' metadata (json) has no {', '.join(missing)} (named by the caption template or "
-                        f"{', '.join(o for o, c in columns.items() if c in missing) or 'the template'}); it has "
+        raise UserError(f"The shards' metadata (json, first sample of {urls[0]}) has no "
+                        f"{', '.join(f'{f} (named by {named[f]})' for f in missing)}; it has "
                         f"{', '.join(sorted(meta)) or 'nothing'}.")
 
 
