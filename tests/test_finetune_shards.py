@@ -254,12 +254,13 @@ def test_adamw8bit_is_refused_off_cuda_in_one_sentence_and_built_by_bitsandbytes
 
 
 def test_finetune_cli_from_shards(same_rows, capsys):
-    """The command: shards streamed by two workers, validation shards, one JSON record per epoch."""
+    """The command: shards streamed by two workers, validation shards (given as their folder), one
+    JSON record per epoch; --val-shards without --shards is one sentence."""
     tmp, rows, _, init = same_rows
     _write_shards(tmp / "shards" / "train", rows[:N_TRAIN], per_shard=4)
     _write_shards(tmp / "shards" / "val", rows[N_TRAIN:], per_shard=100)
     code = main(["finetune", "--shards", str(tmp / "shards/train/shard-{000000..000001}.tar"),
-                 "--val-shards", str(tmp / "shards/val/shard-000000.tar"), "--scenario", "dual_lora",
+                 "--val-shards", str(tmp / "shards/val"), "--scenario", "dual_lora",  # a folder: its shards
                  "--model", init, "-o", str(tmp / "run"), "--epochs", "2", "--batch-size", "4", "--workers", "2"])
     out = capsys.readouterr().out
     assert code == 0
@@ -267,6 +268,9 @@ def test_finetune_cli_from_shards(same_rows, capsys):
     assert [r["step"] for r in records] == [2, 4] and "recall@1" in records[-1]
     assert f"model saved: open_clip:local-dir:{tmp / 'run' / 'model'}" in out
     assert get_encoder(f"open_clip:local-dir:{tmp / 'run' / 'model'}").encode_texts(["pattern number 1"]).shape == (1, 32)
+    assert main(["finetune", "--catalog", str(tmp / "catalog.parquet"), "--val-shards", str(tmp / "shards/val"),
+                 "--scenario", "full", "--model", init, "-o", str(tmp / "x")]) == 2
+    assert "--val-shards goes with --shards" in capsys.readouterr().err
 
 
 TRACK = """

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     data.add_argument("--catalog", help="catalog Parquet with split and caption columns")
     data.add_argument("--shards", metavar="PATTERN",
                       help="train shards from `clip-arena prepare`, e.g. 'OUT/shards/train/shard-{000000..000009}.tar' "
-                           "(quoted: the braces are expanded here); samples counted from manifest.json, else by a pass")
+                           "(quoted: the braces are expanded here) or their folder; samples counted from manifest.json, "
+                           "else by a pass")
     p.add_argument("--val-shards", metavar="PATTERN", help="with --shards: val shards for recall after each epoch")
     p.add_argument("--shuffle-buffer", type=int, default=1000, metavar="N",
                    help="with --shards: samples held to shuffle the stream, seeded by --seed and the epoch "

@@ -34,7 +34,8 @@ class Shards:
 
 
 def expand(pattern: str, option: str = "--shards") -> list[str]:
-    """The shard files of a pattern ('DIR/shard-{000000..000009}.tar'); local ones must all exist."""
+    """The shard files of a pattern ('DIR/shard-{000000..000009}.tar') or of a folder (its *.tar, in
+    name order); local ones must all exist."""
     import braceexpand
 
     try:
@@ -44,6 +45,10 @@ def expand(pattern: str, option: str = "--shards") -> list[str]:
                         "'DIR/shard-{000000..000009}.tar'.") from None
     if not urls:
         raise UserError(f"{option} {pattern!r} names no shard files.")
+    if len(urls) == 1 and Path(urls[0]).expanduser().is_dir():  # a split's folder: every shard in it
+        urls = sorted(str(f) for f in Path(urls[0]).expanduser().glob("*.tar") if f.is_file())
+        if not urls:
+            raise UserError(f"{option} {pattern!r} is a folder without .tar shards.")
     local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
     missing = [u for u in local if not Path(u).expanduser().is_file()]
     if missing:
