@@ -188,6 +188,7 @@ def _tar(path, members: dict):
     ("garbage", "cannot be read as a WebDataset tar"),
     ("no_txt", "needs an image (jpg) and a caption (txt)"),
     ("no_field", "has no style"),
+    ("truncated", "cannot all be read as WebDataset tars"),
 ])
 def test_bad_shards_are_refused_in_one_sentence_before_the_model_loads(tmp_path, case, message):
     (tmp_path / "s").mkdir()
@@ -197,8 +198,15 @@ def test_bad_shards_are_refused_in_one_sentence_before_the_model_loads(tmp_path,
         _tar(tmp_path / "s" / "shard-000000.tar", {"a.jpg": _jpeg(0), "a.json": b"{}"})
     elif case == "no_field":
         _tar(tmp_path / "s" / "shard-000000.tar", {"a.jpg": _jpeg(0), "a.txt": b"x", "a.json": b'{"id": "a"}'})
-    pattern = str(tmp_path / "s" / ("shard-{000000..000001}.tar" if case == "missing" else "shard-000000.tar"))
-    cfg = TrainConfig(scenario="full", caption_template="{caption}, {style}")
+    elif case == "truncated":  # the first shard fine, the second cut short (a copy that stopped)
+        (tmp_path / "s").rmdir()
+        _write_shards(tmp_path / "s", [{"image_id": f"k{i}", "jpg": _jpeg(i), "caption": "c", "category": "a",
+                                        "split": "train", "style": "x"} for i in range(4)], per_shard=2)
+        last = tmp_path / "s" / "shard-000001.tar"
+        last.write_bytes(last.read_bytes()[:1500])
+    several = case in ("missing", "truncated")
+    pattern = str(tmp_path / "s" / ("shard-{000000..000001}.tar" if several else "shard-000000.tar"))
+    cfg = TrainConfig(scenario="full", caption_template="{caption}" if case == "truncated" else "{caption}, {style}")
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         finetune(Shards(pattern), "open_clip:/nonexistent/never-loaded.json", tmp_path / "run", cfg, progress=False)
     assert not (tmp_path / "run").exists()

@@ -193,7 +193,12 @@ class ShardSource:
             check_first_sample(self.val_urls, cfg.caption_template, {}, "--val-shards")
         count = None if cfg.positives else manifest_count(self.train_urls)
         if count is None:  # the values of --positives need the pass anyway
-            found = scan(self.train_urls, [cfg.positives] if cfg.positives else [])
+            try:
+                found = scan(self.train_urls, [cfg.positives] if cfg.positives else [])
+            except UserError:
+                raise
+            except Exception as err:  # a truncated or foreign tar after the first sample
+                raise UserError(f"The --shards files cannot all be read as WebDataset tars: {err}.") from err
             count = found.count
             values = found.values.get(cfg.positives, set())
         else:
