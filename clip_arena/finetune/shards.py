@@ -219,6 +219,10 @@ class ShardSource:
         return ShardPairs(self.val_urls, self.cfg.caption_template, transform, tokenizer)
 
     def loader(self, train_set, cfg, generator):
+        if cfg.workers > len(self.train_urls):  # each worker reads whole shards
+            print(f"warning: {len(self.train_urls)} shard{'s' * (len(self.train_urls) > 1)} for {cfg.workers} workers: "
+                  f"{cfg.workers - len(self.train_urls)} of them will have nothing to read (--workers "
+                  f"{len(self.train_urls)} does as well).", file=sys.stderr, flush=True)
         loader = StreamLoader(train_set, self.n_train, cfg.batch_size, cfg.workers, generator)
         return loader, loader
 
