@@ -1,1 +1,1 @@
-"""Contrastive fine-tuning of open_clip models on a catalog: full, linear probe and LoRA scenarios."""
+"""Contrastive fine-tuning of open_clip models on a catalog or its WebDataset shards: full, linear probe and LoRA scenarios."""

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 
 from clip_arena.analyzer.images import load_image
 from clip_arena.core.errors import UserError
-from clip_arena.finetune.plan import caption_fields
+from clip_arena.finetune.plan import caption_fields, format_caption
 from clip_arena.index.catalog import Catalog
 
 
@@ -18,12 +18,7 @@ def make_captions(catalog: Catalog, template: str, rows: list[int]) -> list[str]
     if missing:
         raise UserError(f"The caption template names {', '.join(missing)}, which the catalog does not have.")
     columns = {f: catalog.table.column(f).to_pylist() for f in fields}
-    captions = []
-    for row in rows:
-        values = {f: ("" if columns[f][row] is None else str(columns[f][row])) for f in fields}
-        text = template.format(**values)
-        captions.append(", ".join(part.strip() for part in text.split(",") if part.strip()))
-    return captions
+    return [format_caption(template, {f: columns[f][row] for f in fields}) for row in rows]
 
 
 class PairDataset(Dataset):
@@ -59,3 +54,47 @@ def column_codes(catalog: Catalog, column: str, rows: list[int]) -> list[int]:
 def collate(batch):
     images, tokens, groups = zip(*batch)
     return torch.stack(images), torch.stack(tokens), torch.tensor(groups)
+
+
+class CatalogSource:
+    """A catalog's train and val rows, checked before any model loads (plan.preflight); the trainer
+    asks it for its pairs and its loader, as it asks shards.ShardSource."""
+
+    def __init__(self, catalog_path, cfg):
+        from clip_arena.finetune.plan import preflight
+
+        self.cfg = cfg
+        self.catalog, self.train_rows, self.val_rows = preflight(catalog_path, cfg)
+        self.n_train = len(self.train_rows)
+
+    def train_pairs(self, transform, tokenizer, group_column: str | None, shuffle: bool = True):
+        return PairDataset(self.catalog, self.train_rows, self.cfg.caption_template, transform, tokenizer,
+                           group_column=group_column)
+
+    def val_pairs(self, transform, tokenizer):
+        if not self.val_rows:
+            return None
+        return PairDataset(self.catalog, self.val_rows, self.cfg.caption_template, transform, tokenizer)
+
+    def loader(self, train_set, cfg, generator):
+        """(the batches of an epoch, the sampler whose `epoch` a resumed run sets, or None)."""
+        from torch.utils.data import DataLoader
+
+        from clip_arena.finetune.sampling import GroupBatchSampler
+
+        if cfg.batch_groups:
+            sampler = GroupBatchSampler(column_codes(self.catalog, cfg.batch_groups, self.train_rows), cfg.batch_size,
+                                        cfg.seed)
+            return DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers), sampler
+        return DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
+                          collate_fn=collate, num_workers=cfg.workers, generator=generator), None
+
+
+def open_source(data, cfg):
+    """A catalog path or a shards.Shards, checked: what the run trains and validates on (a source
+    already opened, as the command line does before the model loads, is taken as it is)."""
+    from clip_arena.finetune.shards import Shards, ShardSource
+
+    if isinstance(data, (CatalogSource, ShardSource)):
+        return data
+    return ShardSource(data, cfg) if isinstance(data, Shards) else CatalogSource(data, cfg)

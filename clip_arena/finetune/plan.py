@@ -15,6 +15,8 @@ from clip_arena.index.split import embed_split_command
 
 # Fewer optimiser steps than this rarely move a CLIP model: warned about, not refused.
 MIN_STEPS = 100
+OPTIMIZERS = ("adamw", "adamw8bit")
+TRACKERS = ("none", "trackio", "wandb")
 
 
 @dataclass
@@ -40,16 +42,27 @@ class TrainConfig:
     centre_loss_weight: float = 0.0  # with `positives`: pull each image to its value's centre (the start model's mean)
     centre_scale: float = 30.0  # the centre loss's inverse temperature
     freeze_text: bool = False  # train the image tower only: the text tower (and temperature) stay as they start
+    optimizer: str = "adamw"  # adamw, or adamw8bit (bitsandbytes' 8-bit states: CUDA only)
+    track: str = "none"  # none, trackio or wandb: loss, lr and gradient norm per step, val recall per epoch
+    track_project: str = "clip-arena"
+    shuffle_buffer: int = 1000  # --shards: samples held to shuffle the stream (0: the shards' own order)
 
 
 def caption_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+def format_caption(template: str, values: dict) -> str:
+    """'{caption}, {category}' -> 'red apple, Food & Drink'; missing values are dropped with their comma."""
+    text = template.format(**{f: "" if values.get(f) is None else str(values[f]) for f in caption_fields(template)})
+    return ", ".join(part.strip() for part in text.split(",") if part.strip())
+
+
 def preflight(catalog_path: str | Path, cfg: TrainConfig) -> tuple[Catalog, list[int], list[int]]:
     """The catalog and its train and val rows, once the run's numbers and columns are known to be
     usable; raises UserError otherwise. Imports neither torch nor open_clip: it answers at once."""
     check_numbers(cfg)
+    check_packages(cfg)
     catalog = read_catalog(catalog_path, require_embeddings=False)  # training needs no vectors
     train, val = check_catalog(catalog, cfg.caption_template,
                                {"positives": cfg.positives, "batch_groups": cfg.batch_groups})
@@ -94,10 +107,26 @@ def check_numbers(cfg: TrainConfig) -> None:
              ("warmup-steps", cfg.warmup_steps is None or cfg.warmup_steps >= 0, "0 or more"),
              ("warmup-ratio", 0 <= cfg.warmup_ratio <= 1, "between 0 and 1"),
              ("keep-checkpoints", cfg.keep_checkpoints >= 1,
-              "1 or more (the last checkpoint is what --resume continues from)")]
+              "1 or more (the last checkpoint is what --resume continues from)"),
+             ("shuffle-buffer", cfg.shuffle_buffer >= 0, "0 or more"),
+             ("workers", cfg.workers >= 0, "0 or more"),
+             ("optimizer", cfg.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+             ("track", cfg.track in TRACKERS, f"one of {', '.join(TRACKERS)}")]
     for name, ok, expected in rules:
         if not ok:
             raise UserError(f"--{name} must be {expected}.")
+
+
+def check_packages(cfg: TrainConfig) -> None:
+    """The optional packages the run's --optimizer and --track need are installed (found, not imported)."""
+    from importlib.util import find_spec
+
+    if cfg.optimizer == "adamw8bit" and find_spec("bitsandbytes") is None:
+        raise UserError("--optimizer adamw8bit needs bitsandbytes, which is not installed (on a CUDA machine: "
+                        "pip install 'clip-arena[gpu]'); --optimizer adamw needs nothing more.")
+    if cfg.track != "none" and find_spec(cfg.track) is None:
+        raise UserError(f"--track {cfg.track} needs the {cfg.track} package, which is not installed "
+                        f"(pip install {cfg.track}); --track none trains without tracking.")
 
 
 def warmup_for(total_steps: int, warmup_steps: int | None, warmup_ratio: float) -> int:

@@ -17,12 +17,13 @@ from torch.utils.data import DataLoader
 
 from clip_arena.core.errors import UserError
 from clip_arena.finetune import checkpoints
-from clip_arena.finetune.data import PairDataset, collate
+from clip_arena.finetune.data import PairDataset, collate, open_source
 from clip_arena.finetune.losses import centre_loss, group_clip_loss, image_group_loss
-from clip_arena.finetune.sampling import GroupBatchSampler
+from clip_arena.finetune.optimizers import check_device, make_optimizer
+from clip_arena.finetune.tracking import open_tracker
 from clip_arena.finetune.evaluate import text_to_image_recall
 from clip_arena.finetune.export import save_local_dir
-from clip_arena.finetune.plan import TrainConfig, preflight, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
+from clip_arena.finetune.plan import TrainConfig, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
 from clip_arena.finetune.scenarios import merge_lora, prepare, trainable
 from clip_arena.models.device import pick_device
 from clip_arena.models.loaders import demo_inner_spec, open_clip_parts
@@ -52,17 +53,6 @@ def _schedule(optimizer, warmup: int, total: int):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _optimizer(model, cfg: TrainConfig):
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            # open_clip's rule: no weight decay on gains, biases, embeddings and the temperature
-            (no_decay if p.ndim < 2 or "bias" in name or "ln" in name or "logit_scale" in name
-             or "embedding" in name else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
 
 @torch.no_grad()
@@ -99,14 +89,15 @@ def _checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
 
 
-def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, cfg: TrainConfig,
+def finetune(data, init_spec: str, output_dir: str | Path, cfg: TrainConfig,
              resume: bool = False, device: str | None = None, progress: bool = True) -> TrainResult:
-    """Train, checkpoint each epoch, and save the final (LoRA-merged) model to OUTPUT/model."""
+    """Train, checkpoint each epoch, and save the final (LoRA-merged) model to OUTPUT/model. `data`: a
+    catalog path or shards.Shards (or either, opened by data.open_source)."""
     from open_clip import ClipLoss
     from tqdm import tqdm
 
     # Everything that needs no model is checked first: a mistake costs a second, not a model load.
-    catalog, train_rows, val_rows = preflight(catalog_path, cfg)
+    source = open_source(data, cfg)
     spec = parse_spec(init_spec)
     if spec.backend == "demo":
         spec = demo_inner_spec(spec)
@@ -119,8 +110,9 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
     if state is not None and (state["config"]["scenario"] != cfg.scenario or state["init_spec"] != init_spec):
         raise UserError(f"{latest} was made by another run (scenario {state['config']['scenario']}, "
                         f"model {state['init_spec']}); resume needs the same.")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
+    check_device(cfg.optimizer, device)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     _seed(cfg.seed)
     parts = open_clip_parts(spec, device, "fp32")
     model = prepare(parts["model"], cfg.scenario, rank=cfg.lora_rank).to(device)
@@ -128,9 +120,8 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
         for name, p in model.named_parameters():
             if not name.startswith("visual."):
                 p.requires_grad_(False)
-    train_set = PairDataset(catalog, train_rows, cfg.caption_template, parts["train_transform"], parts["tokenizer"],
-                            group_column=cfg.positives)
-    val_set = PairDataset(catalog, val_rows, cfg.caption_template, parts["transform"], parts["tokenizer"]) if val_rows else None
+    train_set = source.train_pairs(parts["train_transform"], parts["tokenizer"], cfg.positives)
+    val_set = source.val_pairs(parts["transform"], parts["tokenizer"])
     history: list[dict] = []
     if cfg.scenario == "zero_shot":
         history.append({"epoch": 0, **(evaluate(model, val_set, device) if val_set else {})})
@@ -138,28 +129,19 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
 
     centres = None
     if cfg.positives and cfg.centre_loss_weight:  # fixed for the run, from the model we start from
-        centres = group_centres(model, PairDataset(catalog, train_rows, cfg.caption_template, parts["transform"],
-                                                   parts["tokenizer"], group_column=cfg.positives), device)
+        centres = group_centres(model, source.train_pairs(parts["transform"], parts["tokenizer"], cfg.positives,
+                                                          shuffle=False), device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    if cfg.batch_groups:
-        from clip_arena.finetune.data import column_codes
-
-        sampler = GroupBatchSampler(column_codes(catalog, cfg.batch_groups, train_rows), cfg.batch_size, cfg.seed)
-        loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers)
-    else:
-        sampler = None
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True,
-                            drop_last=len(train_set) > cfg.batch_size, collate_fn=collate, num_workers=cfg.workers,
-                            generator=generator)
+    loader, sampler = source.loader(train_set, cfg, generator)  # sampler: whose `epoch` a resumed run sets
     steps_per_epoch = math.ceil(len(loader) / cfg.accum_steps)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = warmup_for(total_steps, cfg.warmup_steps, cfg.warmup_ratio)
     run_steps = min(total_steps, cfg.max_steps) if cfg.max_steps is not None else total_steps
-    warnings = [w for w in [short_run_warning(len(train_set), cfg.batch_size, cfg.accum_steps, cfg.epochs,
+    warnings = [w for w in [short_run_warning(source.n_train, cfg.batch_size, cfg.accum_steps, cfg.epochs,
                                               steps_per_epoch, run_steps, warmup)] if w]
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
-    optimizer = _optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, device)
     scheduler = _schedule(optimizer, warmup, total_steps)
     clip_loss = ClipLoss()
     amp = device.startswith("cuda")
@@ -183,53 +165,80 @@ def finetune(catalog_path: str | Path, init_spec: str, output_dir: str | Path, c
             sampler.epoch = state["epoch"]
         del state
 
-    model.train()
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, dynamic_ncols=True)
+    tracker = open_tracker(cfg.track, cfg.track_project, output_dir.resolve().name,
+                           {**asdict(cfg), "init_spec": init_spec, "train_samples": source.n_train}, resume=resume)
+    trained = trainable(model)
+
+    def optimiser_step(step_losses: list[float]) -> None:
+        nonlocal step
+        grad_norm = None
+        if tracker.active:  # the norm of the step's (unscaled) gradients; it costs a sync, so only when tracked
+            if scaler:
+                scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trained if p.grad is not None]).item()
+        lr = scheduler.get_last_lr()[0]  # the rate this step is taken with
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        for i, (pixels, tokens, groups) in enumerate(bar):
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                image = model.encode_image(pixels.to(device), normalize=True)
-                text = model.encode_text(tokens.to(device), normalize=True)
-                scale = model.logit_scale.exp()
-                if cfg.positives:
-                    groups = groups.to(device)
-                    loss = group_clip_loss(image, text, scale, groups, cfg.positive_weight)
-                    if cfg.image_loss_weight:
-                        loss = loss + cfg.image_loss_weight * image_group_loss(image, groups, scale)
-                    if centres is not None:
-                        loss = loss + cfg.centre_loss_weight * centre_loss(image, groups, centres, cfg.centre_scale)
-                else:
-                    loss = clip_loss(image, text, scale)
-                loss = loss / cfg.accum_steps
-            (scaler.scale(loss) if scaler else loss).backward()
-            losses.append(loss.item() * cfg.accum_steps)
-            if (i + 1) % cfg.accum_steps == 0 or i + 1 == len(loader):
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                step += 1
-                with torch.no_grad():  # as in CLIP: the temperature stays below 100
-                    model.logit_scale.clamp_(0, math.log(100))
-            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        scheduler.step()
+        step += 1
+        with torch.no_grad():  # as in CLIP: the temperature stays below 100
+            model.logit_scale.clamp_(0, math.log(100))
+        tracker.log({"train/loss": float(np.mean(step_losses)), "train/lr": lr, "train/grad_norm": grad_norm}, step)
+
+    model.train()
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            losses, pending = [], 0  # pending: micro-batches whose gradients wait for the next step
+            bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
+                       dynamic_ncols=True)
+            optimizer.zero_grad(set_to_none=True)
+            for pixels, tokens, groups in bar:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                    image = model.encode_image(pixels.to(device), normalize=True)
+                    text = model.encode_text(tokens.to(device), normalize=True)
+                    scale = model.logit_scale.exp()
+                    if cfg.positives:
+                        groups = groups.to(device)
+                        loss = group_clip_loss(image, text, scale, groups, cfg.positive_weight)
+                        if cfg.image_loss_weight:
+                            loss = loss + cfg.image_loss_weight * image_group_loss(image, groups, scale)
+                        if centres is not None:
+                            loss = loss + cfg.centre_loss_weight * centre_loss(image, groups, centres,
+                                                                               cfg.centre_scale)
+                    else:
+                        loss = clip_loss(image, text, scale)
+                    loss = loss / cfg.accum_steps
+                (scaler.scale(loss) if scaler else loss).backward()
+                losses.append(loss.item() * cfg.accum_steps)
+                pending += 1
+                if pending == cfg.accum_steps:
+                    optimiser_step(losses[-pending:])
+                    pending = 0
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if cfg.max_steps is not None and step >= cfg.max_steps:
+                    break
+            if pending:  # the epoch's last micro-batches, fewer than --accum-steps: one step of their own
+                optimiser_step(losses[-pending:])
+            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                      "lr": scheduler.get_last_lr()[0]}
+            if val_set is not None:
+                record.update(evaluate(model, val_set, device))
+            history.append(record)
+            tracker.log({"epoch": epoch, "train/epoch_loss": record["train_loss"],
+                         **{f"val/{k}": v for k, v in record.items() if k.startswith("recall@")}}, step)
+            torch.save(_checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec),
+                       checkpoints.epoch_path(ckpt_dir, epoch))
+            checkpoints.prune(ckpt_dir, history, cfg.keep_checkpoints)
+            if progress:
+                print(json.dumps(record), flush=True)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]}
-        if val_set is not None:
-            record.update(evaluate(model, val_set, device))
-        history.append(record)
-        torch.save(_checkpoint_state(model, optimizer, scheduler, scaler, epoch, step, history, cfg, init_spec),
-                   checkpoints.epoch_path(ckpt_dir, epoch))
-        checkpoints.prune(ckpt_dir, history, cfg.keep_checkpoints)
-        if progress:
-            print(json.dumps(record))
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            break
+    finally:
+        tracker.finish()
 
     best = checkpoints.best_record(history)
     best_dir = None
