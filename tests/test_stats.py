@@ -473,3 +473,37 @@ def test_min_effect_option_takes_a_win_rate_or_says_why_not(text):
         assert str(err)
     else:
         assert 0 < value < 1 and value != 0.5
+
+
+def test_sequential_p_value_is_a_union_bound_over_bettors_each_valid_in_its_own_filtration():
+    """Each bettor (a query entering at its 1st, 3rd or 10th decisive vote) is a test martingale
+    only in its own filtration, so their average is not one: the p-value is 6 (3 bettors x 2
+    directions) over the largest wealth any single bettor reached, computed here by a plain loop.
+    Fails before this change: it averaged the three wealths (about 3 alpha, not alpha)."""
+    def wealth_path(x):
+        out, w, past = [], 1.0, []
+        for xi in x:
+            if not past:
+                bet = 0.5
+            else:
+                mean = float(np.mean(past))
+                var = float(np.mean(np.square(past))) - mean * mean
+                bet = min(max(mean / (max(var, 0.0) + mean * mean + 1e-12), 0.0), 1.5) if mean > 0 else 0.0
+            w *= 1 + bet * (xi - 0.5)
+            out.append(w)
+            past.append(xi - 0.5)
+        return out
+
+    rng = np.random.default_rng(3)
+    queries = np.concatenate([rng.permutation(12) for _ in range(10)])
+    outcomes = (rng.random(len(queries)) < np.where(queries < 9, 0.8, 0.4)[queries]).astype(float)
+    best = 0.0
+    for m in (1, 3, 10):
+        shares = []
+        for i, q in enumerate(queries):
+            mine = outcomes[:i + 1][queries[:i + 1] == q]
+            if len(mine) == m:
+                shares.append(mine.mean())
+        best = max(best, *wealth_path(shares))
+    p, direction = sequential_test(queries, outcomes)
+    assert direction == 1 and p == pytest.approx(min(1.0, 6 / best), rel=1e-9)
