@@ -12,6 +12,7 @@ from scipy.stats import binom, binomtest, fisher_exact
 
 from clip_arena.votes.bradley_terry import PENALTY
 from clip_arena.votes.clustered import headline, headline_interval, headline_path, sequential_test, wilson_interval
+from clip_arena.votes.plan import always_valid_power
 from clip_arena.votes.stats import holm, in_time_order, pair_stats, sign_test_power, votes_needed, wilson
 from clip_arena.votes.summary import summarize, verdict
 
@@ -149,12 +150,17 @@ def test_votes_needed_after_one_and_after_five_unanimous_votes():
 
 
 def test_min_effect_sets_the_planned_difference():
+    """Votes still needed are planned for the always-valid test that gives the verdict, in new
+    queries: the simulated share of arenas in which it has fired reaches 80% exactly there. Fails
+    before this change: it planned a fixed-size sign test, about half the votes the verdict needs."""
     votes = [vote("right", query=f"q{i}") for i in range(30)] + [vote("left", query=f"q{i}") for i in range(30, 50)]
     s = pair_stats(votes, "base", "finetuned", min_effect=0.55)
     assert s.votes_needed["win_rate"] == pytest.approx(0.55) and s.votes_needed["source"] == "min_effect"
-    total = s.decisive + s.votes_needed["more_votes"]
-    assert sign_test_power(np.arange(total, total + 100), 0.55).min() >= 0.8
-    assert sign_test_power(np.array([total - 1]), 0.55)[0] < 0.8
+    assert s.votes_needed["test"] == "always-valid"
+    total = s.headline["queries"] + s.votes_needed["more_votes"]
+    assert always_valid_power(0.55, total, 0.05) >= 0.8 > always_valid_power(0.55, total - 1, 0.05)
+    assert s.votes_needed["power_at_total"] >= 0.8
+    assert total > 1.5 * (s.decisive + votes_needed(0.55, s.decisive))  # the fixed-size sign test promised far fewer
     level = pair_stats([vote("right", query="a"), vote("left", query="b")], "base", "finetuned")
     assert level.votes_needed["source"] == "fallback" and level.votes_needed["win_rate"] == 0.55
     assert "would tell a 55/45 difference" in verdict(level.as_dict())
