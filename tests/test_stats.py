@@ -158,7 +158,7 @@ def test_min_effect_sets_the_planned_difference():
     assert s.votes_needed["win_rate"] == pytest.approx(0.55) and s.votes_needed["source"] == "min_effect"
     assert s.votes_needed["test"] == "always-valid"
     total = s.headline["queries"] + s.votes_needed["more_votes"]
-    assert always_valid_power(0.55, total, 0.05) >= 0.8 > always_valid_power(0.55, total - 1, 0.05)
+    assert 0.8 <= always_valid_power(0.55, total, 0.05) <= 0.83  # 80%, the simulation's own error counted against it
     assert s.votes_needed["power_at_total"] >= 0.8
     assert total > 1.5 * (s.decisive + votes_needed(0.55, s.decisive))  # the fixed-size sign test promised far fewer
     level = pair_stats([vote("right", query="a"), vote("left", query="b")], "base", "finetuned")

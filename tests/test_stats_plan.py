@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from cli_runner import run_cli
 from clip_arena.cli.main import main
 from clip_arena.votes.clustered import sequential_test
-from clip_arena.votes.plan import (GROUP_SEQUENTIAL, Plan, boundary, group_sequential_power, group_sequential_test,
+from clip_arena.votes.plan import (GROUP_SEQUENTIAL, Plan, boundary, choose_test, group_sequential_power, group_sequential_test,
                                    parse_plan, plan_path, read_plan, write_plan)
 from clip_arena.votes.results_view import results
 from clip_arena.votes.stats import plan
@@ -160,6 +160,9 @@ def test_plan_text_and_file(tmp_path):
     assert plan_path(db).name == "votes.db.plan.json" and read_plan(db) == first and first.votes_when_stated == 0
     assert write_plan(db, Plan(0.6, 400), votes_now=50) == first  # a restart with the same plan: still stated first
     assert write_plan(db, Plan(0.65, 400), votes_now=50).votes_when_stated == 50
+    small = write_plan(tmp_path / "small.db", Plan(0.6, 400), votes_now=0, queries=50)
+    assert read_plan(tmp_path / "small.db").entries() == 50  # each of the arena's 50 queries enters once
+    assert choose_test(small, 1)["boundary"] == boundary(50, 0.05) < boundary(400, 0.05)
     plan_path(db).write_text("{not json")
     assert read_plan(db) is None
 

@@ -11,7 +11,8 @@ over the family, so "better" anywhere in the table is wrong with probability at 
   said when one method leads the other by `d` queries at any moment up to the plan's maximum. A
   constant lead is O'Brien-Fleming's boundary under continuous looks (constant on the B-value
   scale); `d` is the smallest lead whose exact chance of ever being reached by a fair walk of
-  `max_votes` steps, looked at after every step, is at most alpha / K. Exact, no normal
+  `max_votes` steps (or as many as the arena has queries, when fewer), looked at after every step,
+  is at most alpha / K. Exact, no normal
   approximation, valid however often one looks before the maximum.
 
 The plan picks, before any vote, the test with the larger power at its effect and maximum
@@ -48,6 +49,11 @@ class Plan:
     alpha: float = 0.05  # for the whole table of pairs
     stated_at: str | None = None  # when the plan was stored (UTC)
     votes_when_stated: int | None = None  # votes in the store then (0 = stated before voting)
+    queries: int | None = None  # the arena's query images: a query enters the group-sequential test once
+
+    def entries(self) -> int:
+        """The most entries the group-sequential test can have: one per query, within the budget."""
+        return min(self.max_votes, self.queries) if self.queries else self.max_votes
 
     def label(self) -> str:
         return f"{round(100 * self.effect)}/{round(100 * (1 - self.effect))}"
@@ -103,8 +109,9 @@ def read_plan(votes_path) -> Plan | None:
     """The stored plan, or None (none stored, or a file that is not a plan: never stops the app)."""
     try:
         data = json.loads(plan_path(votes_path).read_text())
+        queries = data.get("queries")
         return Plan(_effect(str(data["effect"])), int(data["max_votes"]), float(data.get("alpha", 0.05)),
-                    data.get("stated_at"), data.get("votes_when_stated"))
+                    data.get("stated_at"), data.get("votes_when_stated"), int(queries) if queries else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -113,14 +120,14 @@ def same(a: Plan | None, b: Plan | None) -> bool:
     return a is not None and b is not None and (a.effect, a.max_votes, a.alpha) == (b.effect, b.max_votes, b.alpha)
 
 
-def write_plan(votes_path, plan: Plan, votes_now: int) -> Plan:
+def write_plan(votes_path, plan: Plan, votes_now: int, queries: int | None = None) -> Plan:
     """Store the plan with when it was stated and how many votes existed then (written whole, then
     renamed). The same plan stated again (a restart with the same --plan) keeps its first statement."""
     stored = read_plan(votes_path)
     if same(stored, plan):
         return stored
     stated = Plan(plan.effect, plan.max_votes, plan.alpha, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  votes_now)
+                  votes_now, queries)
     path = plan_path(votes_path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(stated.as_dict(), indent=2))
@@ -175,9 +182,10 @@ def boundary(n: int, alpha: float) -> int:
     return low
 
 
-def group_sequential_power(effect: float, n: int, alpha: float) -> float:
-    """Exact chance that the better method (win rate `effect`) is called better within n entries."""
-    d = boundary(n, alpha)
+def group_sequential_power(effect: float, n: int, alpha: float, planned: int | None = None) -> float:
+    """Exact chance that the better method (win rate `effect`) is called better within n entries,
+    by the test fitted to `planned` entries (n when not given)."""
+    d = boundary(planned or n, alpha)
     return 0.0 if d > n else float(_walk(n, d, effect)[0][-1])
 
 
@@ -257,8 +265,9 @@ def always_valid_power(effect: float, n: int, alpha: float) -> float:
 
 
 def always_valid_needed(effect: float, alpha: float, power: float = POWER, most: int = MOST_VOTES) -> int | None:
-    """New queries (one decisive vote each) by which the betting test fires in `power` of
-    simulated arenas at a true win rate `effect`; None beyond `most`. Firing is for good, so this
+    """New queries (one decisive vote each) by which the betting test fires in `power` of arenas at
+    a true win rate `effect` (simulated, with the simulation's own error counted against it: the
+    upper 95% bound of the quantile); None beyond `most`. Firing is for good, so this
     share only grows with n: no zig-zag as in a fixed-size test."""
     effect, alpha = _rounded(effect, alpha)
     if effect - 0.5 < 1e-9:
@@ -267,7 +276,9 @@ def always_valid_needed(effect: float, alpha: float, power: float = POWER, most:
     steps = _steps(min(most, 2 * guess))
     while True:
         first = np.sort(_first_fire(effect, alpha, steps))
-        at = first[math.ceil(power * len(first)) - 1]
+        # the upper 95% confidence bound of the simulated quantile: the promise holds in fresh arenas too
+        r = len(first)
+        at = first[min(r, math.ceil(power * r + 1.645 * math.sqrt(r * power * (1 - power)))) - 1]
         if np.isfinite(at):
             return int(at) if at <= most else None
         if steps >= most:
@@ -282,9 +293,9 @@ def choose_test(plan: Plan | None, family: int) -> dict:
     out = {"test": ALWAYS_VALID, "alpha": alpha, "family_pairs": family}
     if plan is None:
         return out
-    gs = group_sequential_power(plan.effect, plan.max_votes, alpha)
-    av = always_valid_power(plan.effect, plan.max_votes, alpha)
+    n = plan.entries()
+    gs = group_sequential_power(plan.effect, n, alpha)
+    av = always_valid_power(plan.effect, n, alpha)  # on as many new queries (it may also use repeats)
     out.update(power={GROUP_SEQUENTIAL: gs, ALWAYS_VALID: av},
-               test=GROUP_SEQUENTIAL if gs > av else ALWAYS_VALID,
-               boundary=boundary(plan.max_votes, alpha))
+               test=GROUP_SEQUENTIAL if gs > av else ALWAYS_VALID, boundary=boundary(n, alpha), entries_max=n)
     return out

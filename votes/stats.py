@@ -222,7 +222,7 @@ def plan(win_rate: float | None, entries: int, min_effect: float | None = None, 
     target, source = target_rate(win_rate, min_effect)
     decision = decision or {"test": planning.ALWAYS_VALID, "alpha": alpha}
     if decision["test"] == planning.GROUP_SEQUENTIAL:
-        n = decision["max_votes"]
+        n = decision["entries_max"]
         more = planning.group_sequential_more(target, n, decision["alpha"], entries, decision.get("lead", 0), power)
         at_total = None if more is None else power  # at least `power` by construction
     else:
@@ -243,12 +243,24 @@ def _decide(head, first_votes: list[float], family: int, the_plan: planning.Plan
         chosen = planning.choose_test(the_plan, family)
     chosen["significant"], chosen["direction"] = head.significant, head.direction
     if chosen["test"] == planning.GROUP_SEQUENTIAL:
-        gs = planning.group_sequential_test(first_votes, the_plan.max_votes, chosen["alpha"])
+        gs = planning.group_sequential_test(first_votes, the_plan.entries(), chosen["alpha"])
         # as the headline: a verdict never contradicts the estimate (stricter, still valid)
         agrees = head.estimate is not None and (head.estimate - 0.5) * gs["direction"] > 0
         chosen.update(max_votes=the_plan.max_votes, lead=gs["lead"], entries=gs["entries"],
                       significant=gs["significant"] and agrees, direction=gs["direction"] if agrees else 0)
     return chosen
+
+
+def verdict_test(queries, outcomes, family: int = 1, the_plan: planning.Plan | None = None,
+                 alpha: float = ALPHA):
+    """The clustered headline, the verdict's decision and each query's first decisive vote, from
+    decisive votes in time order (1 = B won): what pair_stats reports, and what the simulation
+    bench runs on thousands of arenas."""
+    pair_alpha = (the_plan.alpha if the_plan else alpha) / max(family, 1)
+    head = headline(queries, outcomes, alpha=pair_alpha)
+    seen: set = set()
+    first_votes = [o for q, o in zip(queries, outcomes) if not (q in seen or seen.add(q))]
+    return head, _decide(head, first_votes, family, the_plan, alpha), first_votes
 
 
 def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = None, alpha: float = ALPHA,
@@ -271,10 +283,8 @@ def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = Non
     win_rate = wins_b / decisive if decisive else None
     decided = [(v["query_id"], 1 if w == b else 0) for v, w in zip(mine, winners) if w is not None]
     pair_alpha = (the_plan.alpha if the_plan else alpha) / max(family, 1)
-    head = headline([q for q, _ in decided], [o for _, o in decided], alpha=pair_alpha)
-    seen: set = set()
-    first_votes = [o for q, o in decided if not (q in seen or seen.add(q))]
-    decision = _decide(head, first_votes, family, the_plan, alpha)
+    head, decision, first_votes = verdict_test([q for q, _ in decided], [o for _, o in decided], family, the_plan,
+                                               alpha)
     from_plan = min_effect is None and the_plan is not None
     if from_plan:
         min_effect = the_plan.effect

@@ -3,6 +3,7 @@ prints and the Results tab shows. The plain sentence first, the numbers after it
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -45,11 +46,13 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
     family = max(len(methods) * (len(methods) - 1) // 2, 1)
+    pool, split = _query_pool(catalog)
+    if plan is not None and plan.queries is None and pool is not None:  # stats --plan with --catalog
+        plan = dataclasses.replace(plan, queries=len(pool))
     pairs = [pair_stats(votes, a, b, min_effect, family=family, the_plan=plan)
              for a, b in itertools.combinations(methods, 2)]
     pairs = [p for p in pairs if p.votes]
     labels = _labels(catalog)
-    pool, split = _query_pool(catalog)
     out_pairs = []
     for p in pairs:
         d = p.as_dict()
@@ -281,7 +284,7 @@ def _test_line(pair: dict) -> str:
     if d.get("test") == GROUP_SEQUENTIAL:
         power = d["power"]
         return (f"Verdict's test: group-sequential, fitted to the plan, at {level}: better when one method leads by "
-                f"{d['boundary']} queries (first decisive votes) within {d['max_votes']}; now "
+                f"{d['boundary']} queries (first decisive votes) within {d['entries_max']}; now "
                 f"{'+' if d['lead'] > 0 else ''}{d['lead']} for {b_or_a(pair, d['lead'])} after {d['entries']}. Chosen "
                 f"before any vote for its power at the plan: {_pct(power['group-sequential'])} against "
                 f"{_pct(power['always-valid'])} for the always-valid test.")

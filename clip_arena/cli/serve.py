@@ -180,7 +180,9 @@ def run(args) -> int:
     if plan is not None:
         from clip_arena.votes.plan import plan_words, write_plan
 
-        lines.append("plan: " + plan_words(write_plan(settings.votes, plan, len(arena.store.votes()))))
+        maker = getattr(arena, "maker", None)  # its query images: each enters the plan's test once
+        queries = len(maker.candidates) if maker is not None else None
+        lines.append("plan: " + plan_words(write_plan(settings.votes, plan, len(arena.store.votes()), queries)))
     print("CLIP Arena serves\n  " + "\n  ".join(lines), flush=True)
     from clip_arena import webapp as app
 
