@@ -205,3 +205,19 @@ def test_serve_states_the_plan_before_voting(capsys, tmp_path, monkeypatch):
     assert main(["serve", "--votes", str(db), "--plan", "effect=0.65,max_votes=300"]) == 0
     assert "plan: smallest difference worth acting on 65/35, at most 300 decisive votes a pair" in capsys.readouterr().out
     assert read_plan(db) == Plan(0.65, 300, 0.05, read_plan(db).stated_at, 0) and len(launched) == 1
+
+
+def test_the_readmes_examples_are_what_the_code_prints():
+    """Fails before this change: the README promised '780 more votes ... a 56/44 difference', a
+    sentence the code could not print (it planned for the observed 56%, and asked 780 of a
+    fixed-size test)."""
+    from conftest import ROOT
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(0.6 * 4, 0.4 * 4, 30)
+    order = np.concatenate([rng.permutation(30) for _ in range(3)])
+    votes = [vote("right" if rng.random() < p[q] else "left", query=f"q{q}", i=i) for i, q in enumerate(order)]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for the_plan in (None, Plan(0.6, 400)):
+        sentence = summarize(votes, [], bootstrap=0, plan=the_plan)["pairs"][0]["plain"]
+        assert f'"{sentence}"' in readme, sentence
