@@ -97,6 +97,18 @@ def test_better_is_controlled_across_all_pairs_of_methods():
     assert "shared by 6 pairs" in numbers(pair)
 
 
+def test_the_family_is_every_pair_the_catalog_can_show(tmp_path):
+    """Votes so far on one pair of a catalog with three methods: alpha is already shared by the
+    three pairs, so a third method's first votes cannot make an earlier 'better' vanish."""
+    from catalog_helpers import write_synthetic_catalog
+    from clip_arena.index.catalog import read_catalog
+
+    write_synthetic_catalog(tmp_path / "c.parquet", n=20, methods=("base", "finetuned", "third"))
+    votes = [vote("right", query=f"img{i:05d}", i=i) for i in range(10)]
+    out = summarize(votes, [], read_catalog(tmp_path / "c.parquet"), bootstrap=0)
+    assert out["family"]["pairs"] == 3 and out["pairs"][0]["decision"]["alpha"] == pytest.approx(0.05 / 3)
+
+
 def test_six_equal_methods_say_better_somewhere_at_most_alpha():
     """The whole table watched after every vote: 6 equal methods (15 pairs), strong query effects,
     each pair's test at alpha / 15 as summarize runs it (a bound check; bench/stats_simulation.py

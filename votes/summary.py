@@ -45,7 +45,9 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
-    family = max(len(methods) * (len(methods) - 1) // 2, 1)
+    # every pair the arena can show shares alpha, voted on yet or not: the family is fixed from the start
+    compared = set(methods) | set(getattr(catalog, "methods", None) or ())
+    family = max(len(compared) * (len(compared) - 1) // 2, 1)
     pool, split = _query_pool(catalog)
     if plan is not None and plan.queries is None and pool is not None:  # stats --plan with --catalog
         plan = dataclasses.replace(plan, queries=len(pool))
