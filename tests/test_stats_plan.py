@@ -233,3 +233,18 @@ def test_the_readmes_examples_are_what_the_code_prints():
     for the_plan in (None, Plan(0.6, 400)):
         sentence = summarize(votes, [], bootstrap=0, plan=the_plan)["pairs"][0]["plain"]
         assert f'"{sentence}"' in readme, sentence
+
+
+def test_observed_rates_are_planned_on_a_grid_towards_even():
+    """The Results tab plans for the observed rate on every refresh: whole percents, rounded
+    towards 50/50 (more votes, never fewer), so a refresh reuses the cached simulation; a rate
+    that would need more than 10,000 new queries is said to be beyond planning."""
+    from clip_arena.votes.stats import target_rate
+
+    assert target_rate(0.5837, None) == (pytest.approx(0.58), "observed")
+    assert target_rate(0.4163, None) == (pytest.approx(0.58), "observed")
+    assert target_rate(0.5004, None) == (pytest.approx(0.51), "observed")
+    assert plan(0.512, 10)["more_votes"] is None
+    assert "more votes than can be planned" in summarize(
+        [vote("right" if i % 2 == 0 or i in (1, 3) else "left", query=f"q{i}", i=i) for i in range(200)], [], bootstrap=0
+    )["pairs"][0]["plain"]

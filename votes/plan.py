@@ -264,7 +264,10 @@ def always_valid_power(effect: float, n: int, alpha: float) -> float:
     return float((_first_fire(effect, alpha, _steps(n)) <= n).mean())
 
 
-def always_valid_needed(effect: float, alpha: float, power: float = POWER, most: int = MOST_VOTES) -> int | None:
+PLANNED_QUERIES = 10_000  # beyond this many new queries a difference "would take more votes than can be planned"
+
+
+def always_valid_needed(effect: float, alpha: float, power: float = POWER, most: int = PLANNED_QUERIES) -> int | None:
     """New queries (one decisive vote each) by which the betting test fires in `power` of arenas at
     a true win rate `effect` (simulated, with the simulation's own error counted against it: the
     upper 95% bound of the quantile); None beyond `most`. Firing is for good, so this
@@ -273,6 +276,8 @@ def always_valid_needed(effect: float, alpha: float, power: float = POWER, most:
     if effect - 0.5 < 1e-9:
         return None
     guess = (math.log(BETTORS / alpha) + 2.0) / (2 * (effect - 0.5) ** 2)  # about log(1/alpha) / KL
+    if 1.4 * guess > most:  # simulated answers run 1.5-1.7 times the guess: clearly beyond, no need to simulate
+        return None
     steps = _steps(min(most, 2 * guess))
     while True:
         first = np.sort(_first_fire(effect, alpha, steps))

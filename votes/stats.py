@@ -207,7 +207,10 @@ def target_rate(win_rate: float | None, min_effect: float | None) -> tuple[float
     if min_effect is not None:
         target, source = min_effect, "min_effect"
     elif win_rate is not None and abs(win_rate - 0.5) > 1e-9:
-        target, source = 0.5 + min(abs(win_rate - 0.5), LARGEST_PLANNED - 0.5), "observed"
+        # on a grid of whole percents, rounded towards 50/50 (more votes, never fewer): the Results
+        # tab asks on every refresh, and each new rate would cost a new simulation
+        target = max(math.floor(100 * min(abs(win_rate - 0.5), LARGEST_PLANNED - 0.5) + 1e-9) / 100, 0.01)
+        target, source = 0.5 + target, "observed"
     else:
         target, source = FALLBACK_EFFECT, "fallback"
     return 0.5 + abs(target - 0.5), source
