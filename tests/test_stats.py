@@ -12,6 +12,7 @@ from scipy.stats import binom, binomtest, fisher_exact
 
 from clip_arena.votes.bradley_terry import PENALTY
 from clip_arena.votes.clustered import headline, headline_interval, headline_path, sequential_test, wilson_interval
+from clip_arena.votes.plan import always_valid_power
 from clip_arena.votes.stats import holm, in_time_order, pair_stats, sign_test_power, votes_needed, wilson
 from clip_arena.votes.summary import summarize, verdict
 
@@ -149,12 +150,17 @@ def test_votes_needed_after_one_and_after_five_unanimous_votes():
 
 
 def test_min_effect_sets_the_planned_difference():
+    """Votes still needed are planned for the always-valid test that gives the verdict, in new
+    queries: the simulated share of arenas in which it has fired reaches 80% exactly there. Fails
+    before this change: it planned a fixed-size sign test, about half the votes the verdict needs."""
     votes = [vote("right", query=f"q{i}") for i in range(30)] + [vote("left", query=f"q{i}") for i in range(30, 50)]
     s = pair_stats(votes, "base", "finetuned", min_effect=0.55)
     assert s.votes_needed["win_rate"] == pytest.approx(0.55) and s.votes_needed["source"] == "min_effect"
-    total = s.decisive + s.votes_needed["more_votes"]
-    assert sign_test_power(np.arange(total, total + 100), 0.55).min() >= 0.8
-    assert sign_test_power(np.array([total - 1]), 0.55)[0] < 0.8
+    assert s.votes_needed["test"] == "always-valid"
+    total = s.headline["queries"] + s.votes_needed["more_votes"]
+    assert 0.8 <= always_valid_power(0.55, total, 0.05) <= 0.83  # 80%, the simulation's own error counted against it
+    assert s.votes_needed["power_at_total"] >= 0.8
+    assert total > 1.5 * (s.decisive + votes_needed(0.55, s.decisive))  # the fixed-size sign test promised far fewer
     level = pair_stats([vote("right", query="a"), vote("left", query="b")], "base", "finetuned")
     assert level.votes_needed["source"] == "fallback" and level.votes_needed["win_rate"] == 0.55
     assert "would tell a 55/45 difference" in verdict(level.as_dict())
@@ -473,3 +479,37 @@ def test_min_effect_option_takes_a_win_rate_or_says_why_not(text):
         assert str(err)
     else:
         assert 0 < value < 1 and value != 0.5
+
+
+def test_sequential_p_value_is_a_union_bound_over_bettors_each_valid_in_its_own_filtration():
+    """Each bettor (a query entering at its 1st, 3rd or 10th decisive vote) is a test martingale
+    only in its own filtration, so their average is not one: the p-value is 6 (3 bettors x 2
+    directions) over the largest wealth any single bettor reached, computed here by a plain loop.
+    Fails before this change: it averaged the three wealths (about 3 alpha, not alpha)."""
+    def wealth_path(x):
+        out, w, past = [], 1.0, []
+        for xi in x:
+            if not past:
+                bet = 0.5
+            else:
+                mean = float(np.mean(past))
+                var = float(np.mean(np.square(past))) - mean * mean
+                bet = min(max(mean / (max(var, 0.0) + mean * mean + 1e-12), 0.0), 1.5) if mean > 0 else 0.0
+            w *= 1 + bet * (xi - 0.5)
+            out.append(w)
+            past.append(xi - 0.5)
+        return out
+
+    rng = np.random.default_rng(3)
+    queries = np.concatenate([rng.permutation(12) for _ in range(10)])
+    outcomes = (rng.random(len(queries)) < np.where(queries < 9, 0.8, 0.4)[queries]).astype(float)
+    best = 0.0
+    for m in (1, 3, 10):
+        shares = []
+        for i, q in enumerate(queries):
+            mine = outcomes[:i + 1][queries[:i + 1] == q]
+            if len(mine) == m:
+                shares.append(mine.mean())
+        best = max(best, *wealth_path(shares))
+    p, direction = sequential_test(queries, outcomes)
+    assert direction == 1 and p == pytest.approx(min(1.0, 6 / best), rel=1e-9)

@@ -41,6 +41,7 @@ def test_stats_bad_input_is_one_sentence(tmp_path):
     db = str(_store(tmp_path / "v.db"))
     for args, words in [(("--exclude-annotator", "nobody"), "No votes from annotator 'nobody'"),
                         (("--min-effect", "0.5"), "other than 50%"), (("--min-effect", "lots"), "not a number"),
-                        (("--bootstrap", "-1"), "0 or more")]:
+                        (("--bootstrap", "-1"), "0 or more"),
+                        (("--plan", "effect=0.6"), "the plan needs max_votes")]:
         proc = run_cli("stats", "--votes", db, *args)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

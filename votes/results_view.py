@@ -6,6 +6,7 @@ import json
 
 from clip_arena.core.downloads import new_folder
 from clip_arena.votes.figures import cumulative_win_rate, forest, outcome_bars, position_bias
+from clip_arena.votes.plan import plan_words, read_plan
 from clip_arena.votes.stats import is_blind
 from clip_arena.votes.store import VoteStore
 from clip_arena.votes.summary import numbers, summarize
@@ -64,8 +65,9 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
             fingerprint: str | None = None) -> dict:
     """`fingerprint`: the served catalog's (votes.fingerprints.of_catalog); votes of others are left out."""
     votes = store.votes()
+    plan = read_plan(store.path)  # stated with serve --plan, read on each refresh
     summary = summarize(votes, store.rounds(), catalog, bootstrap=BOOTSTRAP, exclude_annotators=exclude or (),
-                        flags=store.flags(), fingerprint=fingerprint)
+                        flags=store.flags(), fingerprint=fingerprint, plan=plan)
     counted = [v for v in votes if not v.get("undone_at") and is_blind(v)
                and v["annotator"] not in set(exclude or ())]
     labels = [pair_label(p) for p in summary["pairs"]]
@@ -74,6 +76,8 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
     lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
         "No votes yet: vote in the Arena tab."]
     lines = [summary[k] for k in ("catalog_warning", "catalog_note") if summary.get(k)] + lines
+    if plan is not None:
+        lines.append(f"Plan: {plan_words(plan)}.")
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
     details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "

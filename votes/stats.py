@@ -4,7 +4,9 @@ For a pair of methods A < B (alphabetical) with W_A and W_B decisive wins, T tie
 Per vote (as if every vote were independent): win rate of B = W_B / (W_A + W_B) with a 95% Wilson
 interval and the exact two-sided sign test binomtest(W_B, W_A + W_B, 0.5). Clustered by query and
 safe to watch: votes.clustered. Tie and both-bad rates over all votes; position bias within each
-side assignment (Fisher's exact test); per-query majority; votes still needed from exact power.
+side assignment (Fisher's exact test); per-query majority. The verdict's test and the votes it
+still needs: votes.plan (the always-valid test, or with a plan the more powerful of it and a
+group-sequential test; alpha shared by all pairs of methods).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scipy.stats import binom, binomtest, fisher_exact, norm
 
 from clip_arena.votes.choices import Choice
 from clip_arena.votes.clustered import headline
+from clip_arena.votes import plan as planning
 
 ALPHA = 0.05
 POWER = 0.8
@@ -190,33 +193,83 @@ class PairStats:
     query_p_value: float
     votes_needed: dict
     votes_needed_80: int | None
+    decision: dict = field(default_factory=dict)
     breakdown: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def plan(win_rate: float | None, decisive: int, min_effect: float | None = None, power: float = POWER,
-         alpha: float = ALPHA) -> dict:
-    """Votes still needed: for `min_effect` (a win rate such as 0.55, either side) when given,
-    else the observed win rate (at most 75/25: planning for less makes the answer larger, so its
-    power at the observed rate is still at least the target), else 55/45 when nothing is observed."""
+def target_rate(win_rate: float | None, min_effect: float | None) -> tuple[float, str]:
+    """The win rate votes are planned for: `min_effect` when given, else the observed one (at most
+    75/25: planning for less asks for more votes, so the power at the observed rate is still at least
+    the target), else 55/45 when nothing leads."""
     if min_effect is not None:
         target, source = min_effect, "min_effect"
     elif win_rate is not None and abs(win_rate - 0.5) > 1e-9:
-        target, source = 0.5 + min(abs(win_rate - 0.5), LARGEST_PLANNED - 0.5), "observed"
+        # on a grid of whole percents, rounded towards 50/50 (more votes, never fewer): the Results
+        # tab asks on every refresh, and each new rate would cost a new simulation
+        target = max(math.floor(100 * min(abs(win_rate - 0.5), LARGEST_PLANNED - 0.5) + 1e-9) / 100, 0.01)
+        target, source = 0.5 + target, "observed"
     else:
         target, source = FALLBACK_EFFECT, "fallback"
-    target = 0.5 + abs(target - 0.5)
-    more = votes_needed(target, decisive, power, alpha)
-    total = None if more is None else decisive + more
-    return {"win_rate": target, "power": power, "more_votes": more,
-            "power_at_total": None if total is None else float(sign_test_power(np.array([total]), target, alpha)[0]),
-            "source": source}
+    return 0.5 + abs(target - 0.5), source
 
 
-def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = None, alpha: float = ALPHA) -> PairStats:
-    """Statistics of the live votes comparing methods a and b (ordered by time here)."""
+def plan(win_rate: float | None, entries: int, min_effect: float | None = None, power: float = POWER,
+         alpha: float = ALPHA, decision: dict | None = None) -> dict:
+    """Votes still needed, on new queries, for the test that gives the verdict (`decision`, from
+    votes.plan.choose_test; the always-valid test at `alpha` when absent) to call the better method
+    better with chance `power`, if its true win rate is the target (target_rate). `entries`: the
+    queries already in the test (each counts once)."""
+    target, source = target_rate(win_rate, min_effect)
+    decision = decision or {"test": planning.ALWAYS_VALID, "alpha": alpha}
+    if decision["test"] == planning.GROUP_SEQUENTIAL:
+        n = decision["entries_max"]
+        more = planning.group_sequential_more(target, n, decision["alpha"], entries, decision.get("lead", 0), power)
+        at_total = None if more is None else power  # at least `power` by construction
+    else:
+        total = planning.always_valid_needed(target, decision["alpha"], power)
+        more = None if total is None else max(0, total - entries)
+        at_total = None if total is None else planning.always_valid_power(target, total, decision["alpha"])
+    return {"win_rate": target, "power": power, "more_votes": more, "power_at_total": at_total,
+            "source": source, "test": decision["test"], "queries_in_test": entries}
+
+
+def _decide(head, first_votes: list[float], family: int, the_plan: planning.Plan | None,
+            alpha: float) -> dict:
+    """Which test gives the verdict (fixed by the plan and the family alone) and what it says."""
+    if the_plan is None:
+        chosen = planning.choose_test(None, family)
+        chosen["alpha"] = alpha / max(family, 1)
+    else:
+        chosen = planning.choose_test(the_plan, family)
+    chosen["significant"], chosen["direction"] = head.significant, head.direction
+    if chosen["test"] == planning.GROUP_SEQUENTIAL:
+        gs = planning.group_sequential_test(first_votes, the_plan.entries(), chosen["alpha"])
+        # as the headline: a verdict never contradicts the estimate (stricter, still valid)
+        agrees = head.estimate is not None and (head.estimate - 0.5) * gs["direction"] > 0
+        chosen.update(max_votes=the_plan.max_votes, lead=gs["lead"], entries=gs["entries"],
+                      significant=gs["significant"] and agrees, direction=gs["direction"] if agrees else 0)
+    return chosen
+
+
+def verdict_test(queries, outcomes, family: int = 1, the_plan: planning.Plan | None = None,
+                 alpha: float = ALPHA):
+    """The clustered headline, the verdict's decision and each query's first decisive vote, from
+    decisive votes in time order (1 = B won): what pair_stats reports, and what the simulation
+    bench runs on thousands of arenas."""
+    pair_alpha = (the_plan.alpha if the_plan else alpha) / max(family, 1)
+    head = headline(queries, outcomes, alpha=pair_alpha)
+    seen: set = set()
+    first_votes = [o for q, o in zip(queries, outcomes) if not (q in seen or seen.add(q))]
+    return head, _decide(head, first_votes, family, the_plan, alpha), first_votes
+
+
+def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = None, alpha: float = ALPHA,
+               family: int = 1, the_plan: planning.Plan | None = None) -> PairStats:
+    """Statistics of the live votes comparing methods a and b (ordered by time here). `family`: the
+    number of pairs of methods sharing alpha (or the plan's alpha); `the_plan`: the evaluation plan."""
     mine = in_time_order([v for v in votes if {v["method_left"], v["method_right"]} == {a, b}])
     counts = Counter(v["choice"] for v in mine)
     winners = [winner(v) for v in mine]
@@ -232,8 +285,17 @@ def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = Non
     q_a = sum(1 for s in per_query.values() if s < 0)
     win_rate = wins_b / decisive if decisive else None
     decided = [(v["query_id"], 1 if w == b else 0) for v, w in zip(mine, winners) if w is not None]
-    head = headline([q for q, _ in decided], [o for _, o in decided], alpha=alpha)
-    needed = plan(head.estimate, decisive, min_effect, POWER, alpha)
+    pair_alpha = (the_plan.alpha if the_plan else alpha) / max(family, 1)
+    head, decision, first_votes = verdict_test([q for q, _ in decided], [o for _, o in decided], family, the_plan,
+                                               alpha)
+    from_plan = min_effect is None and the_plan is not None
+    if from_plan:
+        min_effect = the_plan.effect
+    needed = plan(head.estimate, len(first_votes), min_effect, POWER, pair_alpha, decision)
+    if from_plan:
+        needed["source"] = "plan"
+    observed = needed if min_effect is None else plan(head.estimate, len(first_votes), None, POWER, pair_alpha,
+                                                      decision)
     bias = position_bias_test(mine, b)
     return PairStats(
         method_a=a, method_b=b, votes=n, wins_a=wins_a, wins_b=wins_b, ties=counts[Choice.TIE.value],
@@ -245,7 +307,7 @@ def pair_stats(votes: list[dict], a: str, b: str, min_effect: float | None = Non
         left_picks=counts[Choice.LEFT.value], position_bias_p=bias["p_value"], position_bias=bias,
         queries=len({v["query_id"] for v in mine}), query_wins_a=q_a, query_wins_b=q_b,
         query_p_value=sign_test(q_b, q_a + q_b), votes_needed=needed,
-        votes_needed_80=needed["more_votes"] if min_effect is None else plan(head.estimate, decisive)["more_votes"],
+        votes_needed_80=observed["more_votes"], decision=decision,
     )
 
 

@@ -3,6 +3,7 @@ prints and the Results tab shows. The plain sentence first, the numbers after it
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -11,18 +12,21 @@ import numpy as np
 from clip_arena.votes.annotators import annotator_agreement, annotator_table
 from clip_arena.votes.bradley_terry import bradley_terry
 from clip_arena.votes.fingerprints import compatible, describe
+from clip_arena.votes.plan import GROUP_SEQUENTIAL, Plan
 from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
 
 def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap: int = 200,
               exclude_annotators=(), min_effect: float | None = None, include_non_blind: bool = False,
-              flags: dict[str, str] | None = None, fingerprint: str | None = None) -> dict:
+              flags: dict[str, str] | None = None, fingerprint: str | None = None, plan: Plan | None = None) -> dict:
     """Undone votes never count; skipped and auto-skipped rounds are reported beside them. Votes
     cast after the annotator saw the methods (blind = false) and votes of excluded annotators are
     left out of the verdict and reported apart. `flags` ({vote_id: reason}, VoteStore.flags()):
     votes cast under the display-time floor, counted and reported, per annotator too. `fingerprint`
     (votes.fingerprints.of_catalog): the catalog the verdict is about; votes cast on another one are
-    left out and counted apart. Without it, votes of different catalogs are pooled with a warning."""
+    left out and counted apart. Without it, votes of different catalogs are pooled with a warning.
+    `plan` (votes.plan.Plan): the evaluation plan; each pair then gets its stopping rule. "Better" is
+    controlled across all pairs of methods together: each pair's test runs at alpha / pairs."""
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
     if fingerprint:  # votes, undone ones and rounds of another catalog are no part of this one's story
@@ -41,10 +45,16 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
-    pairs = [pair_stats(votes, a, b, min_effect) for a, b in itertools.combinations(methods, 2)]
+    # every pair the arena can show shares alpha, voted on yet or not: the family is fixed from the start
+    compared = set(methods) | set(getattr(catalog, "methods", None) or ())
+    family = max(len(compared) * (len(compared) - 1) // 2, 1)
+    pool, split = _query_pool(catalog)
+    if plan is not None and plan.queries is None and pool is not None:  # stats --plan with --catalog
+        plan = dataclasses.replace(plan, queries=len(pool))
+    pairs = [pair_stats(votes, a, b, min_effect, family=family, the_plan=plan)
+             for a, b in itertools.combinations(methods, 2)]
     pairs = [p for p in pairs if p.votes]
     labels = _labels(catalog)
-    pool, split = _query_pool(catalog)
     out_pairs = []
     for p in pairs:
         d = p.as_dict()
@@ -52,7 +62,9 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
             judged = {v["query_id"] for v in votes if {v["method_left"], v["method_right"]} == {p.method_a, p.method_b}}
             d["query_pool"] = {"queries": len(pool), "left": len(pool - judged), "test_split": split}
         d["breakdown"] = {col: breakdown(votes, p.method_a, p.method_b, mapping) for col, mapping in labels.items()}
-        d["plain"] = verdict(d)
+        if plan is not None:
+            d["stopping_rule"] = stopping_rule(d, plan)
+        d["plain"] = verdict(d, plan=plan)
         out_pairs.append(d)
     if len(out_pairs) > 1:
         for d, adjusted in zip(out_pairs, holm([d["p_value"] for d in out_pairs])):
@@ -70,7 +82,11 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
         "other_catalog_votes": len(other_catalog),
+        "family": {"pairs": family, "alpha": plan.alpha if plan else ALPHA,
+                   "alpha_per_pair": (plan.alpha if plan else ALPHA) / family},
     }
+    if plan is not None:
+        result["plan"] = plan.as_dict()
     pooled = describe(votes)
     if pooled:
         result["catalog_warning"] = (f"Warning: {pooled}; this verdict pools them. Name the arena's catalog "
@@ -149,27 +165,47 @@ def _range(low: float, high: float) -> str:
     return f"{100 * low:.0f}-{100 * high:.0f}%"
 
 
-def verdict(pair: dict, alpha: float = ALPHA) -> str:
-    """The plain sentence a product owner can act on: who is better, or how many more votes."""
+def _decision(pair: dict) -> dict:
+    """The verdict's test and what it says (older summaries: the headline's)."""
+    return pair.get("decision") or {**pair["headline"], "test": "always-valid"}
+
+
+def _lead(pair: dict) -> tuple[str, float, float, float]:
+    head, a, b = pair["headline"], pair["method_a"], pair["method_b"]
+    share, low, high = head["estimate"], head["ci_low"], head["ci_high"]
+    return (b, share, low, high) if share >= 0.5 else (a, 1 - share, 1 - high, 1 - low)
+
+
+def _split(rate: float) -> str:
+    return f"{round(100 * rate)}/{round(100 * (1 - rate))}"
+
+
+def verdict(pair: dict, alpha: float = ALPHA, plan: Plan | None = None) -> str:
+    """The plain sentence a product owner can act on: who is better, or what to do next. With a
+    plan, its stopping rule follows the first clause."""
     a, b = pair["method_a"], pair["method_b"]
-    head = pair["headline"]
+    head, decision = pair["headline"], _decision(pair)
     if not pair["decisive"]:
         return f"No decisive votes yet between {a} and {b} ({pair['votes']} votes)."
-    share, low, high = head["estimate"], head["ci_low"], head["ci_high"]
-    lead, share_l, low_l, high_l = (b, share, low, high) if share >= 0.5 else (a, 1 - share, 1 - high, 1 - low)
+    lead, share_l, low_l, high_l = _lead(pair)
     queries = f"{head['queries']} quer{'y' if head['queries'] == 1 else 'ies'}"
-    if head["significant"]:
-        return (f"{lead} is better: it wins {_pct(share_l)} of the time, query by query "
-                f"(95% CI {_range(low_l, high_l)}, {queries}).")
-    plan = pair["votes_needed"]
-    status = (f"{a} and {b} are level at 50%" if share == 0.5 else f"{lead} leads with {_pct(share_l)}")
+    if decision["significant"]:
+        better = f"{lead} is better: it wins {_pct(share_l)} of the time, query by query " \
+                 f"(95% CI {_range(low_l, high_l)}, {queries})."
+        return better + (f" Plan ({_plan_words(plan)}): {pair['stopping_rule']}." if plan else "")
+    status = f"{a} and {b} are level at 50%" if head["estimate"] == 0.5 else f"{lead} leads with {_pct(share_l)}"
     first = f"No clear winner yet: {status} (95% CI {_range(low_l, high_l)}, {queries})"
-    diff = f"{_pct(plan['win_rate'])}/{_pct(1 - plan['win_rate'])}".replace("%", "")
-    if plan["more_votes"] is None:
+    if plan is not None:
+        return f"{first}. Plan ({_plan_words(plan)}): {pair['stopping_rule']}."
+    if head["queries"] == 1:  # each query counts once: no number of votes on it can decide
+        return f"{first}; vote on other queries: more votes on this one query cannot decide."
+    needed = pair["votes_needed"]
+    diff = _split(needed["win_rate"])
+    if needed["more_votes"] is None:
         return f"{first}; a {diff} difference would take more votes than can be planned."
-    more = plan["more_votes"]
-    if more == 0:  # a fixed-size test would have enough; the always-valid one asks for more
-        return f"{first}; keep voting: the lead is not yet strong enough to call safely."
+    more = needed["more_votes"]
+    if more == 0:  # the simulated arenas had fired by now; this one has not yet
+        return f"{first}; keep voting on new queries: the lead is not yet strong enough to call safely."
     told = f"about {more} more vote{'' if more == 1 else 's'} on new queries would tell a {diff} difference"
     pool = pair.get("query_pool")
     if pool and more > pool["left"]:  # each query counts once: votes on judged ones add little
@@ -180,14 +216,48 @@ def verdict(pair: dict, alpha: float = ALPHA) -> str:
     return f"{first}; {told}."
 
 
+def _plan_words(plan: Plan) -> str:
+    return f"{plan.label()} or more, at most {plan.max_votes} votes a pair, alpha {plan.alpha:g}"
+
+
+def stopping_rule(pair: dict, plan: Plan) -> str:
+    """The plan's stopping rule for a pair: 'stop: X is better', 'stop: no difference of 60/40 or
+    more is left plausible', 'stop: the plan's N votes are spent ...' or 'keep going, about N more'."""
+    decision, head = _decision(pair), pair["headline"]
+    if pair["decisive"] and decision["significant"]:
+        return f"stop: {_lead(pair)[0]} is better"
+    # the interval holds neither 60/40 nor 40/60: a difference worth acting on is no longer plausible
+    if pair["decisive"] and 1 - plan.effect < head["ci_low"] and head["ci_high"] < plan.effect:
+        return f"stop: no difference of {plan.label()} or more is left plausible"
+    if pair["decisive"] >= plan.max_votes:
+        return f"stop: the plan's {plan.max_votes} votes are spent without a verdict"
+    if head["queries"] == 1:
+        return "keep going on other queries: more votes on this one query cannot decide"
+    needed = pair["votes_needed"]
+    more = needed["more_votes"]
+    if more is not None and decision["test"] != GROUP_SEQUENTIAL and \
+            pair["decisive"] + more > plan.max_votes:  # the betting test needs more than the plan spends
+        more = None
+    if more is None:
+        return (f"keep going, up to the plan's {plan.max_votes} votes; a {plan.label()} difference is unlikely "
+                "to be told within them")
+    if more == 0:
+        return "keep going on new queries: the lead is not yet strong enough to call safely"
+    return f"keep going, about {more} more vote{'' if more == 1 else 's'} on new queries"
+
+
 def numbers(pair: dict) -> str:
     """The numbers under the plain sentence, each labelled with what it assumes."""
     a, b = pair["method_a"], pair["method_b"]
-    head, bias, plan = pair["headline"], pair["position_bias"], pair["votes_needed"]
-    lines = [
-        f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
-        f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); always-valid sequential "
-        f"p {_p(head['sequential_p_value'])}, safe to check after every vote.",
+    head, bias, needed = pair["headline"], pair["position_bias"], pair["votes_needed"]
+    lines = []
+    if pair["decisive"]:
+        lines.append(
+            f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
+            f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); always-valid sequential "
+            f"p {_p(head['sequential_p_value'])}, safe to check after every vote.")
+    lines.append(_test_line(pair))
+    lines += [
         _per_vote(pair),
         f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of {pair['queries']} "
         f"queries (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
@@ -199,15 +269,39 @@ def numbers(pair: dict) -> str:
                      f"{bias['b_left_votes']} on the left, {bias['b_right_wins']} of {bias['b_right_votes']} on the "
                      f"right; left picked {_pct(bias['left_rate'])} when the methods are even; Fisher's exact "
                      f"p {_p(bias['p_value'])}.")
-    if plan["more_votes"] is not None:
-        lines.append(f"Votes still needed: {plan['more_votes']} more decisive votes on new queries give a sign test "
-                     f"{_pct(plan['power'])} power (exact) at a true {_pct(plan['win_rate'])} win rate "
-                     f"({plan['source'].replace('_', ' ')}).")
+    if needed["more_votes"] is not None:
+        how = ("exact, from the current lead" if needed.get("test") == GROUP_SEQUENTIAL
+               else "simulated arenas, from the start")
+        lines.append(f"Votes still needed: {needed['more_votes']} more decisive votes on new queries give the "
+                     f"verdict's test ({needed.get('test', 'always-valid')}) {_pct(needed['power'])} power at a true "
+                     f"{_split(needed['win_rate'])} difference ({needed['source'].replace('_', ' ')}; {how}).")
     return "\n".join(lines)
+
+
+def _test_line(pair: dict) -> str:
+    """Which test says "better", at which alpha, and why that one."""
+    d = pair.get("decision") or {}
+    family = d.get("family_pairs", 1)
+    level = f"alpha {d.get('alpha', ALPHA):.3g}" + (f" (the table's alpha shared by {family} pairs)" if family > 1 else "")
+    if d.get("test") == GROUP_SEQUENTIAL:
+        power = d["power"]
+        return (f"Verdict's test: group-sequential, fitted to the plan, at {level}: better when one method leads by "
+                f"{d['boundary']} queries (first decisive votes) within {d['entries_max']}; now "
+                f"{'+' if d['lead'] > 0 else ''}{d['lead']} for {b_or_a(pair, d['lead'])} after {d['entries']}. Chosen "
+                f"before any vote for its power at the plan: {_pct(power['group-sequential'])} against "
+                f"{_pct(power['always-valid'])} for the always-valid test.")
+    return f"Verdict's test: always-valid (betting over queries), at {level}."
+
+
+def b_or_a(pair: dict, lead: int) -> str:
+    return pair["method_b"] if lead >= 0 else pair["method_a"]
 
 
 def _per_vote(pair: dict) -> str:
     a, b = pair["method_a"], pair["method_b"]
+    if not pair["decisive"]:
+        return (f"Per vote: no decisive votes yet ({pair['votes']} vote{'s' if pair['votes'] != 1 else ''}, "
+                "all ties or both bad).")
     rate = pair["win_rate_b"] or 0.0
     lead, wins, share, low, high = ((b, pair["wins_b"], rate, pair["ci_low"], pair["ci_high"]) if rate >= 0.5 else
                                     (a, pair["wins_a"], 1 - rate, 1 - pair["ci_high"], 1 - pair["ci_low"]))

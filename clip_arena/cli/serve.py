@@ -64,6 +64,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--explore", action=argparse.BooleanOptionalAction, default=None,
                    help="the Explore tab (default: on locally without logins, off when annotators sign in or "
                         "the app is hosted, since it would tell them which side is which)")
+    p.add_argument("--plan", metavar="effect=RATE,max_votes=N[,alpha=A]",
+                   help="state the evaluation plan before voting (the smallest difference worth acting on, the most "
+                        "decisive votes a pair, alpha): stored beside the vote store; the Results tab and stats "
+                        "show its stopping rule")
     p.add_argument("--max-votes-per-hour", dest="max_votes_per_hour", type=int, metavar="N",
                    help="most votes one annotator may cast in any hour (default 0: no cap)")
     p.add_argument("--min-display-ms", dest="min_display_ms", type=int, metavar="MS",
@@ -150,6 +154,18 @@ def describe(settings, arena, users) -> list[str]:
     ]
 
 
+def _parse_plan(text):
+    """--plan's text as a Plan (None without one); a bad one is said in one sentence before anything loads."""
+    if text is None:
+        return None
+    from clip_arena.votes.plan import parse_plan
+
+    try:
+        return parse_plan(text)
+    except ValueError as e:
+        raise UserError(f"--plan {text!r}: {e}.") from None
+
+
 def run(args) -> int:
     settings = settings_from_args(args)
     if not 0.0 <= settings.gold_share <= 0.5:
@@ -158,8 +174,16 @@ def run(args) -> int:
         raise UserError("--push-minutes must be 0 or more.")
     if settings.max_votes_per_hour < 0 or settings.min_display_ms < 0:
         raise UserError("--max-votes-per-hour and --min-display-ms must be 0 or more.")
+    plan = _parse_plan(getattr(args, "plan", None))
     arena, users = check(settings)
-    print("CLIP Arena serves\n  " + "\n  ".join(describe(settings, arena, users)), flush=True)
+    lines = describe(settings, arena, users)
+    if plan is not None:
+        from clip_arena.votes.plan import plan_words, write_plan
+
+        maker = getattr(arena, "maker", None)  # its query images: each enters the plan's test once
+        queries = len(maker.candidates) if maker is not None else None
+        lines.append("plan: " + plan_words(write_plan(settings.votes, plan, len(arena.store.votes()), queries)))
+    print("CLIP Arena serves\n  " + "\n  ".join(lines), flush=True)
     from clip_arena import webapp as app
 
     app.launch(settings, arena)

@@ -1,4 +1,5 @@
-"""clip-arena stats --votes PATH [--catalog PATH] [--exclude-annotator NAME ...] [--min-effect RATE] [--json]"""
+"""clip-arena stats --votes PATH [--catalog PATH] [--exclude-annotator NAME ...] [--min-effect RATE]
+[--plan effect=0.6,max_votes=400,alpha=0.05] [--json]"""
 
 from __future__ import annotations
 
@@ -21,15 +22,28 @@ def _win_rate(text: str) -> float:
     return value
 
 
+def _plan(text: str):
+    from clip_arena.votes.plan import parse_plan
+
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return parse_plan(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 DESCRIPTION = """\
 The verdict of a vote store: for each pair of methods a plain sentence, then win rates with 95%
 intervals (clustered by query and per vote), ties, position bias and the votes still needed, and a
-Bradley-Terry leaderboard. --json prints all of it and more (annotators' agreement, and with
+Bradley-Terry leaderboard. With an evaluation plan (--plan, or the one `serve --plan` stored
+beside the vote store) each pair also gets the plan's stopping rule. --json prints all of it and more (annotators' agreement, and with
 --catalog breakdowns by its metadata columns and proxy metrics) as one object."""
 EXAMPLES = """\
 examples:
   clip-arena stats --votes votes.db
-  clip-arena stats --votes votes.db --catalog catalog.parquet --exclude-annotator bob --json"""
+  clip-arena stats --votes votes.db --catalog catalog.parquet --exclude-annotator bob --json
+  clip-arena stats --votes votes.db --plan effect=0.6,max_votes=400,alpha=0.05"""
 
 
 def add_parser(subparsers) -> None:
@@ -47,6 +61,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-effect", type=_win_rate, metavar="RATE",
                    help="plan the votes still needed for this win rate (0.55 or 55 = a 55/45 difference); "
                         "default: the observed one")
+    p.add_argument("--plan", type=_plan, metavar="effect=RATE,max_votes=N[,alpha=A]",
+                   help="the evaluation plan: the smallest difference worth acting on (0.6 or 60/40), the most "
+                        "decisive votes to spend on a pair, alpha for the whole table (default 0.05); default: "
+                        "the plan stored beside the vote store by serve --plan, if any; 'none' ignores it")
     p.add_argument("--include-non-blind", action="store_true",
                    help="count votes cast after the methods were revealed (left out by default)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -70,7 +88,10 @@ def run(args) -> int:
     unknown = sorted(set(args.exclude_annotator) - {v["annotator"] for v in votes})
     if unknown:
         raise UserError(f"No votes from annotator {', '.join(map(repr, unknown))} in {args.votes}.")
-    result = summarize(votes, store.rounds(), catalog, bootstrap=args.bootstrap,
+    from clip_arena.votes.plan import plan_words, read_plan
+
+    plan = read_plan(args.votes) if args.plan is None else (None if args.plan == "none" else args.plan)
+    result = summarize(votes, store.rounds(), catalog, bootstrap=args.bootstrap, plan=plan,
                        exclude_annotators=args.exclude_annotator, min_effect=args.min_effect,
                        include_non_blind=args.include_non_blind, flags=store.flags(),
                        fingerprint=of_catalog(catalog) if catalog is not None else None)
@@ -80,6 +101,8 @@ def run(args) -> int:
     for key in ("catalog_warning", "catalog_note"):
         if result.get(key):
             print(result[key])  # first: it says what the verdict below is about
+    if plan is not None:
+        print(f"Plan: {plan_words(plan)}.")
     several = len(result["pairs"]) > 1
     for pair in result["pairs"]:
         print(f"{pair['method_a']} vs {pair['method_b']}: {pair['plain']}" if several else pair["plain"])
