@@ -23,7 +23,7 @@ DEFAULT_MIN_CONFIDENCE = 0.3
 MAX_ATTRIBUTES, MAX_VALUES, MAX_VALUE_CHARS = 32, 1000, 100
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # Columns the catalog already gives a meaning; an attribute cannot take their names.
-RESERVED = {"image_id", "image_uri", "caption", "split", "mini_train", "clean_title", "title", "category",
+RESERVED = {"templates", "image_id", "image_uri", "caption", "split", "mini_train", "clean_title", "title", "category",
             "source_uri", "duplicate_of", "duplicate_kind", "sha256", "phash", "width", "height", TIER_COLUMN}
 # How each known attribute is asked about; others use the generic prompt.
 PROMPTS = {
@@ -34,6 +34,9 @@ PROMPTS = {
     "object_type": "a photo of a {value}",
 }
 GENERIC_PROMPT = "a photo of a product with {attribute} {value}"
+# The optional `templates:` entry of a vocabulary file: {attribute: prompt with {value}}, for a model
+# trained on other captions (the emoji demo's models know "red apple", not "a photo of a red apple").
+TEMPLATES_KEY = "templates"
 
 
 def load_vocabulary(path: str | Path | None = None) -> dict[str, list[str]]:
@@ -48,10 +51,14 @@ def load_vocabulary(path: str | Path | None = None) -> dict[str, list[str]]:
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"Attribute vocabulary {path} is not valid YAML: {str(err).splitlines()[0][:120]}.") from None
     example = "e.g. {style: [modern, rustic], colour: [white, black]}"
-    if not isinstance(data, dict) or not data:
+    if not isinstance(data, dict) or not set(data) - {TEMPLATES_KEY}:
         raise UserError(f"Attribute vocabulary {path} must map attribute names to lists of values, {example}.")
     if len(data) > MAX_ATTRIBUTES:
         raise UserError(f"Attribute vocabulary {path} has {len(data)} attributes; at most {MAX_ATTRIBUTES}.")
+    templates = data.pop(TEMPLATES_KEY, None) or {}
+    if not isinstance(templates, dict) or not all(isinstance(t, str) and "{value}" in t for t in templates.values()):
+        raise UserError(f"Attribute vocabulary {path}: {TEMPLATES_KEY} maps attribute names to prompts holding "
+                        "{value}, e.g. {colour: 'a {value} sofa'}.")
     vocab = {}
     for name, values in data.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name in RESERVED:
@@ -69,15 +76,27 @@ def load_vocabulary(path: str | Path | None = None) -> dict[str, list[str]]:
         if len(set(clean)) != len(clean):
             raise UserError(f"Attribute vocabulary {path}: {name} lists a value twice.")
         vocab[name] = clean
+    unknown = [str(t) for t in templates if t not in vocab]
+    if unknown:
+        raise UserError(f"Attribute vocabulary {path}: {TEMPLATES_KEY} names {unknown[0][:40]!r}, which is not "
+                        "an attribute of the file.")
+    if templates:
+        vocab[TEMPLATES_KEY] = {str(k): v for k, v in templates.items()}
     return vocab
 
 
-def attribute_columns(vocab: dict[str, list[str]]) -> list[str]:
-    return [c for name in vocab for c in (name, f"{name}_confidence", f"{name}_margin")] + [TIER_COLUMN]
+def attributes_of(vocab: dict) -> dict[str, list[str]]:
+    """The attributes and their values (the vocabulary without its prompt templates)."""
+    return {k: v for k, v in vocab.items() if k != TEMPLATES_KEY}
 
 
-def prompt(attribute: str, value: str) -> str:
-    return PROMPTS.get(attribute, GENERIC_PROMPT).format(attribute=attribute.replace("_", " "), value=value)
+def attribute_columns(vocab: dict) -> list[str]:
+    return [c for name in attributes_of(vocab) for c in (name, f"{name}_confidence", f"{name}_margin")] + [TIER_COLUMN]
+
+
+def prompt(attribute: str, value: str, templates: dict | None = None) -> str:
+    template = (templates or {}).get(attribute) or PROMPTS.get(attribute, GENERIC_PROMPT)
+    return template.replace("{attribute}", attribute.replace("_", " ")).replace("{value}", value)
 
 
 def logit_scale(encoder) -> float:
@@ -97,9 +116,11 @@ class ZeroShot:
     def __init__(self, encoder, vocab: dict[str, list[str]], min_confidence: float = DEFAULT_MIN_CONFIDENCE):
         if not 0 <= min_confidence <= 1:
             raise UserError(f"--min-confidence {min_confidence} must be between 0 and 1.")
-        self.vocab, self.min_confidence = vocab, min_confidence
+        self.vocab, self.min_confidence = attributes_of(vocab), min_confidence
         self.scale = logit_scale(encoder)
-        self.text = {name: encoder.encode_texts([prompt(name, v) for v in values]) for name, values in vocab.items()}
+        templates = vocab.get(TEMPLATES_KEY)
+        self.text = {name: encoder.encode_texts([prompt(name, v, templates) for v in values])
+                     for name, values in self.vocab.items()}
 
     def __call__(self, image_embeddings: np.ndarray) -> dict[str, list]:
         return classify(image_embeddings, self.text, self.vocab, self.scale, self.min_confidence)

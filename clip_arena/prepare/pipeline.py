@@ -255,7 +255,7 @@ class Prepare:
         except ImportError as err:
             raise UserError(f"The VLM tier is not available in this install ({err}); use --tier offline.") from None
         try:
-            return vlm_attributes(rows, self.vocab, folder / "vlm", model=self.o.vlm_model,
+            return vlm_attributes(rows, attrs.attributes_of(self.vocab), folder / "vlm", model=self.o.vlm_model,
                                   base_url=self.o.vlm_base_url, progress=lambda m: print(m, file=sys.stderr),
                                   id_column="image_id", image_column="image_uri", title_column="clean_title",
                                   image_limits=self.o.limits).reset_index(drop=True)
