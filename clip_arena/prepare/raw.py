@@ -6,6 +6,7 @@ would clash with one of them is kept as `raw_<name>`."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,11 @@ class Columns:
 
 
 def find_columns(header: list[str], given: dict[str, str | None]) -> Columns:
-    """The given columns (each must exist), else the first candidate name present (case-insensitive)."""
+    """The given columns (each must exist), else the first candidate name present (case, spaces and
+    hyphens aside)."""
     lower = {}
-    for name in header:
-        lower.setdefault(str(name).strip().lower(), name)
+    for name in header:  # "Image Path", "image-path" and "image_path" are the same name
+        lower.setdefault(re.sub(r"[\s\-.]+", "_", str(name).strip().lower()), name)
     found = {}
     for role, candidates in CANDIDATES.items():
         name = given.get(role)

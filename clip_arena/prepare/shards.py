@@ -52,18 +52,16 @@ def jpeg_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def template_fields(template: str) -> list[str]:
-    try:
-        return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as err:
-        raise UserError(f"--caption-template {template[:80]!r} is not a valid template: {err}.") from None
-
-
 def check_template(template: str, columns: Iterable[str]) -> None:
     """Refused before any work: a field the catalog does not have, or a field with a format spec."""
     known = set(columns)
-    for field in template_fields(template):
-        if not field or not re.fullmatch(r"\w+", field):
+    try:
+        parsed = [(field, conversion, spec) for _, field, spec, conversion in string.Formatter().parse(template)
+                  if field is not None]
+    except ValueError as err:
+        raise UserError(f"--caption-template {template[:80]!r} is not a valid template: {err}.") from None
+    for field, conversion, spec in parsed:
+        if not field or not re.fullmatch(r"\w+", field) or conversion or spec:
             raise UserError(f"--caption-template fields are plain column names in braces, e.g. {{clean_title}}; "
                             f"{field!r} is not one.")
         if field not in known:
