@@ -129,8 +129,8 @@ def test_a_killed_prepare_resumed_redoes_no_finished_work(tmp_path, monkeypatch)
     real_clean, real_attributes = stages.clean_part, stages.attributes_part
     monkeypatch.setattr(stages, "clean_part", lambda recs, ctx: done_rows.__setitem__(
         "clean", done_rows["clean"] + len(recs)) or real_clean(recs, ctx))
-    monkeypatch.setattr(stages, "attributes_part", lambda recs, *a: done_rows.__setitem__(
-        "attributes", done_rows["attributes"] + len(recs)) or real_attributes(recs, *a))
+    monkeypatch.setattr(stages, "attributes_part", lambda recs, **kw: done_rows.__setitem__(
+        "attributes", done_rows["attributes"] + len(recs)) or real_attributes(recs, **kw))
     summary = Prepare(Options(**options, resume=True), progress=lambda *a: None).run()
     assert summary["stages"] == {"clean": "resumed", "attributes": "done", "split": "done", "shards": "done"}
     assert done_rows == {"clean": 0, "attributes": 15 - 8}  # only the parts not saved before the kill

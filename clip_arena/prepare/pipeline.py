@@ -12,6 +12,7 @@ left out and why, duplicate images), OUT/shards/<split>/shard-NNNNNN.tar and OUT
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -88,13 +89,20 @@ def atomic_parquet(path: Path, df: pd.DataFrame) -> None:
 
 
 class LocalEngine:
-    """Parts done one after another in this process."""
+    """Parts done one after another in this process. `fn(records)` does a part; or `make()` builds, once
+    and only when a part is left to do, the function that does (a model's load)."""
 
     name = "local"
 
-    def map_parts(self, fn: Callable[[list[dict]], list], parts: list[tuple[int, list[dict]]], **_) -> Iterator:
+    def map_parts(self, parts: list[tuple[int, list[dict]]], fn: Callable | None = None,
+                  make: Callable | None = None) -> Iterator:
         for number, records in parts:
+            if fn is None:
+                fn = make()
             yield number, fn(records)
+
+    def close(self) -> None:
+        pass
 
 
 class Prepare:
@@ -153,7 +161,7 @@ class Prepare:
                             f"run it first (`--stage {stage}`), or run prepare without --stage.")
         return info
 
-    def _parts(self, stage: str, records: list[dict], fn, **engine_kw) -> list:
+    def _parts(self, stage: str, records: list[dict], **engine_kw) -> list:
         """fn over the records in parts of part_rows, each part's rows saved as it finishes; finished
         parts (when resuming) are read back, not redone."""
         folder = self.folder(stage)
@@ -163,7 +171,7 @@ class Prepare:
         todo = [(n, records[n * size:(n + 1) * size]) for n in range(count) if not path(n).is_file()]
         done_rows = (count - len(todo)) * size
         self.progress(stage, min(done_rows, len(records)), len(records))
-        for number, rows in self.engine.map_parts(fn, todo, **engine_kw):
+        for number, rows in self.engine.map_parts(todo, **engine_kw):
             atomic_json(path(number), rows)
             done_rows += len(rows)
             self.progress(stage, min(done_rows, len(records)), len(records))
@@ -187,7 +195,7 @@ class Prepare:
 
     def _clean(self) -> None:
         folder = self._start("clean")
-        rows = self._parts("clean", self.records, lambda recs: stages.clean_part(recs, self.ctx), kind="io")
+        rows = self._parts("clean", self.records, fn=functools.partial(stages.clean_part, ctx=self.ctx))
         seen: dict[str, int] = {}
         for r in rows:
             if not r["error_kind"]:
@@ -217,36 +225,23 @@ class Prepare:
             frame.insert(0, "image_id", [r["image_id"] for r in usable])
             frame.insert(1, "error", frame.pop("vlm_error") if "vlm_error" in frame else "")
             frame = frame.drop(columns=["clean_title"], errors="ignore")  # ours: the same rules for every tier
-        else:
-            encoder_box: list = []
-
-            def model():  # loaded only when a part is left to do: a resumed run may need none
-                if not encoder_box:
-                    from clip_arena.models import get_encoder
-
-                    encoder = get_encoder(self.o.model, self.o.device, self.o.precision)
-                    encoder_box.append((encoder, attrs.ZeroShot(encoder, self.vocab, self.o.min_confidence)))
-                return encoder_box[0]
-
-            def work(records):
-                encoder, zero_shot = model()
-                return stages.attributes_part(records, self.ctx, zero_shot, encoder)
-
-            rows = self._parts("attributes", usable, work, kind="model", model=self.o.model,
-                               settings=(self.vocab, self.o.min_confidence, self.o.device, self.o.precision))
+        else:  # the model loads only when a part is left to do: a resumed run may need none
+            make = functools.partial(stages.attribute_worker, self.o.model, self.o.device, self.o.precision,
+                                     self.vocab, self.o.min_confidence, self.ctx)
+            rows = self._parts("attributes", usable, make=make)
             frame = pd.DataFrame(rows, columns=["image_id", "error", *attrs.attribute_columns(self.vocab)])
-            size = self.o.image_size or self._model_size(encoder_box)
+            size = self.o.image_size or self._model_size()
         atomic_parquet(folder / "result.parquet", frame)
         atomic_json(folder / "done.json", {"rows": len(frame), "tier": self.o.tier, "image_size": size,
                                            "model": self.o.model if self.o.tier == "offline" else self.o.vlm_model})
 
-    def _model_size(self, loaded: list) -> int:
-        if loaded:
-            encoder = loaded[0][0]
-        else:
-            from clip_arena.models import get_encoder
+    def _model_size(self) -> int:
+        """The model's square input side (the shards' image size); on CPU in fp32 here, as Ray's driver
+        needs no GPU (a local run on the same device finds the model loaded already)."""
+        from clip_arena.models import get_encoder
 
-            encoder = get_encoder(self.o.model, self.o.device, self.o.precision)
+        device = self.o.device if self.engine.name == "local" else "cpu"
+        encoder = get_encoder(self.o.model, device, self.o.precision if self.engine.name == "local" else "fp32")
         return int(getattr(encoder.preprocess, "size", 0) or FALLBACK_IMAGE_SIZE)
 
     def _vlm(self, rows: pd.DataFrame, folder: Path) -> pd.DataFrame:
@@ -326,13 +321,16 @@ class Prepare:
     def _samples(self, split_name: str, rows: list[dict], size: int):
         size_rows = self.o.part_rows
         parts = [(n, rows[n * size_rows:(n + 1) * size_rows]) for n in range(math.ceil(len(rows) / size_rows))]
-        done = 0
+        done, ready, following = 0, {}, 0
         self.progress(f"shards {split_name}", 0, len(rows))
-        for _, samples in self.engine.map_parts(
-                lambda recs: stages.sample_part(recs, self.ctx, size, self.o.template), parts, kind="io"):
-            for s in samples:
-                if s is not None:
-                    yield s
+        work = functools.partial(stages.sample_part, ctx=self.ctx, size=size, template=self.o.template)
+        for number, samples in self.engine.map_parts(parts, fn=work):
+            ready[number] = samples
+            while following in ready:  # in the catalog's order, whichever part finished first
+                for s in ready.pop(following):
+                    if s is not None:
+                        yield s
+                following += 1
             done += len(samples)
             self.progress(f"shards {split_name}", done, len(rows))
 

@@ -8,6 +8,7 @@ analyzer.fetch; a fetched image is kept under OUT/images so later stages (and `e
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -99,6 +100,17 @@ def load_images(uris: list[str], ctx: Context, target_size: int | None = None) -
 
     with ThreadPoolExecutor(THREADS) as pool:
         return list(pool.map(one, uris))
+
+
+def attribute_worker(model: str, device: str | None, precision: str | None, vocab: dict, min_confidence: float,
+                     ctx: Context):
+    """The function that does an attributes part: the model loaded, the vocabulary's text encoded, once."""
+    from clip_arena.models import get_encoder
+    from clip_arena.prepare.attributes import ZeroShot
+
+    encoder = get_encoder(model, device, precision)
+    zero_shot = ZeroShot(encoder, vocab, min_confidence)
+    return functools.partial(attributes_part, ctx=ctx, zero_shot=zero_shot, encoder=encoder)
 
 
 def attributes_part(records: list[dict], ctx: Context, zero_shot, encoder) -> list[dict]:
