@@ -39,7 +39,8 @@ def _size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)?\s*", text.lower())
     if not match:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a size in bytes (e.g. 500000000 or 500MB)")
-    unit = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}[match.group(2) or ""]
+    units = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+    unit = units[match.group(2) or ""]
     return int(float(match.group(1)) * unit)
 
 
@@ -131,11 +132,13 @@ def run(args) -> int:
     print(f"{out}: {stages}")
     if "usable" in summary:
         splits = summary["splits"]
+        dupes = summary["duplicates"]
         print(f"{summary['usable']:,} of {summary['input_rows']:,} rows usable ({summary['skipped']:,} left out, "
-              f"{summary['duplicates']:,} duplicate images); split: "
+              f"{dupes:,} duplicate image{'' if dupes == 1 else 's'}); split: "
               + ", ".join(f"{s} {n:,}" for s, n in splits.items()) + f"; attributes: {summary['attributes_tier']} tier")
-    if summary["skipped"] if "skipped" in summary else 0:
+    if summary.get("skipped"):
         print(f"rows left out, and why: {out}/report.json", file=sys.stderr)
     if "shards" in summary:
-        print("shards: " + ", ".join(f"{s} {n}" for s, n in summary["shards"].items()) + f"; manifest: {out}/manifest.json")
+        print("shards: " + ", ".join(f"{s} {n}" for s, n in summary["shards"].items())
+              + f"; manifest: {out}/manifest.json")
     return 0

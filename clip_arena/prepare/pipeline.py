@@ -283,8 +283,8 @@ class Prepare:
         atomic_parquet(self.out / "catalog.parquet", catalog)
         skipped = [{"row": int(r["row"]) + 2, "image_id": r["image_id"], "kind": r["error_kind"], "reason": r["error"]}
                    for r in clean[clean["error_kind"] != ""].to_dict("records")]
-        skipped += [{"row": int(r["row"]) + 2, "image_id": r["image_id"], "kind": "unreadable", "reason": r["image_error"]}
-                    for r in gone.to_dict("records")]
+        skipped += [{"row": int(r["row"]) + 2, "image_id": r["image_id"], "kind": "unreadable",
+                     "reason": r["image_error"]} for r in gone.to_dict("records")]
         duplicates = [{"image_id": r["image_id"], "duplicate_of": r["duplicate_of"], "kind": r["duplicate_kind"]}
                       for r in catalog.to_dict("records") if r["duplicate_of"]]
         counts = {s: int((catalog["split"] == s).sum()) for s in SPLITS}

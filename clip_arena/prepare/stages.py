@@ -131,5 +131,5 @@ def sample_part(records: list[dict], ctx: Context, size: int, template: str) -> 
     """WebDataset samples for the records (None for an image gone bad since the clean stage)."""
     from clip_arena.prepare.shards import sample
 
-    images = load_images([r["image_uri"] for r in records], ctx)
+    images = load_images([r["image_uri"] for r in records], ctx, size)  # JPEGs reduced in the DCT, to >= size
     return [None if isinstance(im, ImageLoadError) else sample(r, im, size, template) for r, im in zip(records, images)]
