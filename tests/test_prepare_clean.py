@@ -75,3 +75,27 @@ def test_near_duplicates_are_found_without_comparing_every_pair():
     hashes[1500] = hashes[7] ^ 0b1011  # three bits apart: a near copy
     found = duplicate_groups(ids, ids, hashes, max_distance=4)  # sha256s all differ
     assert found == {"r1500": ("r7", "near")}
+
+
+def test_image_urls_follow_the_fetch_rules_and_are_kept_as_files(tmp_path):
+    import dataclasses
+    import io
+
+    from clip_arena.core.settings import FetchLimits
+    from clip_arena.prepare.stages import Context, clean_part
+    from http_server import LocalServer, Route
+
+    buffer = io.BytesIO()
+    _photo(3).save(buffer, "PNG")
+    with LocalServer() as server:
+        server.routes["/chair.png"] = Route(buffer.getvalue(), headers={"Content-Type": "image/png"})
+        records = [{"image_id": "a", "title": "CHAIR SALE", "source_uri": server.url("/chair.png")}]
+        strict = Context((str(tmp_path),), str(tmp_path / "images"), FetchLimits())
+        refused = clean_part(records, strict)[0]
+        assert refused["error_kind"] and refused["image_uri"] == ""  # 127.0.0.1 is private: refused by default
+        allowed = dataclasses.replace(strict, limits=FetchLimits(allow_private_urls=True))
+        row = clean_part(records, allowed)[0]
+    assert row["error"] == "" and row["clean_title"] == "Chair"
+    kept = tmp_path / "images" / f"{row['sha256'][:32]}.png"
+    assert row["image_uri"] == str(kept) and kept.read_bytes() == buffer.getvalue()
+    assert (row["width"], row["height"]) == (96, 72)
