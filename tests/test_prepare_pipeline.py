@@ -138,3 +138,22 @@ def test_a_killed_prepare_resumed_redoes_no_finished_work(tmp_path, monkeypatch)
     again = Prepare(Options(**options, resume=True), progress=lambda *a: None).run()
     assert set(again["stages"].values()) == {"resumed"} and done_rows["attributes"] == 7
     assert (tmp_path / "out" / "manifest.json").read_bytes() == manifest
+
+
+def test_rows_added_to_the_csv_leave_the_earlier_rows_split_alone(tmp_path):
+    raw = _raw_catalog(tmp_path, n=10)
+    (tmp_path / "vocab.yaml").write_text("colour: [red, blue]\n")
+    options = dict(csv=raw, out=tmp_path / "out", model="demo:base", device="cpu", split="50/25/25",
+                   vocabulary=str(tmp_path / "vocab.yaml"), template="{clean_title}")
+    Prepare(Options(**options), progress=lambda *a: None).run(["clean", "attributes", "split"])
+    first = pd.read_parquet(tmp_path / "out" / "catalog.parquet").set_index("image_id")["split"]
+    rng = np.random.default_rng(1)
+    with raw.open("a") as f:
+        for i in range(10, 22):
+            Image.fromarray(rng.integers(0, 255, (30, 40, 3), np.uint8)).save(tmp_path / "img" / f"p{i}.png")
+            f.write(f"p{i},New chair {i},img/p{i}.png,{CATEGORIES[i % 2]}\n")
+    summary = Prepare(Options(**options), progress=lambda *a: None).run(["clean", "attributes", "split"])
+    grown = pd.read_parquet(tmp_path / "out" / "catalog.parquet").set_index("image_id")["split"]
+    assert len(grown) == len(first) + 12 and summary["split_kept"] == len(first)
+    assert (grown.loc[first.index] == first).all()  # the test rows the arena measured on stay test rows
+    assert set(grown.drop(first.index)) == {"train", "val", "test"}

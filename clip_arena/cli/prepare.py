@@ -19,7 +19,8 @@ resumable stages:
               zero-shot with --model (--tier offline), or by a vision-language model (--tier vlm);
               "unknown" below --min-confidence; the tier is named in the attributes_tier column
   split       train/val/test (--split), seeded, stratified by the category column, duplicates kept
-              together; rows of an earlier OUT/catalog.parquet keep their split; a mini_train subset
+              together; rows of an earlier OUT/catalog.parquet keep their split (unless --resplit);
+              a mini_train subset for smoke runs
   shards      WebDataset shards OUT/shards/<split>/shard-NNNNNN.tar (jpg, txt, json) and
               OUT/manifest.json (counts per split, shard names, sha256 checksums)
 Writes OUT/catalog.parquet (one row per usable input row; `clip-arena embed --metadata
@@ -72,6 +73,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vlm-base-url", help="with --tier vlm: an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--split", default="80/10/10", metavar="TRAIN/VAL/TEST", help="percentages (default 80/10/10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--resplit", action="store_true",
+                   help="draw every row's split again (default: rows of an earlier OUT/catalog.parquet keep theirs)")
     p.add_argument("--mini-train", type=int, default=256, metavar="N",
                    help="train rows flagged mini_train for smoke runs (default 256)")
     p.add_argument("--caption-template", default=None, metavar="TEMPLATE",
@@ -114,7 +117,7 @@ def run(args) -> int:
                  "category": args.category_column},
         image_roots=args.image_roots, vocabulary=args.attributes, tier=args.tier, model=settings.model,
         device=settings.device, precision=settings.precision, min_confidence=args.min_confidence,
-        split=args.split, seed=args.seed, mini_train=args.mini_train, shard_count=args.shard_count,
+        split=args.split, seed=args.seed, mini_train=args.mini_train, resplit=args.resplit, shard_count=args.shard_count,
         shard_size=args.shard_size, template=args.caption_template or DEFAULT_TEMPLATE, image_size=args.image_size,
         resume=args.resume, limits=settings.limits, vlm_model=args.vlm_model, vlm_base_url=args.vlm_base_url,
         engine=engine, **({"part_rows": ray_options.part_rows} if ray_options and ray_options.part_rows else {}))
@@ -136,6 +139,9 @@ def run(args) -> int:
         print(f"{summary['usable']:,} of {summary['input_rows']:,} rows usable ({summary['skipped']:,} left out, "
               f"{dupes:,} duplicate image{'' if dupes == 1 else 's'}); split: "
               + ", ".join(f"{s} {n:,}" for s, n in splits.items()) + f"; attributes: {summary['attributes_tier']} tier")
+        if summary["split_kept"]:
+            print(f"{summary['split_kept']:,} rows kept the split of the earlier {out}/catalog.parquet "
+                  "(--resplit draws every row again)")
     if summary.get("skipped"):
         print(f"rows left out, and why: {out}/report.json", file=sys.stderr)
     if "shards" in summary:

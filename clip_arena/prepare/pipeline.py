@@ -53,6 +53,7 @@ class Options:
     split: str = "80/10/10"
     seed: int = 0
     mini_train: int = splitting.MINI_TRAIN_ROWS
+    resplit: bool = False  # draw every row again, ignoring the splits of an earlier catalog in OUT
     shard_count: int = shards.DEFAULT_MAX_COUNT
     shard_size: int = shards.DEFAULT_MAX_SIZE
     template: str = shards.DEFAULT_TEMPLATE
@@ -131,7 +132,8 @@ class Prepare:
         self.fp["clean"] = fingerprint(self.fp["input"], opts.part_rows, opts.duplicate_distance)
         self.fp["attributes"] = fingerprint(self.fp["clean"], opts.tier, opts.model if opts.tier == "offline" else
                                             opts.vlm_model, self.vocab, opts.min_confidence, opts.part_rows)
-        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.template)
+        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.template,
+                                       opts.resplit)
         self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size)
 
     # -- bookkeeping ----------------------------------------------------------------------------------
@@ -274,7 +276,8 @@ class Prepare:
         category = self.columns.category
         strata = usable[category].tolist() if category else None
         groups = [d or i for d, i in zip(usable["duplicate_of"], ids)]
-        previous = _previous_splits(self.out / "catalog.parquet")
+        previous = {} if self.o.resplit else _previous_splits(self.out / "catalog.parquet")
+        kept = sum(i in previous for i in ids)
         usable["split"] = splitting.assign(ids, self.o.split, self.o.seed, strata, groups, previous)
         usable["mini_train"] = splitting.mini_train(ids, usable["split"].tolist(), strata, self.o.mini_train,
                                                     self.o.seed)
@@ -289,8 +292,8 @@ class Prepare:
                       for r in catalog.to_dict("records") if r["duplicate_of"]]
         counts = {s: int((catalog["split"] == s).sum()) for s in SPLITS}
         atomic_json(self.out / "report.json", {"input_rows": len(clean), "usable": len(catalog), "splits": counts,
-                                               "attributes_tier": info["tier"], "skipped": skipped,
-                                               "duplicates": duplicates})
+                                               "split_kept": kept, "attributes_tier": info["tier"],
+                                               "skipped": skipped, "duplicates": duplicates})
         atomic_json(folder / "done.json", {"rows": len(catalog), "splits": counts, "image_size": info["image_size"]})
 
     def _shards(self) -> None:
@@ -339,7 +342,7 @@ class Prepare:
         report = self.out / "report.json"
         if report.is_file():
             data = json.loads(report.read_text(encoding="utf-8"))
-            out.update({k: data[k] for k in ("input_rows", "usable", "splits", "attributes_tier")})
+            out.update({k: data[k] for k in ("input_rows", "usable", "splits", "split_kept", "attributes_tier")})
             out["skipped"] = len(data["skipped"])
             out["duplicates"] = len(data["duplicates"])
         manifest = self.out / "manifest.json"
