@@ -99,3 +99,23 @@ def test_image_urls_follow_the_fetch_rules_and_are_kept_as_files(tmp_path):
     kept = tmp_path / "images" / f"{row['sha256'][:32]}.png"
     assert row["image_uri"] == str(kept) and kept.read_bytes() == buffer.getvalue()
     assert (row["width"], row["height"]) == (96, 72)
+
+
+def test_hostile_image_cells_are_reported_per_row_never_a_crash(tmp_path):
+    from clip_arena.prepare.stages import Context, clean_part
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    _photo(4).save(root / "ok.png")
+    (tmp_path / "outside.png").write_bytes((root / "ok.png").read_bytes())
+    (root / "link.png").symlink_to(tmp_path / "outside.png")
+    cells = ["ok.png", "", "   ", "a\x00b.png", "x" * 5000, "../outside.png", str(tmp_path / "outside.png"),
+             "link.png", "sub", "/dev/zero", "file:///etc/passwd", "http://", "ftp://example.com/a.png", "ok.png"]
+    records = [{"image_id": f"r{i}", "title": "t", "source_uri": c} for i, c in enumerate(cells)]
+    records[-1]["image_id"] = ""
+    rows = clean_part(records, Context((str(root),), str(tmp_path / "images")))
+    assert len(rows) == len(cells)
+    assert rows[0]["error"] == "" and rows[0]["image_uri"] == str(root / "ok.png")
+    for row in rows[1:]:
+        assert row["error_kind"] and row["error"] and row["image_uri"] == "", row
+    assert "--image-root" in rows[5]["error"] and rows[-1]["error_kind"] == "bad_id"

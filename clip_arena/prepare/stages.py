@@ -75,7 +75,8 @@ def _checked(record: dict, ctx: Context) -> dict:
         out.update(image_uri=str(real), sha256=facts.sha256, phash=f"{facts.phash:016x}", width=width,
                    height=height)
     except ImageLoadError as err:
-        out.update(error_kind=err.kind, error=str(err))
+        hint = " Give its folder with --image-root DIR." if err.kind == "outside_roots" else ""
+        out.update(error_kind=err.kind, error=str(err) + hint)
     except (OSError, ValueError) as err:  # anything else about one row is that row's problem, not the run's
         out.update(error_kind="not_readable", error=f"{cell[:120]} could not be read ({type(err).__name__}).")
     return out
