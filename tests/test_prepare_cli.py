@@ -30,7 +30,10 @@ def test_bad_input_is_one_sentence_and_exit_2(raw, capsys, extra, words):
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_a_missing_csv_and_a_bad_size_are_said_plainly(tmp_path, capsys):
+def test_a_missing_or_empty_csv_and_a_bad_size_are_said_plainly(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("id,title,image\n")
+    assert main(["prepare", str(tmp_path / "empty.csv"), "-o", str(tmp_path / "out")]) == 2
+    assert "has a header but no rows" in capsys.readouterr().err
     assert main(["prepare", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):

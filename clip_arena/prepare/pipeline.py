@@ -122,11 +122,13 @@ class Prepare:
         self.df = raw.read_raw(Path(opts.csv))
         self.columns = raw.find_columns([str(c) for c in self.df.columns], opts.columns)
         self.records = raw.records(self.df, self.columns)
+        if not self.records:
+            raise UserError(f"The raw catalog {opts.csv} has a header but no rows.")
         roots = opts.image_roots or [str(Path(opts.csv).resolve().parent)]
         self.ctx = stages.Context(tuple(str(Path(r).expanduser().resolve()) for r in roots),
                                   str((self.out / "images").resolve()), opts.limits)
-        catalog_columns = {r_key for r in self.records[:1] for r_key in r} | {"image_id", "clean_title", "title"}
-        shards.check_template(opts.template, catalog_columns | set(attrs.attribute_columns(self.vocab)))
+        catalog_columns = set(self.records[0]) | set(raw.PRODUCED) | set(attrs.attribute_columns(self.vocab))
+        shards.check_template(opts.template, catalog_columns - {"row", "error", "error_kind"})
         self.fp = {"input": fingerprint(VERSION, raw.file_digest(Path(opts.csv)), asdict(self.columns), self.ctx.roots,
                                         opts.limits.max_bytes, opts.limits.max_pixels)}
         self.fp["clean"] = fingerprint(self.fp["input"], opts.part_rows, opts.duplicate_distance)
