@@ -227,7 +227,8 @@ class Prepare:
         if self.o.tier == "vlm":
             frame, size = self._vlm(pd.DataFrame(usable), folder), self.o.image_size or FALLBACK_IMAGE_SIZE
             frame.insert(0, "image_id", [r["image_id"] for r in usable])
-            frame.insert(1, "error", frame.pop("vlm_error") if "vlm_error" in frame else "")
+            # A row the VLM did not answer keeps its image, with "unknown" attributes and its vlm_error.
+            frame.insert(1, "error", "")
             frame = frame.drop(columns=["clean_title"], errors="ignore")  # ours: the same rules for every tier
         else:  # the model loads only when a part is left to do: a resumed run may need none
             make = functools.partial(stages.attribute_worker, self.o.model, self.o.device, self.o.precision,
