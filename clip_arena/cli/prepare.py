@@ -117,8 +117,8 @@ def run(args) -> int:
                  "category": args.category_column},
         image_roots=args.image_roots, vocabulary=args.attributes, tier=args.tier, model=settings.model,
         device=settings.device, precision=settings.precision, min_confidence=args.min_confidence,
-        split=args.split, seed=args.seed, mini_train=args.mini_train, resplit=args.resplit, shard_count=args.shard_count,
-        shard_size=args.shard_size, template=args.caption_template or DEFAULT_TEMPLATE, image_size=args.image_size,
+        split=args.split, seed=args.seed, mini_train=args.mini_train, resplit=args.resplit,
+        shard_count=args.shard_count, shard_size=args.shard_size, template=args.caption_template or DEFAULT_TEMPLATE, image_size=args.image_size,
         resume=args.resume, limits=settings.limits, vlm_model=args.vlm_model, vlm_base_url=args.vlm_base_url,
         engine=engine, **({"part_rows": ray_options.part_rows} if ray_options and ray_options.part_rows else {}))
     only = [s for s in STAGE_NAMES if s in (args.stage or [])] or None

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import string
 from pathlib import Path
@@ -193,7 +192,3 @@ def check_limits(max_count: int, max_size: int) -> None:
         raise UserError(f"--shard-count {max_count} must be at least 1 sample per shard.")
     if max_size < MIN_MAX_SIZE:
         raise UserError(f"--shard-size {max_size} bytes is too small; at least {MIN_MAX_SIZE:,} bytes.")
-
-
-def shard_urls(folder: Path) -> list[str]:
-    return sorted(os.fspath(p) for p in folder.glob("shard-*.tar"))
