@@ -66,6 +66,9 @@ def test_prepare_writes_a_catalog_with_clean_titles_attributes_and_split(prepare
     assert set(catalog["split"]) == {"train", "val", "test"}
     assert catalog["mini_train"].sum() == 4 and (catalog.loc[catalog["mini_train"], "split"] == "train").all()
     assert all(uri.startswith("/") for uri in catalog["image_uri"])  # `embed` reads them from anywhere
+    from clip_arena.index.catalog import read_catalog
+
+    assert read_catalog(out / "catalog.parquet", require_embeddings=False)  # as `finetune --catalog` reads it
     report = json.loads((out / "report.json").read_text())
     assert {(r["image_id"], r["kind"]) for r in report["skipped"]} == {
         ("broken", "corrupt"), ("missing", "not_found"), ("escape", "outside_roots")} or \

@@ -83,9 +83,17 @@ def atomic_json(path: Path, obj) -> None:
 
 
 def atomic_parquet(path: Path, df: pd.DataFrame) -> None:
+    """The frame as Parquet, text as `string` (pandas 3 writes large_string, which the catalog's
+    schema, and so `finetune --catalog`, refuses)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
+                       metadata=table.schema.metadata)
+    pq.write_table(table.cast(schema), tmp)
     os.replace(tmp, path)
 
 
