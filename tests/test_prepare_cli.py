@@ -47,3 +47,13 @@ def test_the_vlm_tier_missing_is_one_sentence(raw, capsys, monkeypatch):
     code = main(["prepare", str(raw), "-o", str(raw.parent / "out"), "--image-column", "Picture", "--tier", "vlm"])
     err = capsys.readouterr().err
     assert code == 2 and "The VLM tier is not available" in err and "--tier offline" in err
+
+
+def test_a_model_that_cannot_load_says_the_finished_stages_are_kept(raw, capsys):
+    shutil.copy(ROOT / "assets" / "demo" / "images" / "1F600.webp", raw.parent / "a1.jpg")
+    out = raw.parent / "out"
+    code = main(["prepare", str(raw), "-o", str(out), "--image-column", "Picture", "--model", "demo:nonexistent"])
+    err = capsys.readouterr().err.splitlines()[-1]  # after the clean stage's progress lines
+    assert code == 2 and err.startswith("clip-arena prepare: error:") and "nonexistent" in err
+    assert "add --resume" in err
+    assert list((out / ".prepare").glob("clean-*/done.json"))  # the clean stage's work is on disk

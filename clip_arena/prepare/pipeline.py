@@ -201,7 +201,13 @@ class Prepare:
             if self.o.resume and self.finished(stage) is not None:
                 self.done[stage] = "resumed"
                 continue
-            getattr(self, f"_{stage}")()
+            try:
+                getattr(self, f"_{stage}")()
+            except UserError as err:
+                if not self.done:
+                    raise
+                raise UserError(f"{err} The stages finished so far are kept ({', '.join(self.done)}): add --resume "
+                                "to go on from them.") from err
             self.done[stage] = "done"
         return self.summary()
 
