@@ -143,7 +143,13 @@ def run(args) -> int:
             print(f"{summary['split_kept']:,} rows kept the split of the earlier {out}/catalog.parquet "
                   "(--resplit draws every row again)")
     if summary.get("skipped"):
-        print(f"rows left out, and why: {out}/report.json", file=sys.stderr)
+        import json
+
+        skipped = json.loads((Path(out) / "report.json").read_text(encoding="utf-8"))["skipped"]
+        for row in skipped[:5]:
+            print(f"  row {row['row']} ({str(row['image_id'])[:40]}): {row['reason']}", file=sys.stderr)
+        more = f"{len(skipped) - 5:,} more, and " if len(skipped) > 5 else ""
+        print(f"rows left out: {more}every reason in {out}/report.json", file=sys.stderr)
     if "shards" in summary:
         print("shards: " + ", ".join(f"{s} {n}" for s, n in summary["shards"].items())
               + f"; manifest: {out}/manifest.json")
