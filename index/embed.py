@@ -58,7 +58,11 @@ def items_from_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | 
     are under --images when given, else under the CSV's folder."""
     csv_path = Path(csv_path)
     try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if csv_path.suffix.lower() == ".parquet":  # `prepare`'s catalog: read as the CSV would be, as text
+            df = pd.read_parquet(csv_path)
+            df = df.astype(object).where(df.notna(), "").astype(str)
+        else:
+            df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, ValueError) as err:
         raise UserError(f"Metadata CSV {csv_path} could not be read: {err}.") from err
     if URI not in df.columns:

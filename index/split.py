@@ -8,6 +8,7 @@ group, and so does the whole catalog."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import shlex
@@ -63,15 +64,16 @@ def _key(value) -> str:
 
 
 def draw(n: int, plan: SplitPlan, strata: list | None = None, groups: list | None = None,
-         current: list | None = None) -> list[str]:
+         current: list | None = None, ids: list | None = None) -> list[str]:
     """A split for each of `n` rows. Rows with a value in `current` keep it (unless plan.redraw), and
     the rows of their group join them; the others are drawn. `strata` and `groups`: a value per row
-    (None or '' groups a row with nobody)."""
+    (None or '' groups a row with nobody). `ids`: unique row ids; given, the draw orders rows by a
+    seeded hash of their id rather than by position, so the input's row order does not matter."""
     current = [None] * n if current is None or plan.redraw else [c if c in SPLITS else None for c in current]
     units: dict[tuple, list[int]] = {}
     for row in range(n):
         value = _key(groups[row]) if groups is not None else ""
-        units.setdefault(("group", value) if value else ("row", row), []).append(row)
+        units.setdefault(("group", value) if value else ("row", row if ids is None else _key(ids[row])), []).append(row)
     split = list(current)
     by_stratum: dict[str, list[tuple]] = {}
     for key, rows in units.items():
@@ -90,7 +92,10 @@ def draw(n: int, plan: SplitPlan, strata: list | None = None, groups: list | Non
     counts, total = dict.fromkeys(SPLITS, 0), 0
     for stratum in order:
         keys = sorted(by_stratum[stratum], key=repr)
-        rng.shuffle(keys)
+        if ids is None:
+            rng.shuffle(keys)
+        else:
+            keys.sort(key=lambda k: hashlib.sha256(f"{plan.seed}:{k!r}".encode("utf-8", "surrogatepass")).digest())
         for key in keys:
             rows = units[key]
             total += len(rows)

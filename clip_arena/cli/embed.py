@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", help="folder of images (searched recursively)")
-    p.add_argument("--metadata", help="CSV with image_uri and optional image_id, caption, split, metadata columns; "
+    p.add_argument("--metadata", help="CSV (or `prepare`'s catalog.parquet) with image_uri and optional image_id, "
+                                      "caption, split, metadata columns; "
                                       "a relative image_uri is under --images DIR when given, else under the "
                                       "CSV's own folder")
     p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC",
