@@ -77,6 +77,20 @@ def test_sides_that_change_over_time_while_the_pull_changes_are_flagged():
     assert not summarize(fair, [], bootstrap=0)["confounded"]
 
 
+def test_uneven_sides_flag_a_lead_only_when_it_does_not_stand_within_annotators():
+    """A puller votes first with finetuned on the left 85% of the time (not rare enough for the
+    first check). With no difference, the lead is the pull's: flagged. With a real difference
+    (finetuned wins 80% whatever the side, 150 votes) the lead stands within annotators: not flagged."""
+    rng = np.random.default_rng(4)
+    pull_only = pulled(rng, 60, 0.85, 0.75, "puller")
+    flagged = summarize(pull_only, [], bootstrap=0)
+    assert flagged["confounded"] and "the sides were not drawn at random: they were uneven" in flagged["confounds"][0]
+    real = [shown("b" if rng.random() < 0.8 else "a", bool(rng.random() < 0.85), f"q{i}", "puller", i)
+            for i in range(150)]
+    kept = summarize(real, [], bootstrap=0)
+    assert not kept["confounded"] and kept["pairs"][0]["plain"].startswith("finetuned is better")
+
+
 def test_the_side_term_adjusts_the_leaderboard_for_a_left_pull():
     """Equal methods, finetuned on the left in 80% of 600 votes, a 70% pull to the left. On main
     the leaderboard gave finetuned about 0.62."""

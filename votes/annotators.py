@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import krippendorff  # light (numpy only): imported here, before serving, never first in a request thread
 import numpy as np
 from scipy.stats import fisher_exact
 
@@ -147,8 +148,6 @@ def _units(votes: list[dict]) -> np.ndarray:
 
 
 def _alpha(counts: np.ndarray) -> float | None:
-    import krippendorff  # only here: the Results tab imports this module at start-up
-
     pairable = counts[counts.sum(axis=1) >= 2]
     if not len(pairable) or (pairable.sum(axis=0) > 0).sum() < 2:
         return None  # nothing judged twice, or one value only: agreement is undefined
