@@ -26,10 +26,11 @@ GROWN = "base:aaaaaaaaaaaa-finetuned:bbbbbbbbbbbb-third:dddddddddddd"  # a metho
 def _store(path, fingerprint, prefix, choices, queries=4):
     store = VoteStore(path)
     for i, choice in enumerate(choices):
-        r = ShownRound(f"{prefix}{i}", "ann", f"s-{prefix}", f"q{i % queries}", "base", "finetuned", ["a"], ["b"], 0,
-                       fingerprint)
+        sides = ("base", "finetuned", ["a"], ["b"]) if i % 2 else ("finetuned", "base", ["b"], ["a"])
+        r = ShownRound(f"{prefix}{i}", "ann", f"s-{prefix}", f"q{i % queries}", *sides, 0, fingerprint)
         store.record_round(r)
-        store.record_vote(r, choice, 900)
+        # every other round the other way round with the same winner, as the arena's random sides
+        store.record_vote(r, choice if i % 2 else {"left": "right", "right": "left"}.get(choice, choice), 900)
     return store
 
 

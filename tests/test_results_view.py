@@ -12,6 +12,8 @@ from clip_arena.votes.summary import proxy_metrics
 
 def _vote(store, i, choice, annotator="ann", left="alphamodel", right="omegamodel", query=None,
           lists=(["img11", "img13", "img15", "img17"], ["img12", "img14", "img16", "img18"])):
+    if i % 2:  # every other round the other way round (the same method wins), as the arena's random sides
+        left, right, lists, choice = right, left, lists[::-1], {"left": "right", "right": "left"}.get(choice, choice)
     r = ShownRound(f"r{i}", annotator, "s", query or f"img{i % 10}", left, right, lists[0], lists[1], 0, "fp")
     store.record_round(r)
     store.record_vote(r, choice, 300)

@@ -7,9 +7,9 @@ import re
 import choix
 import numpy as np
 import pytest
-from scipy import optimize
 from scipy.stats import binom, binomtest, fisher_exact
 
+from bt_reference import davidson_reference
 from clip_arena.votes.bradley_terry import PENALTY
 from clip_arena.votes.clustered import headline, headline_interval, headline_path, sequential_test, wilson_interval
 from clip_arena.votes.plan import always_valid_power
@@ -21,6 +21,15 @@ def vote(choice, left="base", right="finetuned", query="q1", annotator="ann", t=
     return {"choice": choice, "method_left": left, "method_right": right, "query_id": query,
             "annotator": annotator, "undone_at": None, "created_at": t or "2026-01-01T00:00:00+00:00",
             "results_left": '["x1"]', "results_right": '["x2"]', "display_ms": 1000, **extra}
+
+
+def balanced(votes):
+    """The same votes with every other one shown the other way round (the same method wins), as the
+    arena's random sides give: one method always on one side is confounded with a pull to that side."""
+    flip = {"left": "right", "right": "left"}
+    return [v if i % 2 else {**v, "method_left": v["method_right"], "method_right": v["method_left"],
+                             "results_left": v["results_right"], "results_right": v["results_left"],
+                             "choice": flip.get(v["choice"], v["choice"])} for i, v in enumerate(votes)]
 
 
 def textbook_wilson(k, n, z=1.959963984540054):
@@ -239,8 +248,8 @@ def test_repeated_queries_do_not_make_a_verdict():
     rng = np.random.default_rng(7)
     sequences = [rng.permutation(["right"] * (7 if i < 20 else 3) + ["left"] * (3 if i < 20 else 7)) for i in range(30)]
     order = [(j, i) for j in range(10) for i in rng.permutation(30)]  # in passes over the queries, as the arena asks
-    votes = [vote(sequences[i][j], query=f"q{i}", t=f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z")
-             for n, (j, i) in enumerate(order)]
+    votes = balanced([vote(sequences[i][j], query=f"q{i}", t=f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z")
+                      for n, (j, i) in enumerate(order)])
     pair = summarize(votes, [])["pairs"][0]
     assert pair["p_value"] < 0.05
     assert pair["plain"].startswith("No clear winner yet: finetuned leads with")
@@ -248,10 +257,10 @@ def test_repeated_queries_do_not_make_a_verdict():
 
 
 def test_plain_verdict_names_the_better_method_first():
-    votes = [vote("right", query=f"q{i}") for i in range(62)] + [vote("left", query=f"r{i}") for i in range(36)]
+    votes = balanced([vote("right", query=f"q{i}") for i in range(62)] + [vote("left", query=f"r{i}") for i in range(36)])
     pair = summarize(votes, [])["pairs"][0]
     assert pair["plain"].startswith("finetuned is better: it wins 63% of the time, query by query (95% CI")
-    worse = [vote("left", query=f"q{i}") for i in range(62)] + [vote("right", query=f"r{i}") for i in range(36)]
+    worse = balanced([vote("left", query=f"q{i}") for i in range(62)] + [vote("right", query=f"r{i}") for i in range(36)])
     assert summarize(worse, [])["pairs"][0]["plain"].startswith("base is better: it wins 63%")
 
 
@@ -273,22 +282,6 @@ def test_votes_are_ordered_by_parsed_time_not_text():
 
 # -- Bradley-Terry ---------------------------------------------------------------------------------
 
-def bt_reference(votes, methods):
-    """Independent reference: the direct likelihood maximised by scipy, ties as half a win each way."""
-    def nll(theta):
-        s = dict(zip(methods, np.r_[0.0, theta]))
-        total = 0.0
-        for v in votes:
-            i, j = s[v["method_left"]], s[v["method_right"]]
-            w = {"left": (1, 0), "right": (0, 1), "tie": (0.5, 0.5)}.get(v["choice"], (0, 0))
-            total += w[0] * np.logaddexp(0, j - i) + w[1] * np.logaddexp(0, i - j)
-        return total
-
-    theta = optimize.minimize(nll, np.zeros(len(methods) - 1), method="BFGS", options={"gtol": 1e-9}).x
-    ref = np.exp(np.r_[0.0, theta])
-    return ref / ref.sum()
-
-
 def bt(result):
     return {r["method"]: r["strength"] for r in result["bradley_terry"]}
 
@@ -306,7 +299,11 @@ def test_bradley_terry_matches_maximum_likelihood():
     methods = ["a", "b", "c"]
     result = summarize(votes, [], bootstrap=50)
     ours = bt(result)
-    assert [ours[m] for m in methods] == pytest.approx(list(bt_reference(votes, methods)), abs=2e-3)
+    # Davidson's ties, the side term and each query weighed once: the same likelihood written vote by vote
+    ref, h, nu = davidson_reference(votes, methods)
+    assert [ours[m] for m in methods] == pytest.approx(list(ref), abs=1e-4)
+    model = result["bradley_terry_model"]
+    assert model["side"]["h"] == pytest.approx(h, abs=1e-4) and model["ties"]["nu"] == pytest.approx(nu, rel=1e-4)
     assert [r["method"] for r in result["bradley_terry"]] == ["c", "b", "a"]
     for r in result["bradley_terry"]:
         assert r["ci"][0] <= r["strength"] <= r["ci"][1]
@@ -323,8 +320,11 @@ def test_bradley_terry_converges_on_a_long_chain():
             p_later = 1 / (1 + math.exp(-0.4))  # each method a little better than the one before
             votes.append(vote("right" if rng.random() < p_later else "left", methods[i], methods[i + 1],
                               query=f"q{i}-{j}"))
-    votes += [vote("tie", methods[3], methods[4], query="t")] * 3
-    ours = bt(summarize(votes, [], bootstrap=0))
+    # each pair always the same way round: no side term can be fitted, and without ties the model is
+    # plain Bradley-Terry, which choix fits independently
+    result = summarize(votes, [], bootstrap=0)
+    assert result["bradley_terry_model"]["side"]["identifiable"] is False
+    ours = bt(result)
     ref = choix_reference(votes, methods)
     assert [ours[m] for m in methods] == pytest.approx(list(ref), rel=1e-5)
     assert ours["m15"] / ours["m00"] > 300  # the chain's ends stay far apart (the truth is e^6 = 403)
@@ -353,8 +353,8 @@ def test_bradley_terry_sweep_is_finite_and_inside_its_interval():
     assert result["bradley_terry"][0]["method"] == "c"
     for r in result["bradley_terry"]:
         assert 0 < r["strength"] < 1 and r["ci"][0] <= r["strength"] <= r["ci"][1]
-    ref = choix_reference(votes, ["a", "b", "c"])
-    assert [bt(result)[m] for m in "abc"] == pytest.approx(list(ref), rel=1e-5)
+    ref, h, _ = davidson_reference(votes, ["a", "b", "c"], ties=False)  # the a-b-c cycle tells the side term
+    assert [bt(result)[m] for m in "abc"] == pytest.approx(list(ref), rel=1e-3, abs=1e-6)
 
 
 def test_bradley_terry_refuses_disconnected_groups():
@@ -404,8 +404,8 @@ def test_gold_rounds_measure_self_consistency():
 
 
 def test_excluded_annotators_and_non_blind_votes_leave_the_verdict():
-    votes = ([vote("right", query=f"q{i}", annotator="good") for i in range(10)]
-             + [vote("left", query=f"r{i}", annotator="spammer") for i in range(30)]
+    votes = (balanced([vote("right", query=f"q{i}", annotator="good") for i in range(10)]
+                      + [vote("left", query=f"r{i}", annotator="spammer") for i in range(30)])
              + [vote("left", query=f"s{i}", annotator="good", blind=False) for i in range(4)]
              + [vote("left", query="u", annotator="good", blind="false")])
     everyone = summarize(votes, [])

@@ -11,9 +11,10 @@ def _store(path):
     store = VoteStore(path)
     for i in range(40):
         annotator, choice = ("careful", "right") if i < 12 else ("clicker", "left")
-        r = ShownRound(f"r{i}", annotator, "s", f"q{i}", "base", "finetuned", ["a"], ["b"], 0, "fp")
+        sides = ("base", "finetuned", ["a"], ["b"]) if i % 2 else ("finetuned", "base", ["b"], ["a"])
+        r = ShownRound(f"r{i}", annotator, "s", f"q{i}", *sides, 0, "fp")
         store.record_round(r)
-        store.record_vote(r, choice, 800)
+        store.record_vote(r, choice if i % 2 else {"left": "right", "right": "left"}[choice], 800)  # the same winner
     return path
 
 

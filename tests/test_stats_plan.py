@@ -27,9 +27,19 @@ def vote(choice, left="base", right="finetuned", query="q1", i=0):
             "results_left": '["x1"]', "results_right": '["x2"]', "display_ms": 1000}
 
 
+def sided(finetuned_wins, query, i):
+    """A decisive vote on `query`, finetuned on the right for even i and on the left for odd i."""
+    if i % 2:
+        return vote("left" if finetuned_wins else "right", "finetuned", "base", query, i)
+    return vote("right" if finetuned_wins else "left", query=query, i=i)
+
+
 def arena(rng, n, rate, left="base", right="finetuned"):
-    """n decisive votes, each on a new query, the right-hand method winning with `rate`."""
-    return [vote("right" if w else "left", left, right, f"{left}{right}{i}", i) for i, w in enumerate(rng.random(n) < rate)]
+    """n decisive votes, each on a new query, `right` winning with `rate`; its side alternates, as the
+    arena draws sides evenly (sides tied to one method are flagged as confounded: votes.confounds)."""
+    return [vote("left" if w else "right", right, left, f"{left}{right}{i}", i) if i % 2 else
+            vote("right" if w else "left", left, right, f"{left}{right}{i}", i)
+            for i, w in enumerate(rng.random(n) < rate)]
 
 
 def test_votes_still_needed_are_those_the_verdict_needs():
@@ -85,7 +95,9 @@ def test_better_is_controlled_across_all_pairs_of_methods():
     """Ten wins in a row on ten queries make "better" between two methods (p = 0.03); with four
     methods (six pairs) the same votes do not (alpha / 6 each). Fails before this change: it said
     "better" either way, and with 4 or 6 equal methods some pair said it in 7-16% of arenas."""
-    votes = [vote("right", query=f"q{i}", i=i) for i in range(10)]
+    # finetuned wins every query, on the right or on the left (sides drawn evenly, as the arena does)
+    votes = [vote("right", query=f"q{i}", i=i) if i % 2 else vote("left", "finetuned", "base", f"q{i}", i)
+             for i in range(10)]
     two = summarize(votes, [], bootstrap=0)
     assert two["pairs"][0]["plain"].startswith("finetuned is better")
     others = [vote("tie", left, right, "q0", 99) for left, right in itertools.combinations(["base", "c", "d"], 2)]
@@ -183,9 +195,11 @@ def test_results_tab_and_stats_show_the_stored_plan(tmp_path):
     db = tmp_path / "votes.db"
     store = VoteStore(db)
     for i in range(12):
-        r = ShownRound(f"r{i}", "ann", "s", f"q{i}", "base", "finetuned", ["a"], ["b"], 0, "fp")
+        sides = ("base", "finetuned") if i % 2 else ("finetuned", "base")  # sides drawn evenly
+        r = ShownRound(f"r{i}", "ann", "s", f"q{i}", *sides, ["a"], ["b"], 0, "fp")
         store.record_round(r)
-        store.record_vote(r, "right" if i % 3 else "left", 800)
+        finetuned_wins = bool(i % 3)
+        store.record_vote(r, "right" if finetuned_wins == (sides[1] == "finetuned") else "left", 800)
     write_plan(db, Plan(0.6, 200), votes_now=0)
     view = results(store, None, None)
     assert "Plan (60/40 or more, at most 200 votes a pair, alpha 0.05): keep going, about" in view["verdict"]
@@ -228,7 +242,7 @@ def test_the_readmes_examples_are_what_the_code_prints():
     rng = np.random.default_rng(3)
     p = rng.beta(0.6 * 4, 0.4 * 4, 30)
     order = np.concatenate([rng.permutation(30) for _ in range(3)])
-    votes = [vote("right" if rng.random() < p[q] else "left", query=f"q{q}", i=i) for i, q in enumerate(order)]
+    votes = [sided(rng.random() < p[q], f"q{q}", i) for i, q in enumerate(order)]
     readme = " ".join((ROOT / "README.md").read_text().split())
     for the_plan in (None, Plan(0.6, 400)):
         sentence = summarize(votes, [], bootstrap=0, plan=the_plan)["pairs"][0]["plain"]
@@ -246,5 +260,5 @@ def test_observed_rates_are_planned_on_a_grid_towards_even():
     assert target_rate(0.5004, None) == (pytest.approx(0.51), "observed")
     assert plan(0.512, 10)["more_votes"] is None
     assert "more votes than can be planned" in summarize(
-        [vote("right" if i % 2 == 0 or i in (1, 3) else "left", query=f"q{i}", i=i) for i in range(200)], [], bootstrap=0
+        [sided(i % 2 == 0 or i in (1, 3), f"q{i}", i) for i in range(200)], [], bootstrap=0
     )["pairs"][0]["plain"]

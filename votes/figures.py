@@ -98,6 +98,7 @@ def position_bias(pair: dict | None) -> go.Figure:
                      arrayminus=[r - lo for r, (lo, _) in zip(rates, cis)]),
         hovertemplate="%{x}: %{y:.0%}<extra></extra>",
     ))
-    fig.update_layout(title=f"Position bias: {b}'s win rate by side (Fisher p = {bias['p_value']:.2g})",
+    test = "cannot be tested" if bias["p_value"] is None else f"Fisher p = {bias['p_value']:.2g}"
+    fig.update_layout(title=f"Position bias: {b}'s win rate by side ({test})",
                       yaxis=dict(tickformat=".0%", range=[0, 1.04]), height=340, margin=dict(b=70))
     return fig

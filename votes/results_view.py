@@ -9,7 +9,7 @@ from clip_arena.votes.figures import cumulative_win_rate, forest, outcome_bars, 
 from clip_arena.votes.plan import plan_words, read_plan
 from clip_arena.votes.stats import is_blind
 from clip_arena.votes.store import VoteStore
-from clip_arena.votes.summary import numbers, summarize
+from clip_arena.votes.summary import model_lines, numbers, summarize
 from clip_arena.votes.transfer import export_csv
 
 BOOTSTRAP = 200  # as `clip-arena stats`: the same votes give the same intervals on the web and the CLI
@@ -47,7 +47,8 @@ def annotator_rows(summary: dict) -> list[list]:
         return "" if x is None else f"{x:.0%}"
 
     return [[r["annotator"], r["votes"], "" if r["median_ms"] is None else round(r["median_ms"] / 1000, 1),
-             r.get("flagged", 0), pct(r["left_rate"]), f"{r['position_bias_p']:.2g}",
+             r.get("flagged", 0), pct(r["left_rate"]),
+             "cannot be tested" if r["position_bias_p"] is None else f"{r['position_bias_p']:.2g}",
              f"{pct(r['agreement'])} of {r['shared']}" if r["shared"] else "",
              f"{r['gold_consistent']} of {r['gold_pairs']}" if r["gold_pairs"] else "",
              "no (excluded)" if r["excluded"] else "yes"] for r in summary["annotators"]["table"]]
@@ -104,6 +105,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         details.append(f"Annotators agree on {agreement['agreement']:.0%} of {agreement['shared_pairs']} shared judgements.")
     if summary.get("bradley_terry_warning"):
         details.append(summary["bradley_terry_warning"])
+    details += model_lines(summary)  # side term, ties, annotators' alpha, each annotator left out
     column = next(iter(pair["breakdown"]), None) if pair else None
     return {
         "verdict": "\n\n".join(f"**{line}**" for line in lines), "details": "\n\n".join(details),

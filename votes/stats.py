@@ -148,18 +148,23 @@ def position_bias_test(votes: list[dict], b: str) -> dict:
     than when shown on the right? Fisher's exact test on that 2x2 table is valid however unevenly
     the sides were assigned (a plain test of left picks against 50% is not: a better method shown
     mostly on the left looks like bias). `left_rate` is the share of left picks the methods' sides
-    alone would explain: the mean of B's win rate on the left and A's win rate on the left."""
+    alone would explain: the mean of B's win rate on the left and A's win rate on the left.
+    When B was never on one side (or no vote was decisive) nothing can be tested: p_value None and
+    `untestable` says why (a p of 1 would read as "no bias")."""
     table = np.zeros((2, 2), np.int64)  # rows: B left, B right; columns: B won, A won
     for v in votes:
         w = winner(v)
         if w is not None:
             table[0 if v["method_left"] == b else 1, 0 if w == b else 1] += 1
-    p = float(fisher_exact(table).pvalue) if table.sum(axis=1).all() else 1.0
+    p = float(fisher_exact(table).pvalue) if table.sum(axis=1).all() else None
     rates = [table[i, 0] / table[i].sum() if table[i].sum() else None for i in (0, 1)]
     left_rate = (rates[0] + 1 - rates[1]) / 2 if None not in rates else None
+    missing = [side for side, row in zip(("left", "right"), table) if not row.sum()]
+    untestable = (None if p is not None else "no decisive votes" if len(missing) == 2 else
+                  f"{b} was never shown on the {missing[0]} in a decisive vote")
     return {"b_left_votes": int(table[0].sum()), "b_left_wins": int(table[0, 0]),
             "b_right_votes": int(table[1].sum()), "b_right_wins": int(table[1, 0]),
-            "left_rate": None if left_rate is None else float(left_rate), "p_value": p}
+            "left_rate": None if left_rate is None else float(left_rate), "p_value": p, "untestable": untestable}
 
 
 @dataclass
@@ -185,7 +190,7 @@ class PairStats:
     both_bad_rate: float
     both_bad_ci: tuple[float, float]
     left_picks: int
-    position_bias_p: float
+    position_bias_p: float | None  # None: cannot be tested (position_bias['untestable'] says why)
     position_bias: dict
     queries: int
     query_wins_a: int

@@ -9,8 +9,9 @@ import json
 
 import numpy as np
 
-from clip_arena.votes.annotators import annotator_agreement, annotator_table
-from clip_arena.votes.bradley_terry import bradley_terry
+from clip_arena.votes.annotators import annotator_agreement, annotator_table, krippendorff_alpha, leave_one_out
+from clip_arena.votes.bradley_terry import bradley_terry, votes_seed
+from clip_arena.votes.confounds import confounds
 from clip_arena.votes.fingerprints import compatible, describe
 from clip_arena.votes.plan import GROUP_SEQUENTIAL, Plan
 from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
@@ -56,8 +57,11 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     pairs = [p for p in pairs if p.votes]
     labels = _labels(catalog)
     out_pairs = []
+    sides = confounds(votes, [(p.method_a, p.method_b) for p in pairs])
     for p in pairs:
         d = p.as_dict()
+        found = sides[(p.method_a, p.method_b)]
+        d.update(confounded=found["confounded"], confounds=found["reasons"], sides=found)
         if pool is not None:
             judged = {v["query_id"] for v in votes if {v["method_left"], v["method_right"]} == {p.method_a, p.method_b}}
             d["query_pool"] = {"queries": len(pool), "left": len(pool - judged), "test_split": split}
@@ -98,11 +102,26 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     if len(methods) >= 2:
         bt = bradley_terry(votes, methods, bootstrap)
         result["bradley_terry"] = bt["rows"]
+        result["bradley_terry_model"] = {k: bt.get(k) for k in ("interval_method", "interval_note", "queries",
+                                                                 "side", "ties", "weighting", "resamples")}
         if bt["warning"]:
             result["bradley_terry_warning"] = bt["warning"]
     if catalog is not None:
         result["proxy"] = proxy_metrics(catalog, votes)
+    _position_ties_annotators(result, votes, bootstrap)
     return result
+
+
+def _position_ties_annotators(result: dict, votes: list[dict], bootstrap: int) -> None:
+    """Sides confounded with the methods or time (votes.confounds), said per pair; annotators'
+    Krippendorff alpha and the verdict with each annotator left out."""
+    pairs = result["pairs"]
+    result["confounds"] = [f"{d['method_a']} vs {d['method_b']}: {r}" for d in pairs for r in d["confounds"]]
+    result["confounded"] = any(d["confounded"] for d in pairs)
+    result["annotators"]["krippendorff"] = krippendorff_alpha(votes, bootstrap, votes_seed(votes) if votes else 0)
+    if len(result["annotators"]["per_annotator"]) >= 2:
+        result["leave_one_out"] = leave_one_out(votes, [(d["method_a"], d["method_b"], d["headline"]["estimate"])
+                                                        for d in pairs])
 
 
 def _query_pool(catalog) -> tuple[set[str] | None, bool]:
@@ -189,6 +208,9 @@ def verdict(pair: dict, alpha: float = ALPHA, plan: Plan | None = None) -> str:
         return f"No decisive votes yet between {a} and {b} ({pair['votes']} votes)."
     lead, share_l, low_l, high_l = _lead(pair)
     queries = f"{head['queries']} quer{'y' if head['queries'] == 1 else 'ies'}"
+    if pair.get("confounded"):  # votes.confounds: a pull to one side can pass for a difference, so no "better"
+        level = f"{a} and {b} are level at 50%" if head["estimate"] == 0.5 else f"{lead} leads with {_pct(share_l)}"
+        return f"No verdict: {level} ({queries}), but {pair['confounds'][0]}"
     if decision["significant"]:
         better = f"{lead} is better: it wins {_pct(share_l)} of the time, query by query " \
                  f"(95% CI {_range(low_l, high_l)}, {queries})."
@@ -224,6 +246,8 @@ def stopping_rule(pair: dict, plan: Plan) -> str:
     """The plan's stopping rule for a pair: 'stop: X is better', 'stop: no difference of 60/40 or
     more is left plausible', 'stop: the plan's N votes are spent ...' or 'keep going, about N more'."""
     decision, head = _decision(pair), pair["headline"]
+    if pair.get("confounded"):  # no stop can rest on these votes: a side pull can pass for a difference
+        return "keep going with sides drawn at random: these votes' sides are confounded with the methods"
     if pair["decisive"] and decision["significant"]:
         return f"stop: {_lead(pair)[0]} is better"
     # the interval holds neither 60/40 nor 40/60: a difference worth acting on is no longer plausible
@@ -269,6 +293,8 @@ def numbers(pair: dict) -> str:
                      f"{bias['b_left_votes']} on the left, {bias['b_right_wins']} of {bias['b_right_votes']} on the "
                      f"right; left picked {_pct(bias['left_rate'])} when the methods are even; Fisher's exact "
                      f"p {_p(bias['p_value'])}.")
+    elif bias.get("untestable"):
+        lines.append(f"Position bias cannot be tested: {bias['untestable']} (no p-value; 1.0 would read as no bias).")
     if needed["more_votes"] is not None:
         how = ("exact, from the current lead" if needed.get("test") == GROUP_SEQUENTIAL
                else "simulated arenas, from the start")
@@ -313,3 +339,43 @@ def _per_vote(pair: dict) -> str:
 def _p(p: float) -> str:
     """'p = 0.03' style: the comparison sign included."""
     return f"= {p:.2g}" if p >= 0.001 else "< 0.001"
+
+
+def _ci(ci, fmt: str = "{:.2f}") -> str:
+    return "" if ci is None else f" (95% CI {fmt.format(ci[0])} to {fmt.format(ci[1])})"  # bounds may be negative
+
+
+def model_lines(summary: dict) -> list[str]:
+    """Position, ties and annotators under the verdict (Results tab and `clip-arena stats`)."""
+    lines = []
+    model = summary.get("bradley_terry_model")
+    if model and model.get("side"):
+        side, ties = model["side"], model["ties"]
+        lines.append(f"Leaderboard model: Bradley-Terry with Davidson's ties and a side term; {model['weighting']}; "
+                     f"{model['interval_note']}.")
+        if side["identifiable"]:
+            share = side["left_share_ci"]
+            lines.append(f"Side term h = {side['h']:.2f}{_ci(side['ci'])}: between two equal methods the left one wins "
+                         f"{_pct(side['left_share'])} of decisive votes" + ("" if share is None else
+                         f" ({_range(*share)})") + "; the strengths are adjusted for it.")
+        else:
+            lines.append("Side term: cannot be estimated, every pair was shown the same way round; the strengths "
+                         "assume no pull to one side.")
+        lines.append("Ties (Davidson): none, nu = 0." if not ties["nu"] else
+                     f"Ties (Davidson): nu = {ties['nu']:.2f}{_ci(ties['ci'])}, a tie in {_pct(ties['tie_rate_if_equal'])} "
+                     "of votes between two equal methods.")
+    alpha = summary["annotators"].get("krippendorff")
+    if alpha and alpha["alpha"] is not None:
+        lines.append(f"Annotators' agreement beyond chance: Krippendorff's alpha {alpha['alpha']:.2f}{_ci(alpha['ci'])} "
+                     f"over {alpha['units']} queries judged by two or more (ordinal: A < no preference < B; 1 is "
+                     "perfect, 0 chance).")
+    for row in summary.get("leave_one_out") or []:
+        said = []
+        for p in row["pairs"]:
+            if p["estimate"] is None:
+                said.append(f"no decisive votes left for {p['method_a']} vs {p['method_b']}")
+                continue
+            word = {True: "holds", False: "flips", None: "level"}[p["holds"]]
+            said.append(f"{p['method_b']} {_pct(p['estimate'])} against {p['method_a']} ({word})")
+        lines.append(f"Without {row['annotator']} ({row['left_out_votes']} votes): " + "; ".join(said) + ".")
+    return lines

@@ -76,7 +76,7 @@ def run(args) -> int:
     from clip_arena.votes.store import VoteStore
     from clip_arena.votes.fingerprints import of_catalog
     from clip_arena.votes.results_view import flagged_line, ranks
-    from clip_arena.votes.summary import numbers, summarize
+    from clip_arena.votes.summary import model_lines, numbers, summarize
 
     if not Path(args.votes).is_file():
         raise UserError(f"Vote store {args.votes} does not exist.")
@@ -110,12 +110,14 @@ def run(args) -> int:
         print(f"\n{pair['method_a']} vs {pair['method_b']}:")
         print("  " + numbers(pair).replace("\n", "\n  "))
     if result.get("bradley_terry"):
-        print("\nLeaderboard (Bradley-Terry, 95% intervals from a bootstrap over queries):")
+        print(f"\nLeaderboard (Bradley-Terry, {result['bradley_terry_model']['interval_note']}):")
         for rank, r in zip(ranks(result["bradley_terry"]), result["bradley_terry"]):
             ci = f" ({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
             print(f"  {rank}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
     if result.get("bradley_terry_warning"):
         print(result["bradley_terry_warning"])
+    for line in model_lines(result):  # side term, ties, annotators' alpha, each annotator left out
+        print(line)
     print(f"\n{result['votes']} votes in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
           f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
           f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
