@@ -19,9 +19,15 @@ LOADING = "⏳ Loading the photo model ({spec}) in the background: the first sco
 def notice_markdown(spec: str | None, settings: Settings) -> str:
     """The notice for the model a tab will use, as Markdown; empty for a real model (or one that
     cannot load at all: the tab's own error says so when it runs)."""
+    from clip_arena.analyzer.model_choice import choose
+    from clip_arena.core.errors import UserError
+
     try:
-        _, used = photo_model(settings, spec)
-    except ModelLoadError:
+        chosen = choose(spec, settings, fusions=True)  # a models file's NAME: its spec
+        if chosen.handle is not None and chosen.handle.fusion is not None:
+            return ""
+        _, used = photo_model(chosen.settings, chosen.spec)
+    except UserError:  # ModelLoadError included: the tab's own error says so when it runs
         return ""
     return _markdown(used)
 

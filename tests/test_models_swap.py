@@ -1,0 +1,228 @@
+"""Hot swap of the models file (clip_arena.models.live): atomic, released, kept on error; and a running
+app that changes model under 16 clients without a restart or a failed request."""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, free_port, wait_http
+from clip_arena.core.errors import UserError
+from clip_arena.core.settings import Settings
+from clip_arena.models import live as live_models
+from clip_arena.models import registry
+
+BASE, TUNED = "demo:base", "demo:finetuned"
+
+
+def write(path, text: str) -> None:
+    """As a ConfigMap changes a mounted file: a new file put in place at once."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def models_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(live_models, "_ACTIVE", {})  # each test its own live set
+    path = tmp_path / "models.yaml"
+    write(path, f"models:\n  a: {{spec: '{BASE}', default: true}}\n  b: {{spec: '{TUNED}', browser: false}}\n")
+    return path
+
+
+def test_a_request_keeps_its_snapshot_and_a_removed_model_is_released(models_file):
+    models = live_models.LiveModels(models_file, environ={})
+    assert models.reload("start")
+    during = models.snapshot  # a request in flight took this one
+    removed = weakref.ref(during.handles["b"].encoder)
+    write(models_file, f"models:\n  a: {BASE}\n")
+    assert models.reload("test")
+    assert list(models.snapshot.handles) == ["a"] and list(during.handles) == ["a", "b"]
+    assert during.handles["b"].encoder.encode_texts(["still answers"]).shape[0] == 1  # the request ends well
+    assert models.snapshot.handles["a"].encoder is during.handles["a"].encoder  # nothing loaded again
+    del during
+    gc.collect()
+    assert removed() is None  # the removed model's memory is returned once no request holds it
+    assert registry.cache_key(TUNED) not in registry._cache
+
+
+def test_five_swaps_do_not_grow_memory(models_file):
+    """The swap logic alone, with stand-in encoders of 8 MB each (the real registry: the test above)."""
+    import tracemalloc
+
+    class Weights:
+        def __init__(self, spec):
+            self.spec, self.weights = spec, np.ones(1_000_000)
+
+    released = []
+    models = live_models.LiveModels(models_file, environ={},
+                                    loader=lambda spec, device, precision: (Weights(spec), (spec, "cpu", "fp32")),
+                                    releaser=lambda keys: released.extend(keys) or [k[0] for k in keys])
+    gone, sizes = [], []
+    tracemalloc.start()
+    try:
+        for i in range(6):
+            write(models_file, f"models:\n  m: {TUNED if i % 2 else BASE}\n")
+            assert models.reload(f"swap {i}")
+            gone.append(weakref.ref(models.snapshot.handles["m"].encoder))
+            gc.collect()
+            sizes.append(tracemalloc.get_traced_memory()[0])
+            assert all(ref() is None for ref in gone[:-1]), "a swapped-out model is still in memory"
+    finally:
+        tracemalloc.stop()
+    assert max(sizes[1:]) - sizes[1] < 2_000_000  # one model's 8 MB held, never two or more
+    assert len(released) == 5  # the registry was told to drop each one
+
+
+def test_a_broken_file_or_model_keeps_the_old_set_and_says_why(models_file, capsys):
+    models = live_models.LiveModels(models_file, environ={})
+    models.reload("start")
+    before = models.snapshot
+    write(models_file, "models:\n  a: {spec: demo:base, colour: red}\n")
+    assert not models.reload("test")
+    assert models.snapshot is before
+    assert "model 'a': unknown key 'colour'" in models.status.last_error
+    assert "failed, the previous models stay in use" in capsys.readouterr().out
+    assert any("last reload failed" in line and "colour" in line for line in models.status_lines())
+    # A spec that parses but does not load: nothing half-applied either.
+    write(models_file, f"models:\n  a: {BASE}\n  c: open_clip:{models_file.parent}/absent.json\n")
+    assert not models.reload("test") and models.snapshot is before and "absent.json" in models.status.last_error
+    write(models_file, f"models:\n  a: {{spec: '{BASE}', default: true}}\n  b: {{spec: '{TUNED}', browser: false}}\n")
+    assert not models.reload("test")  # back as it was: no swap, and no error any more
+    assert models.snapshot is before and models.status.last_error is None
+
+
+def test_the_browser_gets_its_names_and_an_admin_alone_reloads(models_file):
+    from clip_arena.analyzer.model_choice import browser_models, choose
+    from clip_arena.analyzer.models_panel import ADMINS_ONLY, reload_as
+
+    write(models_file, f"models:\n  a: {BASE}\n  b: {{spec: '{BASE}', browser: false}}\n")
+    settings = Settings(models_file=str(models_file), hosted=True, admins=("alice",))
+    models = live_models.start(settings, watch=False)
+    assert browser_models(settings) == ["a"] and choose(None, settings).handle.name == "a"
+    with pytest.raises(UserError, match="'b' is not offered here"):
+        choose("b", settings)  # browser: false, the command line only
+    with pytest.raises(UserError, match="not offered"):
+        choose(TUNED, settings)  # a spec is not a NAME: nothing the browser posts loads anything else
+    write(models_file, f"models:\n  a: {BASE}\n  c: {{spec: '{BASE}', batch_size: 8}}\n")
+
+    class Request:
+        def __init__(self, name):
+            self.username = name
+
+    assert reload_as(settings, Request("bob")) == ADMINS_ONLY and browser_models(settings) == ["a"]
+    status = reload_as(settings, Request("alice"))
+    assert "c: demo:base" in status and browser_models(settings) == ["a", "c"]
+    assert models.status.reloads == 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_sighup_reloads(models_file):
+    models = live_models.LiveModels(models_file, environ={})
+    models.reload("start")
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        assert live_models.install_sighup(models)
+        write(models_file, f"models:\n  z: {BASE}\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while list(models.snapshot.handles) != ["z"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(models.snapshot.handles) == ["z"]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+# -- the running app ----------------------------------------------------------------------------
+CAPTIONS = ["a red square", "a smiling face"]
+ANSWER = re.compile(r"model `live \((demo:\w+)\)`")
+
+
+def expected_cosines(image) -> dict[str, list[float]]:
+    from clip_arena.analyzer.similarity import score_image_texts
+
+    return {spec: sorted(round(r.cosine, 4) for r in score_image_texts(registry.get_encoder(spec), image, CAPTIONS))
+            for spec in (BASE, TUNED)}
+
+
+def test_a_running_app_swaps_models_under_16_clients_without_a_failed_request(tmp_path):
+    from gradio_client import Client, handle_file
+
+    models = tmp_path / "models.yaml"
+    write(models, f"models:\n  live: {BASE}\n")
+    picture = tmp_path / "red.png"
+    Image.new("RGB", (64, 64), (210, 30, 30)).save(picture)
+    port = free_port()
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--models", str(models)],
+                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+                                 "CLIP_ARENA_MODELS_POLL_S": "0.1"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        expected = expected_cosines(Image.open(picture))  # while the server starts
+        wait_http(url, proc=proc)
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(16)]
+
+        def score(client) -> str:
+            """One request; the spec that answered, checked against that model's own numbers."""
+            table, _, summary = client.predict(handle_file(str(picture)), "", "\n".join(CAPTIONS), "live",
+                                               api_name="/on_score")
+            spec = ANSWER.search(summary).group(1)
+            got = sorted(row[2] for row in table["data"])
+            assert np.allclose(got, expected[spec], atol=2e-4), (spec, got, expected)  # wholly one model
+            return spec
+
+        assert score(clients[0]) == BASE
+        answers, failures, stop = [], [], threading.Event()
+
+        def hammer(client):
+            while not stop.is_set():
+                try:
+                    answers.append(score(client))
+                except Exception as err:  # noqa: BLE001 - every failure is counted
+                    failures.append(repr(err))
+
+        threads = [threading.Thread(target=hammer, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        seen = 0
+        for flip in range(10):  # the configuration flips 10 times while they score
+            spec, before = (TUNED if flip % 2 == 0 else BASE), len(answers)
+            write(models, f"models:\n  live: {spec}\n")
+            deadline = time.monotonic() + 30
+            while spec not in answers[before:] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen += spec in answers[before:]  # answered by the new model, without a restart
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert failures == [] and seen == 10 and len(answers) >= 16
+        assert score(clients[0]) == BASE  # after the last swap, the new model answers: no restart
+
+        write(models, "models:\n  live: {spec: demo:finetuned, colour: red}\n")  # broken: kept, and said
+        time.sleep(0.5)
+        assert score(clients[0]) == BASE
+        status = clients[0].predict(api_name="/reload_models")
+        assert "last reload failed" in status and "unknown key 'colour'" in status and "live: demo:base" in status
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.seek(0)
+        text = log.read()
+        log.close()
+    assert text.count("models: the models file changed: now live=") >= 10, text[-3000:]
+    assert "unknown key 'colour'" in text
