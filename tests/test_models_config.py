@@ -154,3 +154,56 @@ def test_hostile_bytes_are_refused_in_one_sentence(tmp_path, raw, suffix):
         config.load(path, {})
     except UserError as err:
         assert "\n" not in str(err).strip()
+
+
+# -- clip-arena models list | check | calibrate ---------------------------------------------------
+def test_models_list_prints_what_would_load_without_loading(tmp_path, capsys):
+    from clip_arena.cli.main import main
+
+    path = write(tmp_path, "models:\n  a: {spec: 'demo:base', precision: fp32}\n  b: {spec: 'demo:finetuned', "
+                           "default: true, browser: false}\n")
+    assert main(["models", "list", "--models", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["default"] == "b" and [m["name"] for m in out["models"]] == ["a", "b"]
+    assert out["models"][0] == {"name": "a", "spec": "demo:base", "fusion": None, "default": False, "browser": True,
+                                "calibration": None, "precision": "fp32", "device": None, "batch_size": None}
+    assert main(["models", "list", "--models", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "a  demo:base  (precision fp32)" in text and "b  demo:finetuned  (default; command line only)" in text
+
+
+def test_models_check_loads_each_model_and_names_the_one_that_fails(tmp_path, capsys):
+    from clip_arena.cli.main import main
+
+    path = write(tmp_path, f"models:\n  a: demo:base\n  broken: open_clip:{tmp_path}/absent.json\n")
+    assert main(["models", "check", "--models", str(path)]) == 2
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("a: ok, demo:base loaded in ") and "MB resident" in lines[0]
+    assert lines[1].startswith("broken: FAILED, open_clip:") and "absent.json" in lines[1]
+    assert "1 of 2 models did not load: broken." in err
+
+
+def test_models_calibrate_saves_beside_the_models_file(tmp_path, capsys):
+    pytest.importorskip("clip_arena.models.calibration")  # the calibration maths (its own branch of #24)
+    from clip_arena.cli.main import main
+    from clip_arena.index.catalog import read_catalog
+    from clip_arena.core.settings import DEFAULT_CATALOG
+
+    catalog = read_catalog(DEFAULT_CATALOG)
+    rows = catalog.table.slice(0, 30).to_pylist()
+    lines = ["image,caption,match"]
+    for i, row in enumerate(rows):
+        image = catalog.resolve_uri(row["image_uri"])
+        lines.append(f'"{image}","{row["caption"]}",1')
+        lines.append(f'"{image}","{rows[(i + 7) % len(rows)]["caption"]}",0')
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The entry may already name the calibration it is about to get.
+    path = write(tmp_path, "models:\n  tuned: {spec: demo:finetuned, calibration: tuned.calibration.json}\n")
+    assert main(["models", "calibrate", "tuned", "--pairs", str(tmp_path / "pairs.csv"), "--models", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "expected calibration error" in out and str(tmp_path / "tuned.calibration.json") in out
+    from clip_arena.models.calibration import Calibration
+
+    assert Calibration.load(tmp_path / "tuned.calibration.json").name == "tuned"
+    assert main(["models", "list", "--models", str(path)]) == 0  # the file exists now: the entry is valid

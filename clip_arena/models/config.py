@@ -129,7 +129,8 @@ def read_env(environ: Mapping[str, str]) -> dict:
     return models
 
 
-def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> ModelsConfig:
+def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
+         files_must_exist: bool = True) -> ModelsConfig:
     """The validated configuration from the models file (`path`, else $CLIP_ARENA_MODELS_FILE) and
     the CLIP_ARENA_MODEL__<NAME> variables; UserError naming the first bad entry."""
     environ = os.environ if environ is None else environ
@@ -145,10 +146,10 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
     if not raw and not path:
         raise UserError(f"No models configured: give --models FILE, {ENV_FILE}, or {ENV_PREFIX}<NAME> variables.")
     folder = Path(path).resolve().parent if path else Path.cwd()
-    return validate(raw, folder, " and ".join(sources))
+    return validate(raw, folder, " and ".join(sources), files_must_exist)
 
 
-def validate(raw: Mapping, folder: Path, source: str) -> ModelsConfig:
+def validate(raw: Mapping, folder: Path, source: str, files_must_exist: bool = True) -> ModelsConfig:
     if not raw:
         _fail(f"No models configured: {source}", "names none", sep="")
     if len(raw) > MAX_MODELS:
@@ -156,7 +157,7 @@ def validate(raw: Mapping, folder: Path, source: str) -> ModelsConfig:
     entries = {}
     try:
         for name, body in raw.items():
-            entries[name] = _entry(name, body, folder)
+            entries[name] = _entry(name, body, folder, files_must_exist)
         _check_fusions(entries)
         defaults = [e.name for e in entries.values() if e.default]
         if len(defaults) > 1:
@@ -168,7 +169,7 @@ def validate(raw: Mapping, folder: Path, source: str) -> ModelsConfig:
     return ModelsConfig(entries, source, digest)
 
 
-def _entry(name, body, folder: Path) -> ModelEntry:
+def _entry(name, body, folder: Path, files_must_exist: bool = True) -> ModelEntry:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         _fail(f"Model name {str(name)[:40]!r}", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with "
               "a letter or digit")
@@ -206,7 +207,7 @@ def _entry(name, body, folder: Path) -> ModelEntry:
         if not isinstance(calibration, str) or not calibration.strip() or "\x00" in calibration:
             _fail(where, f"key 'calibration' must be a file path, not {_show(calibration)}")
         full = (folder / Path(calibration).expanduser()).resolve()
-        if not full.is_file():
+        if files_must_exist and not full.is_file():
             _fail(where, f"key 'calibration': the file {full} does not exist (make one with "
                   f"`clip-arena models calibrate {name} --pairs CSV`)")
         values["calibration"] = str(full)
