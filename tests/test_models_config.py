@@ -207,3 +207,24 @@ def test_models_calibrate_saves_beside_the_models_file(tmp_path, capsys):
 
     assert Calibration.load(tmp_path / "tuned.calibration.json").name == "tuned"
     assert main(["models", "list", "--models", str(path)]) == 0  # the file exists now: the entry is valid
+
+
+def test_similarity_command_scores_with_a_named_model_even_one_the_browser_is_not_offered(tmp_path, capsys):
+    from PIL import Image
+
+    from clip_arena.cli.main import main
+
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+    path = write(tmp_path, "models:\n  a: {spec: 'demo:base', default: true}\n  hidden: {spec: 'demo:base', "
+                           "browser: false}\n")
+    common = ["similarity", "--image", str(tmp_path / "red.png"), "--text", "a red square", "--models", str(path)]
+    assert main([*common, "--model", "hidden", "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert named["name"] == "hidden" and named["model"] == "demo:base"
+    assert main([*common, "--json"]) == 0  # the file's default
+    assert json.loads(capsys.readouterr().out)["name"] == "a"
+    assert main([*common, "--model", "demo:base", "--json"]) == 0  # a spec is still a spec
+    plain = json.loads(capsys.readouterr().out)
+    assert "name" not in plain and plain["results"][0]["cosine"] == named["results"][0]["cosine"]
+    assert main([*common, "--model", "hiden"]) == 2
+    assert "There is no model 'hiden' in " in capsys.readouterr().err

@@ -111,7 +111,9 @@ def test_the_browser_gets_its_names_and_an_admin_alone_reloads(models_file):
     write(models_file, f"models:\n  a: {BASE}\n  b: {{spec: '{BASE}', browser: false}}\n")
     settings = Settings(models_file=str(models_file), hosted=True, admins=("alice",))
     models = live_models.start(settings, watch=False)
-    assert browser_models(settings) == ["a"] and choose(None, settings).handle.name == "a"
+    chosen = choose(None, settings)  # the Analyze tab loads its spec under the --model rules: named, no stand-in
+    assert browser_models(settings) == ["a"] and chosen.handle.name == "a"
+    assert chosen.settings.model == BASE and chosen.settings.model_named
     with pytest.raises(UserError, match="'b' is not offered here"):
         choose("b", settings)  # browser: false, the command line only
     with pytest.raises(UserError, match="not offered"):
@@ -126,6 +128,18 @@ def test_the_browser_gets_its_names_and_an_admin_alone_reloads(models_file):
     status = reload_as(settings, Request("alice"))
     assert "c: demo:base" in status and browser_models(settings) == ["a", "c"]
     assert models.status.reloads == 1
+
+
+def test_serve_refuses_to_start_on_a_bad_models_file(tmp_path, monkeypatch):
+    from clip_arena.cli.serve import start_models
+
+    monkeypatch.setattr(live_models, "_ACTIVE", {})
+    bad = tmp_path / "models.yaml"
+    write(bad, "models:\n  a: {spec: demo:base, precision: fp8}\n")
+    with pytest.raises(UserError, match=r"model 'a': key 'precision' must be one of fp32, fp16, bf16, not 'fp8'"):
+        start_models(Settings(models_file=str(bad), port=free_port()))
+    plain = Settings()
+    assert start_models(plain) == (plain, None)  # no models file: --model's rules, as before
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")

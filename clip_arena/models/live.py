@@ -247,6 +247,19 @@ class LiveModels:
         self._stop.set()
 
 
+def load_one(cfg: ModelsConfig, name: str | None, device: str | None = None, precision: str | None = None) -> Handle:
+    """One model of a configuration, for a command: NAME (the default when None), loaded with its
+    calibration, or a fusion with its members; the file's other models are not loaded."""
+    name = name or cfg.default
+    if name not in cfg.entries:
+        raise UserError(f"There is no model {name[:80]!r} in {cfg.source}; it names {', '.join(cfg.entries)}.")
+    entry = cfg.entries[name]
+    needed = [m for m, _ in entry.fusion] if entry.is_fusion else []
+    sub = ModelsConfig({n: cfg.entries[n] for n in [*needed, name]}, cfg.source, cfg.digest)
+    models = LiveModels(device=device, precision=precision)
+    return models._build(sub, None, ()).handles[name]
+
+
 # -- the process's live models (serve starts them; the tabs ask for them) -------------------------
 _ACTIVE: dict[str | None, LiveModels] = {}
 _ACTIVE_LOCK = threading.Lock()
