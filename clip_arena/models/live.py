@@ -195,30 +195,37 @@ class LiveModels:
                     not entry.calibration or before.get(entry.calibration) == now.get(entry.calibration)):
                 handles[entry.name] = previous  # unchanged: kept as it is, nothing loaded again
                 continue
-            encoder, key = self._load_encoder(entry.spec, entry.device or self._device,
-                                              entry.precision or self._precision)
-            self._owned.add(key)
-            calibration = None
-            if entry.calibration:
-                from clip_arena.models.calibration import Calibration
+            try:
+                encoder, key = self._load_encoder(entry.spec, entry.device or self._device,
+                                                  entry.precision or self._precision)
+                self._owned.add(key)
+                calibration = None
+                if entry.calibration:
+                    from clip_arena.models.calibration import Calibration
 
-                calibration = Calibration.load(entry.calibration)
-                calibration.check(encoder)  # made for these weights, or refused
+                    calibration = Calibration.load(entry.calibration)
+                    calibration.check(encoder)  # made for these weights, or refused
+            except UserError as err:  # which model of the file, then why
+                raise UserError(f"Model {entry.name!r} ({entry.spec}): {err}") from err
             handles[entry.name] = Handle(entry.name, entry, entry.spec, encoder, calibration, key=key)
         for entry in cfg.entries.values():
             if entry.is_fusion:
                 from clip_arena.models.fusion import Fusion, Member
 
-                fusion = Fusion([Member(n, w, handles[n].encoder, handles[n].calibration) for n, w in entry.fusion])
+                try:
+                    fusion = Fusion([Member(n, w, handles[n].encoder, handles[n].calibration) for n, w in entry.fusion])
+                except UserError as err:
+                    raise UserError(f"Model {entry.name!r} ({entry.describe()}): {err}") from err
                 handles[entry.name] = Handle(entry.name, entry, fusion.describe(), fusion=fusion)
         ordered = {name: handles[name] for name in cfg.entries}
         return Snapshot(cfg, ordered, time.time(), signature)
 
     def _release_unused(self) -> list[str]:
+        """Every encoder this object ever loaded that no live model names is dropped from the registry,
+        again on each reload: one a request re-cached meanwhile (get_encoder by spec) goes too."""
         snap = self._snapshot
         live = {h.key for h in snap.handles.values()} if snap else set()
         unused = self._owned - live
-        self._owned -= unused
         return self._release(unused) if unused else []
 
     def reload_in_background(self, reason: str) -> threading.Thread:
@@ -235,10 +242,13 @@ class LiveModels:
         def _poll():
             seen = self._snapshot.signature if self._snapshot else self._signature()
             while not self._stop.wait(interval):
-                now = self._signature()
-                if now != seen:
-                    seen = now
-                    self.reload("the models file changed")
+                try:
+                    now = self._signature()
+                    if now != seen:
+                        seen = now
+                        self.reload("the models file changed")
+                except Exception:  # noqa: BLE001 - the watcher outlives any one bad moment
+                    log.exception("models: the watcher's reload failed")
 
         self._watcher = threading.Thread(target=_poll, daemon=True, name="models watcher")
         self._watcher.start()
