@@ -128,7 +128,10 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
         preview = refresh_preview(str(output), image_column, SORTS[0], SHOWS[0], model, settings)
         return preview, histogram(output), f"**Cancelled:** {err}", str(output)
     preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], encoder, settings)
-    return preview, histogram(output), errors_text(report), str(output)
+    summary = errors_text(report)
+    if chosen.handle is not None:  # with a models file: which NAME and spec scored the rows
+        summary += f"\n\nScored by model `{chosen.label}`."
+    return preview, histogram(output), summary, str(output)
 
 
 def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],

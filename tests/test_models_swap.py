@@ -240,3 +240,44 @@ def test_a_running_app_swaps_models_under_16_clients_without_a_failed_request(tm
         log.close()
     assert text.count("models: the models file changed: now live=") >= 10, text[-3000:]
     assert "unknown key 'colour'" in text
+
+
+def test_the_pickers_offer_the_live_names_on_their_next_render(models_file):
+    import gradio as gr
+
+    from clip_arena.analyzer.widgets import model_picker
+
+    settings = Settings(models_file=str(models_file))
+    models = live_models.start(settings, watch=False)
+    with gr.Blocks() as demo:
+        picker = model_picker(settings, "Model", "sim-model", fusions=True)
+    assert picker.choices == [("a", "a")] and picker.value == "a"
+    on_load = next(f for f in demo.fns.values() if picker in f.outputs).fn  # runs on each page load
+    write(models_file, f"models:\n  c: {BASE}\n  a: {BASE}\n  d: {{spec: '{BASE}', default: true}}\n")
+    assert models.reload("test")
+    update = on_load()
+    assert [c[0] if isinstance(c, tuple) else c for c in update.choices] == ["c", "a", "d"] and update.value == "d"
+
+
+def test_batch_scores_with_the_named_model_and_says_which(models_file, tmp_path):
+    import pandas as pd
+
+    from clip_arena.analyzer.batch_view import run_batch
+
+    Image.new("RGB", (64, 64), (210, 30, 30)).save(tmp_path / "red.png")
+    (tmp_path / "pairs.csv").write_text("url,title\nred.png,a red square\n")
+    write(models_file, f"models:\n  a: {BASE}\n  small: {{spec: '{BASE}', batch_size: 1}}\n")
+    settings = Settings(models_file=str(models_file), image_roots=[str(tmp_path)])
+    live_models.start(settings, watch=False)
+    _, _, summary, output = run_batch(str(tmp_path / "pairs.csv"), "url", "title", "small", settings)
+    assert "Scored by model `small (demo:base)`." in summary
+    want = score_cosine(BASE, tmp_path / "red.png", "a red square")
+    assert float(pd.read_csv(output)["cosine"][0]) == pytest.approx(want, abs=1e-4)
+    with pytest.raises(UserError, match="not offered"):
+        run_batch(str(tmp_path / "pairs.csv"), "url", "title", BASE, settings)  # a spec is not one of the NAMEs
+
+
+def score_cosine(spec, image_path, caption) -> float:
+    from clip_arena.analyzer.similarity import score_image_texts
+
+    return score_image_texts(registry.get_encoder(spec), Image.open(image_path).convert("RGB"), [caption])[0].cosine
