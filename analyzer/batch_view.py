@@ -105,7 +105,7 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
               progress=None, should_stop=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
         raise UserError("Drop a CSV file first.")
-    chosen = choose(model, settings)  # with a models file: its live handle, kept for the whole run
+    chosen = choose(model, settings, fusions=True)  # with a models file: its live handle, kept for the whole run
     check_batch_rows(csv_path, settings)
     out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
@@ -116,10 +116,13 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
                            limits=settings.limits, audience=BROWSER, chunk_rows=256,  # 256: Cancel answers sooner
                            video_limits=VideoLimits.for_settings(settings))  # hosted: the lower video caps
-    if chosen.handle is not None:
-        encoder = chosen.handle.encoder
-        if chosen.handle.entry.batch_size:
-            options = replace(options, batch_size=chosen.handle.entry.batch_size)
+    if chosen.handle is not None:  # a fusion scores in place of an encoder; a calibration adds two columns
+        handle = chosen.handle
+        encoder = handle.fusion if handle.fusion is not None else handle.encoder
+        if handle.entry.batch_size:
+            options = replace(options, batch_size=handle.entry.batch_size)
+        if handle.calibration is not None:
+            options = replace(options, calibration=handle.calibration)
     else:
         encoder, _ = photo_model(settings, chosen.spec)
     try:
@@ -127,11 +130,18 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
     except BatchCancelled as err:
         preview = refresh_preview(str(output), image_column, SORTS[0], SHOWS[0], model, settings)
         return preview, histogram(output), f"**Cancelled:** {err}", str(output)
-    preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], encoder, settings)
+    preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], _thumbnail_encoder(encoder), settings)
     summary = errors_text(report)
     if chosen.handle is not None:  # with a models file: which NAME and spec scored the rows
         summary += f"\n\nScored by model `{chosen.label}`."
     return preview, histogram(output), summary, str(output)
+
+
+def _thumbnail_encoder(scorer):
+    """The encoder that embeds a preview's images: a fusion's first member (a fused file carries its own
+    percentile, so the vector only keys the thumbnail cache)."""
+    members = getattr(scorer, "members", None)
+    return members[0].encoder if members else scorer
 
 
 def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
@@ -228,8 +238,10 @@ def refresh_preview(scored: str | None, image_column: str, sort: str, show: str,
         raise UserError("That file is not a scored CSV from this tab (it has no cosine and error columns); "
                         "run the batch again.")
     image_column = detect_columns(header, image_column or None, None)[0]
-    chosen = choose(model, settings)
-    encoder = chosen.handle.encoder if chosen.handle is not None else photo_model(settings, chosen.spec)[0]
+    chosen = choose(model, settings, fusions=True)
+    handle = chosen.handle
+    encoder = (_thumbnail_encoder(handle.fusion or handle.encoder) if handle is not None
+               else photo_model(settings, chosen.spec)[0])
     try:
         return preview_table(scored, image_column, sort, show, encoder, settings)
     except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as err:

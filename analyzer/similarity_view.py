@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -19,59 +17,37 @@ from clip_arena.models.fallback import photo_model
 COLUMNS = ["rank", "caption", "cosine", "similarity", "clip_score", "percentile"]
 
 
-def _value(name: str, result: SimilarityResult) -> float | None:
-    """A score as shown, None where a result has none (a fusion has no cosine; an uncalibrated model no
-    probability)."""
-    value = getattr(result, name, None)
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return rounded(name, value) if name in SHOWN_DECIMALS else round(float(value), 4)
-
-
-def _calibrated(results: list[SimilarityResult]) -> bool:
-    return any(getattr(r, "probability", None) is not None for r in results)
-
-
 def results_table(results: list[SimilarityResult]) -> pd.DataFrame:
-    columns = COLUMNS + (["probability"] if _calibrated(results) else [])
-    rows = [{"rank": i, "caption": r.text, **{name: _value(name, r) for name in columns[2:]}}
-            for i, r in enumerate(results, start=1)]
-    return pd.DataFrame(rows, columns=columns)
+    rows = [
+        {"rank": i, "caption": r.text, **{name: rounded(name, getattr(r, name)) for name in SHOWN_DECIMALS}}
+        for i, r in enumerate(results, start=1)
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def results_figure(results: list[SimilarityResult]) -> go.Figure:
     ordered = list(reversed(results))  # plotly draws bottom-up; best on top
-    by = "cosine" if all(_value("cosine", r) is not None for r in results) else "probability"  # a fusion's
     fig = go.Figure(go.Bar(
-        x=[_value(by, r) for r in ordered],
+        x=[r.cosine for r in ordered],
         y=[r.text if len(r.text) <= 60 else r.text[:57] + "..." for r in ordered],
         orientation="h",
-        text=[f"{shown(by, getattr(r, by)) if by in SHOWN_DECIMALS else f'{r.probability:.4f}'} (beats {shown('percentile', r.percentile)}% of {_against(r)})" for r in ordered],
+        text=[f"{shown('cosine', r.cosine)} (beats {shown('percentile', r.percentile)}% of generic captions)"
+              for r in ordered],
         textposition="auto",
         marker_color=["#2a9d8f" if r.percentile >= 90 else "#8d99ae" for r in ordered],
     ))
     fig.update_layout(
-        title=f"{'Cosine similarity' if by == 'cosine' else 'Probability of a match'} per caption", xaxis_title=by,
-        height=120 + 40 * len(results), margin=dict(l=10, r=10, t=40, b=30),
+        title="Cosine similarity per caption", xaxis_title="cosine", height=120 + 40 * len(results),
+        margin=dict(l=10, r=10, t=40, b=30),
     )
     return fig
 
 
-def _against(result) -> str:
-    """What a percentile compares with: the calibration's mismatched pairs, or generic captions."""
-    return "mismatched pairs" if getattr(result, "probability", None) is not None else "generic captions"
-
-
 def summary_line(results: list[SimilarityResult], model: str) -> str:
     best = results[0]
-    probability = _value("probability", best)
-    chance = f", probability of a match {probability:.1%}" if probability is not None else ""
-    if _value("cosine", best) is None:  # a fusion: calibrated probabilities only
-        return (f"Best match: **{best.text}**{chance}; it beats {shown('percentile', best.percentile)}% of "
-                f"{_against(best)} (model `{model}`).")
     return (f"Best match: **{best.text}**, cosine {shown('cosine', best.cosine)}, similarity "
-            f"{shown('similarity', best.similarity)}, CLIPScore {shown('clip_score', best.clip_score)}{chance}; it "
-            f"beats {shown('percentile', best.percentile)}% of {_against(best)} for this image (model `{model}`).")
+            f"{shown('similarity', best.similarity)}, CLIPScore {shown('clip_score', best.clip_score)}; it beats "
+            f"{shown('percentile', best.percentile)}% of generic captions for this image (model `{model}`).")
 
 
 def run_similarity(image_file: str | None, image_url: str, captions: str, model: str,

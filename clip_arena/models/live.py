@@ -213,7 +213,8 @@ class LiveModels:
                 from clip_arena.models.fusion import Fusion, Member
 
                 try:
-                    fusion = Fusion([Member(n, w, handles[n].encoder, handles[n].calibration) for n, w in entry.fusion])
+                    fusion = Fusion([Member(n, w, handles[n].encoder, handles[n].calibration) for n, w in entry.fusion],
+                                    name=entry.name)
                 except UserError as err:
                     raise UserError(f"Model {entry.name!r} ({entry.describe()}): {err}") from err
                 handles[entry.name] = Handle(entry.name, entry, fusion.describe(), fusion=fusion)
