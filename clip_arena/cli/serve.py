@@ -109,6 +109,11 @@ def start_models(settings):
     if not uses_models_config(settings):
         return settings, None
     _port_free(settings.host, settings.port)  # before loading models, not after
+    if settings.model_named or settings.browser_models:
+        import sys
+
+        print("note: the models file names the models of the Similarity, Analyze and Batch tabs; --model, "
+              "--browser-model, CLIP_ARENA_MODEL and CLIP_ARENA_MODELS are not used", file=sys.stderr, flush=True)
     live = start(settings)
     snap = live.snapshot
     handles = [snap.handles[snap.config.default], *snap.handles.values()]
