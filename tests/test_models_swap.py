@@ -299,3 +299,28 @@ def score_cosine(spec, image_path, caption) -> float:
     from clip_arena.analyzer.similarity import score_image_texts
 
     return score_image_texts(registry.get_encoder(spec), Image.open(image_path).convert("RGB"), [caption])[0].cosine
+
+
+def test_a_cached_model_answers_while_another_loads(monkeypatch):
+    """A reload loads in the background: requests for models already in memory must not wait for it."""
+    loading, release = threading.Event(), threading.Event()
+    cached = object()
+    monkeypatch.setitem(registry._cache, registry.cache_key(BASE), cached)
+
+    def slow_load(spec, device, precision):
+        loading.set()
+        release.wait(30)
+        return object()
+
+    monkeypatch.setattr(registry, "load", slow_load)
+    background = threading.Thread(target=registry.get_encoder, args=("open_clip:ViT-B-32",))
+    background.start()
+    assert loading.wait(10)
+    got = []
+    asker = threading.Thread(target=lambda: got.append(registry.get_encoder(BASE)))
+    asker.start()
+    asker.join(10)  # before this change it waited behind the other load (the registry's one lock)
+    release.set()
+    background.join(30)
+    registry._cache.pop(registry.cache_key("open_clip:ViT-B-32"), None)
+    assert got == [cached]
