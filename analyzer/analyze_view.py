@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from clip_arena.analyzer.content.report import SECTION_NAMES
 from clip_arena.analyzer.content.service import run_analysis
-from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.model_choice import choose
 from clip_arena.analyzer.policy import ImagePolicy
 from clip_arena.core.downloads import new_folder
 from clip_arena.core.errors import UserError
@@ -135,7 +135,8 @@ def summary_line(report: dict) -> str:
     for sec in report["sections"].values():
         counts[sec["status"]] = counts.get(sec["status"], 0) + 1
     total_ms = sum(report.get("timings_ms", {}).values())
-    return (f"{len(report['sections'])} sections with model `{report['model']}`: {counts['ok']} ok, "
+    model = f"{report['model_name']}` (`{report['model']}" if report.get("model_name") else report["model"]
+    return (f"{len(report['sections'])} sections with model `{model}`: {counts['ok']} ok, "
             f"{counts['degraded']} degraded (a fallback ran), {counts['unavailable']} unavailable; "
             f"{total_ms / 1000:.1f} s.")
 
@@ -153,9 +154,11 @@ def run_analyze(image_file: str | None, image_url: str, text: str, model: str, s
     given = bool(image_file or (image_url or "").strip())
     if not given and not (text or "").strip():
         raise UserError("Add an image, a video or a text (an image and a text together, or a video and its text).")
-    model = check_browser_model(model, settings)
+    chosen = choose(model, settings)  # with a models file: a NAME's spec, on its device and precision
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir) if given else None
-    report = run_analysis(image, text or "", settings, model=model)
+    report = run_analysis(image, text or "", chosen.settings, model=chosen.spec)
+    if chosen.handle is not None:
+        report["model_name"] = chosen.handle.name
     return cards_html(report), palette_figure(report), labels_figure(report), write_json(report), summary_line(report)
 
 

@@ -24,7 +24,7 @@ def build(settings: Settings) -> None:
         with gr.Column():
             image_col = gr.Dropdown(label="Image column", choices=[], elem_id="batch-image-col")
             caption_col = gr.Dropdown(label="Caption column", choices=[], elem_id="batch-caption-col")
-            model = model_picker(settings, "Model", "batch-model")
+            model = model_picker(settings, "Model", "batch-model", fusions=True)
             with gr.Row():
                 run = gr.Button("Score", variant="primary", elem_id="batch-run")
                 cancel = gr.Button("Cancel", variant="secondary", elem_id="batch-cancel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import plotly.graph_objects as go
 from clip_arena.analyzer.batch import (SCORE_COLUMNS, BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache,
                                       is_video_cell, read_records, score_csv)
 from clip_arena.analyzer.csv_io import detect_columns, sniff
-from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.model_choice import choose
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
 from clip_arena.core.downloads import new_folder
 from clip_arena.core.errors import UserError
@@ -104,7 +105,7 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
               progress=None, should_stop=None) -> tuple[pd.DataFrame, go.Figure, str, str]:
     if not csv_path:
         raise UserError("Drop a CSV file first.")
-    model = check_browser_model(model, settings)
+    chosen = choose(model, settings, fusions=True)  # with a models file: its live handle, kept for the whole run
     check_batch_rows(csv_path, settings)
     out_dir = new_folder("batch")
     output = out_dir / f"{Path(csv_path).stem}_scored.csv"
@@ -115,14 +116,32 @@ def run_batch(csv_path: str, image_column: str, caption_column: str, model: str,
                            image_roots=list(policy.roots) if policy.roots is not None else None,
                            limits=settings.limits, audience=BROWSER, chunk_rows=256,  # 256: Cancel answers sooner
                            video_limits=VideoLimits.for_settings(settings))  # hosted: the lower video caps
-    encoder, _ = photo_model(settings, model)
+    if chosen.handle is not None:  # a fusion scores in place of an encoder; a calibration adds two columns
+        handle = chosen.handle
+        encoder = handle.fusion if handle.fusion is not None else handle.encoder
+        if handle.entry.batch_size:
+            options = replace(options, batch_size=handle.entry.batch_size)
+        if handle.calibration is not None:
+            options = replace(options, calibration=handle.calibration)
+    else:
+        encoder, _ = photo_model(settings, chosen.spec)
     try:
         report = score_csv(csv_path, output, encoder, options, progress, should_stop)
     except BatchCancelled as err:
         preview = refresh_preview(str(output), image_column, SORTS[0], SHOWS[0], model, settings)
         return preview, histogram(output), f"**Cancelled:** {err}", str(output)
-    preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], encoder, settings)
-    return preview, histogram(output), errors_text(report), str(output)
+    preview = preview_table(output, report.image_column, SORTS[0], SHOWS[0], _thumbnail_encoder(encoder), settings)
+    summary = errors_text(report)
+    if chosen.handle is not None:  # with a models file: which NAME and spec scored the rows
+        summary += f"\n\nScored by model `{chosen.label}`."
+    return preview, histogram(output), summary, str(output)
+
+
+def _thumbnail_encoder(scorer):
+    """The encoder that embeds a preview's images: a fusion's first member (a fused file carries its own
+    percentile, so the vector only keys the thumbnail cache)."""
+    members = getattr(scorer, "members", None)
+    return members[0].encoder if members else scorer
 
 
 def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
@@ -220,7 +239,10 @@ def refresh_preview(scored: str | None, image_column: str, sort: str, show: str,
         raise UserError("That file is not a scored CSV from this tab (it has no cosine and error columns); "
                         "run the batch again.")
     image_column = detect_columns(header, image_column or None, None)[0]
-    encoder, _ = photo_model(settings, model)
+    chosen = choose(model, settings, fusions=True)
+    handle = chosen.handle
+    encoder = (_thumbnail_encoder(handle.fusion or handle.encoder) if handle is not None
+               else photo_model(settings, chosen.spec)[0])
     try:
         return preview_table(scored, image_column, sort, show, encoder, settings)
     except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as err:

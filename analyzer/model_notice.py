@@ -19,9 +19,15 @@ LOADING = "⏳ Loading the photo model ({spec}) in the background: the first sco
 def notice_markdown(spec: str | None, settings: Settings) -> str:
     """The notice for the model a tab will use, as Markdown; empty for a real model (or one that
     cannot load at all: the tab's own error says so when it runs)."""
+    from clip_arena.analyzer.model_choice import choose
+    from clip_arena.core.errors import UserError
+
     try:
-        _, used = photo_model(settings, spec)
-    except ModelLoadError:
+        chosen = choose(spec, settings, fusions=True)  # a models file's NAME: its spec
+        if chosen.handle is not None and chosen.handle.fusion is not None:
+            return ""
+        _, used = photo_model(chosen.settings, chosen.spec)
+    except UserError:  # ModelLoadError included: the tab's own error says so when it runs
         return ""
     return _markdown(used)
 
@@ -42,6 +48,17 @@ def notice_now(settings: Settings) -> tuple[str, bool]:
     return _markdown(used), False
 
 
+def _spec_of(choice: str | None, settings: Settings) -> str:
+    """The spec a picker's choice stands for (a models file's NAME, or a spec)."""
+    from clip_arena.analyzer.model_choice import choose
+    from clip_arena.core.errors import UserError
+
+    try:
+        return choose(choice, settings, fusions=True).spec
+    except UserError:
+        return choice or settings.model
+
+
 def place(settings: Settings, picker: gr.Dropdown, elem_prefix: str) -> gr.Markdown:
     notice = gr.Markdown(lambda: notice_now(settings)[0], elem_id=f"{elem_prefix}-model-notice")
     picker.change(lambda spec: notice_markdown(spec, settings), [picker], [notice], show_progress="hidden")
@@ -49,7 +66,7 @@ def place(settings: Settings, picker: gr.Dropdown, elem_prefix: str) -> gr.Markd
     timer = gr.Timer(2)
 
     def tick(spec):
-        if (spec or settings.model) != settings.model:
+        if _spec_of(spec, settings) != settings.model:
             return gr.skip(), gr.Timer(active=False)  # the picker's own notice stands
         text, loading = notice_now(settings)
         return text, gr.Timer(active=loading)

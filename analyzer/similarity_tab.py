@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from clip_arena.analyzer.similarity_view import COLUMNS, run_similarity
-from clip_arena.analyzer import model_notice
+from clip_arena.analyzer import model_notice, models_panel
 from clip_arena.analyzer.widgets import error_text, image_inputs, model_picker
 from clip_arena.core import background
 from clip_arena.core.errors import UserError
@@ -21,9 +21,10 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1):
             captions = gr.Textbox(label="Captions, one per line", lines=6, elem_id="sim-captions",
                                   placeholder="a red running shoe\na leather handbag")
-            model = model_picker(settings, "Model", "sim-model")
+            model = model_picker(settings, "Model", "sim-model", fusions=True)
             button = gr.Button("Score", variant="primary", elem_id="sim-run")
     model_notice.place(settings, model, "sim")
+    models_panel.place(settings)  # admins: the models file's status and Reload
     summary = gr.Markdown(elem_id="sim-summary")
     table = gr.Dataframe(headers=COLUMNS, label="Scores, best first", interactive=False, elem_id="sim-table")
     plot = gr.Plot(label="Scores", elem_id="sim-plot")

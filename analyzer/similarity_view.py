@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from clip_arena.analyzer.model_choice import check_browser_model
+from clip_arena.analyzer.model_choice import choose
 from clip_arena.analyzer.policy import ImagePolicy
 from clip_arena.analyzer.scores import SHOWN_DECIMALS, rounded, shown
 from clip_arena.analyzer.similarity import SimilarityResult, score_image_texts, split_captions
@@ -86,8 +86,22 @@ def run_similarity(image_file: str | None, image_url: str, captions: str, model:
     if len(texts) > most:
         raise UserError(f"That is {len(texts):,} captions; one call takes at most {most:,} "
                         "(use the Batch CSV tab for more).")
-    model = check_browser_model(model, settings)
+    chosen = choose(model, settings, fusions=True)  # with a models file: one live handle for the whole request
     image = ImagePolicy.for_server(settings).load_from_tab(image_file, image_url, upload_dir)
-    encoder, used = photo_model(settings, model)
-    results = score_image_texts(encoder, image, texts)
-    return results_table(results), results_figure(results), summary_line(results, used.used)
+    if chosen.handle is None:
+        encoder, used = photo_model(settings, chosen.spec)
+        results = score_image_texts(encoder, image, texts)
+        return results_table(results), results_figure(results), summary_line(results, used.used)
+    results = score_named(chosen.handle, image, texts)
+    return results_table(results), results_figure(results), summary_line(results, chosen.label)
+
+
+def score_named(handle, image, texts: list[str]) -> list[SimilarityResult]:
+    """Scores by a model of the models file: its calibration applied, or its fusion's probabilities."""
+    if handle.fusion is not None:
+        from clip_arena.analyzer.similarity import score_fused
+
+        return score_fused(handle.fusion, image, texts)
+    if handle.calibration is not None:
+        return score_image_texts(handle.encoder, image, texts, calibration=handle.calibration)
+    return score_image_texts(handle.encoder, image, texts)

@@ -6,14 +6,25 @@ import re
 
 import gradio as gr
 
-from clip_arena.analyzer.model_choice import browser_models
+from clip_arena.analyzer.model_choice import browser_models, default_choice
 from clip_arena.core.settings import Settings
 
 
-def model_picker(settings: Settings, label: str, elem_id: str) -> gr.Dropdown:
-    """Only the configured models: the server checks the choice again (analyzer.model_choice)."""
-    return gr.Dropdown(choices=browser_models(settings), value=settings.model, allow_custom_value=False,
-                       label=label, elem_id=elem_id)
+def model_picker(settings: Settings, label: str, elem_id: str, fusions: bool = False) -> gr.Dropdown:
+    """Only the configured models: the server checks the choice again (analyzer.model_choice). With a
+    models file, its NAMEs as they are when the page loads (a reload changes them without a restart)."""
+    from clip_arena.models.live import active
+
+    live = active(settings) is not None
+    # Live: Gradio would check a choice against the NAMEs of the start; the server checks it against
+    # the live set instead (model_choice.choose), so a NAME added by a reload is accepted.
+    picker = gr.Dropdown(choices=browser_models(settings, fusions), value=default_choice(settings, fusions),
+                         allow_custom_value=live, label=label, elem_id=elem_id)
+    if live:
+        gr.on(None, lambda: gr.Dropdown(choices=browser_models(settings, fusions),
+                                        value=default_choice(settings, fusions)),
+              None, [picker], api_visibility="private", queue=False, show_progress="hidden")
+    return picker
 
 
 class ImageInput(gr.Image):

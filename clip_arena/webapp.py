@@ -158,6 +158,10 @@ def launch(settings: Settings, arena=None) -> None:
     from clip_arena.core.auth import Users
 
     auth = Users.from_settings(settings.auth, settings.users_file)
+    from clip_arena.models.live import active, install_sighup
+
+    if active(settings) is not None:
+        install_sighup(active(settings))  # `kill -HUP PID` reloads the models file
     warm_up(settings)  # models load in the background: nothing below waits for them
     demo = build_app(settings, arena)
     if getattr(arena, "target", None) is not None:

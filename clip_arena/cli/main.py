@@ -10,7 +10,7 @@ import sys
 from clip_arena.core.errors import UserError
 
 COMMANDS = ("serve", "similarity", "embed", "index_cmd", "search", "finetune", "stats", "votes_cmd", "score",
-            "analyze", "effectiveness", "users_cmd", "prepare")
+            "analyze", "effectiveness", "users_cmd", "prepare", "models_cmd")
 
 
 class _Version(argparse.Action):

@@ -72,6 +72,9 @@ def add_parser(subparsers) -> None:
                    help="most votes one annotator may cast in any hour (default 0: no cap)")
     p.add_argument("--min-display-ms", dest="min_display_ms", type=int, metavar="MS",
                    help="a vote cast sooner after its round appeared is flagged for review (default 400)")
+    p.add_argument("--models", dest="models_file", metavar="FILE",
+                   help="models file (YAML or TOML) naming the models of the Similarity, Analyze and Batch tabs; "
+                        "reloaded without a restart when it changes (default: $CLIP_ARENA_MODELS_FILE)")
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -98,6 +101,28 @@ def check(settings):
                 raise UserError(f"--model {settings.model}: its {part.what} {path} does not exist.")
     users = Users.from_settings(settings.auth, settings.users_file)
     return open_strict(settings), users
+
+
+def start_models(settings):
+    """With a models file (or CLIP_ARENA_MODEL__<NAME> variables): its models loaded now (a bad file
+    stops the start, said in one sentence) and watched; the default one becomes settings.model."""
+    from dataclasses import replace
+
+    from clip_arena.models.live import start, uses_models_config
+
+    if not uses_models_config(settings):
+        return settings, None
+    _port_free(settings.host, settings.port)  # before loading models, not after
+    if settings.model_named or settings.browser_models:
+        import sys
+
+        print("note: the models file names the models of the Similarity, Analyze and Batch tabs; --model, "
+              "--browser-model, CLIP_ARENA_MODEL and CLIP_ARENA_MODELS are not used", file=sys.stderr, flush=True)
+    live = start(settings)
+    snap = live.snapshot
+    handles = [snap.handles[snap.config.default], *snap.handles.values()]
+    spec = next(h.entry.spec for h in handles if h.encoder is not None)  # a fusion's default: its first model
+    return replace(settings, model=spec, model_named=True), live
 
 
 def _port_free(host: str, port: int) -> None:
@@ -175,8 +200,13 @@ def run(args) -> int:
     if settings.max_votes_per_hour < 0 or settings.min_display_ms < 0:
         raise UserError("--max-votes-per-hour and --min-display-ms must be 0 or more.")
     plan = _parse_plan(getattr(args, "plan", None))
+    settings, live = start_models(settings)
     arena, users = check(settings)
     lines = describe(settings, arena, users)
+    if live is not None:
+        named = ("\n  ".join(live.status_lines()) + "\n  (the Similarity, Analyze and Batch tabs offer these "
+                 "NAMEs; reloaded when the file changes, on SIGHUP, or by an admin in the Similarity tab)")
+        lines = [named if line.startswith("model: ") else line for line in lines]
     if plan is not None:
         from clip_arena.votes.plan import plan_words, write_plan
 

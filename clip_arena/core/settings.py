@@ -78,6 +78,9 @@ class Settings:
     # Models the browser may pick besides `model` (none given: the bundled demo models); the
     # command line may load any spec.
     browser_models: tuple[str, ...] = ()
+    # A models file (YAML/TOML) naming the models, reloaded while the app runs (models/config.py, live.py);
+    # when given, the pickers offer its NAMEs instead of --model and --browser-model.
+    models_file: str | None = None
     queue_size: int = 64  # events waiting in the web queue before new ones are turned away
     batch_jobs: int = 2  # Batch CSV runs at once: a small batch need not wait behind a long one
     model_jobs: int = 2  # Similarity and Analyze runs at once, each tab its own group
@@ -122,6 +125,7 @@ class Settings:
             max_upload=os.environ.get("CLIP_ARENA_MAX_UPLOAD", "50mb"),
             effectiveness_model=os.environ.get("CLIP_ARENA_EFFECTIVENESS_MODEL") or None,
             browser_models=tuple(m.strip() for m in os.environ.get("CLIP_ARENA_MODELS", "").split(",") if m.strip()),
+            models_file=os.environ.get("CLIP_ARENA_MODELS_FILE") or None,
             queue_size=_env_int("CLIP_ARENA_QUEUE_SIZE", 64),
             batch_jobs=_env_int("CLIP_ARENA_BATCH_JOBS", 2),
             model_jobs=_env_int("CLIP_ARENA_MODEL_JOBS", 2),

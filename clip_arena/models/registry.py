@@ -22,6 +22,9 @@ def get_encoder(spec: str, device: str | None = None, precision: str | None = No
     """The encoder for `spec`, loaded once per (spec, device, precision)."""
     parsed, dev, prec = _resolved(spec, device, precision)
     key = (str(parsed), dev, prec)
+    cached = _cache.get(key)  # a hit never waits behind another model's load (a reload's, in the background)
+    if cached is not None:
+        return cached
     with _lock:  # one load at a time: two tabs asking at once must not load twice
         if key not in _cache:
             _cache[key] = load(parsed, dev, prec)
@@ -38,6 +41,37 @@ def is_loaded(spec: str, device: str | None = None, precision: str | None = None
     """Whether get_encoder would answer at once (the model is in memory already)."""
     parsed, dev, prec = _resolved(spec, device, precision)
     return (str(parsed), dev, prec) in _cache
+
+
+def cache_key(spec: str, device: str | None = None, precision: str | None = None) -> tuple[str, str, str]:
+    """The cache's key for a model: the same model asked for by two names is loaded once."""
+    parsed, dev, prec = _resolved(spec, device, precision)
+    return str(parsed), dev, prec
+
+
+def release(keys) -> list[str]:
+    """Forget the cached encoders of `keys` (a reload dropped them), so that their memory is returned
+    once the last request still using one ends; caches of values computed per encoder are cleared too,
+    as they would keep it alive. Returns the specs released."""
+    import gc
+    import sys
+
+    with _lock:
+        dropped = [_cache.pop(key) for key in keys if key in _cache]
+    if not dropped:
+        return []
+    similarity = sys.modules.get("clip_arena.analyzer.similarity")
+    if similarity is not None and hasattr(similarity, "reference_vectors"):
+        similarity.reference_vectors.cache_clear()  # holds up to 8 encoders by reference
+    specs = [e.spec for e in dropped]
+    on_gpu = any(str(e.device).startswith("cuda") for e in dropped)
+    del dropped
+    gc.collect()
+    if on_gpu:
+        import torch
+
+        torch.cuda.empty_cache()
+    return specs
 
 
 def known_specs() -> list[str]:
