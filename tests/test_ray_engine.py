@@ -395,3 +395,28 @@ def test_actors_that_cannot_start_here_are_refused_instead_of_waiting(local_ray,
         build_catalog_ray(items_from_folder(root), {"base": tiny_open_clip_spec}, tmp_path / "c.parquet",
                           RayOptions(actors=3), progress=False)
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "c.parquet").exists()
+
+
+def test_prepare_shards_read_back_with_ray_data(local_ray, tmp_path):
+    """prepare's shards (several, capped by count) read back whole by Ray Data's read_webdataset: every
+    sample once, with its image, caption and metadata (the local engine's writer; the Ray engine's
+    byte-for-byte equality is tests/test_prepare_ray.py, a slow test, and bench/bench_prepare.py --ray)."""
+    import json
+
+    import ray
+
+    from clip_arena.prepare.shards import sample, write_shards
+
+    rows = [{"image_id": f"p{i}", "clean_title": f"Oak chair {i}", "colour": "red", "colour_confidence": 0.9}
+            for i in range(7)]
+    images = [Image.new("RGB", (30 + i, 20), (40 * i, 90, 200)) for i in range(7)]
+    written = write_shards((sample(r, im, 32, "{clean_title} in {colour}") for r, im in zip(rows, images)),
+                           tmp_path / "train", max_count=3)
+    assert [s["samples"] for s in written] == [3, 3, 1]
+    files = [str(tmp_path / "train" / s["name"]) for s in written]
+    got = ray.data.read_webdataset(files, decoder=None).take_all()
+    assert sorted(r["__key__"] for r in got) == sorted(f"p{i}" for i in range(7))
+    for r in got:
+        meta = json.loads(r["json"])
+        assert r["txt"].decode() == f"{meta['clean_title']} in red"
+        assert Image.open(io.BytesIO(r["jpg"])).size == (32, 32)
