@@ -137,7 +137,7 @@ class Prepare:
                                   str((self.out / "images").resolve()), opts.limits)
         catalog_columns = set(self.records[0]) | set(raw.PRODUCED) | set(attrs.attribute_columns(self.vocab))
         shards.check_template(opts.template, catalog_columns - {"row", "error", "error_kind"})
-        self.fp = {"input": fingerprint(VERSION, raw.file_digest(Path(opts.csv)), asdict(self.columns), self.ctx.roots,
+        self.fp = {"input": fingerprint(VERSION, shards.sha256_file(Path(opts.csv)), asdict(self.columns), self.ctx.roots,
                                         opts.limits.max_bytes, opts.limits.max_pixels)}
         self.fp["clean"] = fingerprint(self.fp["input"], opts.part_rows, opts.duplicate_distance)
         self.fp["attributes"] = fingerprint(self.fp["clean"], opts.tier, opts.model if opts.tier == "offline" else

@@ -5,7 +5,6 @@ would clash with one of them is kept as `raw_<name>`."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +82,3 @@ def records(df: pd.DataFrame, columns: Columns) -> list[dict]:
         item["image_id"] = item.get("image_id", "").strip() if columns.id else f"row-{n + 1}"
         out.append(item)
     return out
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
