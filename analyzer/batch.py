@@ -212,15 +212,20 @@ def output_header(header: list[str], calibrated: bool = False) -> list[str]:
     named like a score column is kept, renamed `input_<name>` (`input_input_<name>` if that is taken
     too...), so each row (input cells + all score cells) lines up with the header and a column named
     `cosine` is always this scorer's."""
-    taken = set(header) | RESERVED_COLUMNS
+    return neutralise_row(keep_clashing(header, RESERVED_COLUMNS) + list(score_columns(calibrated)))
+
+
+def keep_clashing(header: list[str], reserved) -> list[str]:
+    """`header` with each name in `reserved` renamed `input_<name>` (prefixed again while taken)."""
+    taken = set(header) | set(reserved)
     renamed = []
     for name in header:
-        if name in RESERVED_COLUMNS:
+        if name in reserved:
             while name in taken:
                 name = f"input_{name}"
             taken.add(name)
         renamed.append(name)
-    return neutralise_row(renamed + list(score_columns(calibrated)))
+    return renamed
 
 
 def calibrated_values(probability: float, percentile: float) -> list[str]:

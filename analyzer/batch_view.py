@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from clip_arena.analyzer.batch import (SCORE_COLUMNS, BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache,
-                                      is_video_cell, read_records, score_csv)
+                                      is_video_cell, keep_clashing, read_records, score_csv)
 from clip_arena.analyzer.csv_io import detect_columns, sniff
 from clip_arena.analyzer.model_choice import choose
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
@@ -23,6 +23,7 @@ from clip_arena.core.settings import Settings
 from clip_arena.models.fallback import photo_model
 
 PREVIEW_ROWS = 50
+PREVIEW_COLUMNS = ("row", "thumbnail")  # the preview's own, before the file's
 THUMBNAIL_PX = 64
 SORTS = ("input order", "score, high to low", "score, low to high")  # score: see score_column
 _OLD_SORTS = {"cosine, high to low": SORTS[1], "cosine, low to high": SORTS[2]}  # what API clients sent before
@@ -165,6 +166,7 @@ def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
         raise UserError(f"Sort by one of {', '.join(SORTS)}; show one of {', '.join(SHOWS)}.")
     kept, start = None, 0
     for chunk in pd.read_csv(scored, dtype=str, keep_default_na=False, chunksize=20_000):
+        chunk.columns = keep_clashing(list(chunk.columns), PREVIEW_COLUMNS)  # an input's own `row` stays, renamed
         chunk.insert(0, "row", range(start + 1, start + 1 + len(chunk)))
         start += len(chunk)
         failed = chunk["error"].str.len() > 0
