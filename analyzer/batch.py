@@ -204,9 +204,28 @@ def score_columns(calibrated: bool = False) -> tuple[str, ...]:
     return SCORE_COLUMNS[:-1] + CALIBRATED_COLUMNS * calibrated + SCORE_COLUMNS[-1:]
 
 
+RESERVED_COLUMNS = frozenset(SCORE_COLUMNS + CALIBRATED_COLUMNS)
+
+
 def output_header(header: list[str], calibrated: bool = False) -> list[str]:
-    """The output's header: the input's columns, then the score columns it lacks (neutralised)."""
-    return neutralise_row(header + [c for c in score_columns(calibrated) if c not in header])
+    """The output's header: the input's columns, then every score column (neutralised). An input column
+    named like a score column is kept, renamed `input_<name>` (`input_input_<name>` if that is taken
+    too...), so each row (input cells + all score cells) lines up with the header and a column named
+    `cosine` is always this scorer's."""
+    return neutralise_row(keep_clashing(header, RESERVED_COLUMNS) + list(score_columns(calibrated)))
+
+
+def keep_clashing(header: list[str], reserved) -> list[str]:
+    """`header` with each name in `reserved` renamed `input_<name>` (prefixed again while taken)."""
+    taken = set(header) | set(reserved)
+    renamed = []
+    for name in header:
+        if name in reserved:
+            while name in taken:
+                name = f"input_{name}"
+            taken.add(name)
+        renamed.append(name)
+    return renamed
 
 
 def calibrated_values(probability: float, percentile: float) -> list[str]:

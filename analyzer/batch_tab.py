@@ -33,7 +33,8 @@ def build(settings: Settings) -> None:
     result = gr.File(label="Scored CSV", elem_id="batch-result")
     plot = gr.Plot(elem_id="batch-plot")
     with gr.Row():
-        sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Sort the preview", elem_id="batch-sort")
+        sort = gr.Dropdown(list(SORTS), value=SORTS[0], elem_id="batch-sort",
+                           label="Sort the preview (score: probability with a calibrated model or a fusion, else cosine)")
         show = gr.Dropdown(list(SHOWS), value=SHOWS[0], label="Show", elem_id="batch-show")
     # wrap: an error cell is a sentence; unwrapped, the last column ran off the table's right edge
     preview = gr.Dataframe(label="Preview (first rows as sorted and filtered)", interactive=False, wrap=True,

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from clip_arena.analyzer.batch import (SCORE_COLUMNS, BatchCancelled, BatchOptions, BatchReport, _EmbeddingCache,
-                                      is_video_cell, read_records, score_csv)
+                                      is_video_cell, keep_clashing, read_records, score_csv)
 from clip_arena.analyzer.csv_io import detect_columns, sniff
 from clip_arena.analyzer.model_choice import choose
 from clip_arena.analyzer.policy import BROWSER, ImagePolicy
@@ -23,8 +23,10 @@ from clip_arena.core.settings import Settings
 from clip_arena.models.fallback import photo_model
 
 PREVIEW_ROWS = 50
+PREVIEW_COLUMNS = ("row", "thumbnail")  # the preview's own, before the file's
 THUMBNAIL_PX = 64
-SORTS = ("input order", "cosine, high to low", "cosine, low to high")
+SORTS = ("input order", "score, high to low", "score, low to high")  # score: see score_column
+_OLD_SORTS = {"cosine, high to low": SORTS[1], "cosine, low to high": SORTS[2]}  # what API clients sent before
 SHOWS = ("all rows", "scored rows", "rows with errors")
 
 
@@ -40,13 +42,23 @@ def columns_of(csv_path: str) -> tuple[list[str], str | None, str | None]:
     return header, detected[0], detected[1]
 
 
+def score_column(columns) -> str:
+    """The score a scored file is read by: `probability` when it has one (a calibrated model, or a fusion,
+    whose `cosine` is empty: raw cosines of different models mean different things), else `cosine`."""
+    return "probability" if "probability" in columns else "cosine"
+
+
+SCORE_TITLES = {"probability": "Calibrated probability of a match", "cosine": "Cosine"}
+
+
 def histogram(scored: Path) -> go.Figure:
+    column = score_column(pd.read_csv(scored, nrows=0).columns)
     values = []
-    for chunk in pd.read_csv(scored, usecols=["cosine"], chunksize=100_000):
-        values.extend(chunk["cosine"].dropna().tolist())
+    for chunk in pd.read_csv(scored, usecols=[column], chunksize=100_000):
+        values.extend(chunk[column].dropna().tolist())
     fig = go.Figure(go.Histogram(x=values, nbinsx=40, marker_color="#2a9d8f"))
-    fig.update_layout(title=f"Cosine of {len(values):,} scored rows", xaxis_title="cosine", yaxis_title="rows",
-                      height=320)
+    fig.update_layout(title=f"{SCORE_TITLES[column]} of {len(values):,} scored rows", xaxis_title=column,
+                      yaxis_title="rows", height=320)
     return fig
 
 
@@ -147,11 +159,14 @@ def _thumbnail_encoder(scorer):
 def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
                  limit: int = PREVIEW_ROWS) -> pd.DataFrame:
     """The rows of a scored CSV to preview, read in chunks (any size of file): `show` filters them
-    by error, `sort` orders them by cosine; `row` is each row's number in the input."""
+    by error, `sort` orders them by score (score_column: probability, else cosine); `row` is each row's
+    number in the input."""
+    sort = _OLD_SORTS.get(sort, sort)
     if sort not in SORTS or show not in SHOWS:
         raise UserError(f"Sort by one of {', '.join(SORTS)}; show one of {', '.join(SHOWS)}.")
     kept, start = None, 0
     for chunk in pd.read_csv(scored, dtype=str, keep_default_na=False, chunksize=20_000):
+        chunk.columns = keep_clashing(list(chunk.columns), PREVIEW_COLUMNS)  # an input's own `row` stays, renamed
         chunk.insert(0, "row", range(start + 1, start + 1 + len(chunk)))
         start += len(chunk)
         failed = chunk["error"].str.len() > 0
@@ -161,7 +176,7 @@ def preview_rows(scored: str | Path, sort: str = SORTS[0], show: str = SHOWS[0],
             if len(kept) >= limit:
                 break
         else:
-            key = pd.to_numeric(kept["cosine"], errors="coerce")
+            key = pd.to_numeric(kept[score_column(kept.columns)], errors="coerce")
             order = key.sort_values(ascending=sort == SORTS[2], na_position="last", kind="stable").index
             kept = kept.loc[order].head(limit)  # chunks number their rows on: the index is unique
     return (kept if kept is not None else pd.DataFrame(columns=["row"])).head(limit).reset_index(drop=True)
@@ -197,21 +212,26 @@ def _preview_image(source: str, policy: ImagePolicy, encoder) -> tuple[str, obje
 
 def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Settings) -> pd.DataFrame:
     """Each scored row with its image's thumbnail and its percentile among generic captions for
-    that image (as the Similarity tab reports it); rows with an error get neither."""
+    that image (as the Similarity tab reports it; a calibrated model's or a fusion's file has its own
+    percentile, kept); rows with an error or no score get neither."""
     from clip_arena.analyzer.similarity import percentile_among_references
     from clip_arena.core.errors import ImageLoadError
     from clip_arena.core.spreadsheet import restore
 
     policy = ImagePolicy.for_server(settings)  # the same roots and refusals as the scoring itself
+    encoder = _thumbnail_encoder(encoder)  # a fusion: its first member's
 
+    own_percentile = "percentile" in rows.columns  # among the calibration's mismatched pairs
+    score = score_column(rows.columns)
     thumbs, percentiles = [], []
     for _, row in rows.iterrows():
         thumb, pct = "", ""
         video = image_column in row and is_video_cell(restore(row[image_column]))
-        if not video and not row.get("error") and image_column in row and row.get("cosine", "") != "":
+        if not video and not row.get("error") and image_column in row and row.get(score, "") != "":
             try:
                 thumb, vector = _preview_image(restore(row[image_column]), policy, encoder)
-                pct = f"{percentile_among_references(encoder, vector, float(row['cosine'])):.1f}"
+                if not own_percentile:
+                    pct = f"{percentile_among_references(encoder, vector, float(row['cosine'])):.1f}"
             except (ImageLoadError, ValueError):
                 pass  # changed since it was scored: the table still shows the row
         thumbs.append(thumb)
@@ -219,7 +239,7 @@ def with_thumbnails(rows: pd.DataFrame, image_column: str, encoder, settings: Se
     out = rows.copy()
     out.insert(1, "thumbnail", thumbs)
     at = list(out.columns).index("cosine") + 1 if "cosine" in out.columns else len(out.columns)
-    if "percentile" not in out.columns:  # a calibrated model's file has its own, among its mismatched pairs
+    if not own_percentile:
         out.insert(at, "percentile", percentiles)
     return out
 

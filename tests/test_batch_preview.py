@@ -3,6 +3,7 @@ the percentile the Similarity tab reports."""
 
 import base64
 import io
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -124,3 +125,16 @@ def test_a_preview_of_a_file_that_is_not_a_scored_csv_is_one_sentence(tmp_path, 
         with pytest.raises(Exception) as info:
             client.predict(handle_file(str(path)), None, "input order", "all rows", "demo:base", api_name="/on_view")
         assert "not a scored CSV" in str(info.value) and "Traceback" not in str(info.value)
+
+
+def test_an_input_with_its_own_row_and_thumbnail_columns_previews(tmp_path):
+    """The preview adds `row` and `thumbnail`: an input's own columns of those names stay, renamed."""
+    path = tmp_path / "scored.csv"
+    pd.DataFrame({"row": ["r7", "r8"], "thumbnail": ["t", "u"], "url": ["a.png", "b.png"], "cosine": ["0.1", "0.4"],
+                  "error": ["", ""]}).to_csv(path, index=False)
+    top = preview_rows(path, SORTS[1], SHOWS[0])
+    assert top["row"].tolist() == [2, 1] and top["input_row"].tolist() == ["r8", "r7"]
+    encoder = SimpleNamespace(spec="stand-in", device="cpu")  # never reached: the images do not exist
+    shown = with_thumbnails(top, "url", encoder, Settings(image_roots=[str(tmp_path)]))
+    assert list(shown.columns[:4]) == ["row", "thumbnail", "input_row", "input_thumbnail"]
+    assert shown["input_thumbnail"].tolist() == ["u", "t"]

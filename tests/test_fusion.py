@@ -8,7 +8,7 @@ import pytest
 
 from calibration_helpers import SyntheticEncoder, image_of, write_pairs
 from clip_arena.analyzer.batch import BatchOptions, score_csv
-from clip_arena.analyzer.batch_view import preview_rows, with_thumbnails
+from clip_arena.analyzer.batch_view import SHOWS, SORTS, histogram, preview_rows, with_thumbnails
 from clip_arena.analyzer.similarity import score_fused, score_image_texts
 from clip_arena.analyzer.similarity_view import results_figure, results_table, summary_line
 from clip_arena.core.errors import UserError
@@ -100,3 +100,21 @@ def test_batch_rows_scored_by_a_fusion(tmp_path, models):
     assert rows[3]["error"].startswith("missing_caption")
     preview = with_thumbnails(preview_rows(tmp_path / "out.csv"), "image", fused, Settings())  # the Batch tab's
     assert preview["probability"].tolist() == [r["probability"] for r in rows]
+
+
+def test_the_batch_tab_reads_a_fused_file_by_its_probability(tmp_path, models):
+    """A fusion's file has no cosine: the histogram, the sort and the thumbnails go by `probability`."""
+    fused = fusion(models, a=1, b=1)
+    image_of(2, 5).save(tmp_path / "2.png")
+    captions = ["item 9, view 1", "item 2, view 1", "item 7, view 4"]
+    (tmp_path / "in.csv").write_text("image,caption\n" + "".join(f'2.png,"{c}"\n' for c in captions) + "gone.png,x\n")
+    score_csv(tmp_path / "in.csv", tmp_path / "out.csv", fused, BatchOptions(image_roots=[str(tmp_path)]))
+    expected = fused.pair_probabilities([image_of(2, 5)] * 3, captions)
+    fig = histogram(tmp_path / "out.csv")
+    assert sorted(fig.data[0].x) == pytest.approx(sorted(expected), abs=1e-4)
+    assert fig.layout.xaxis.title.text == "probability" and "probability" in fig.layout.title.text.lower()
+    top = preview_rows(tmp_path / "out.csv", SORTS[1], SHOWS[1])
+    assert top["row"].tolist() == [1 + int(i) for i in np.argsort(-expected)]
+    shown = with_thumbnails(top, "image", fused.members[0].encoder, Settings(image_roots=[str(tmp_path)]))
+    assert shown["thumbnail"].str.startswith("![thumbnail](data:image/jpeg").all()
+    assert shown["percentile"].tolist() == top["percentile"].tolist()  # the fusion's own, kept

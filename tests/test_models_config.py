@@ -228,3 +228,49 @@ def test_similarity_command_scores_with_a_named_model_even_one_the_browser_is_no
     assert "name" not in plain and plain["results"][0]["cosine"] == named["results"][0]["cosine"]
     assert main([*common, "--model", "hiden"]) == 2
     assert "There is no model 'hiden' in " in capsys.readouterr().err
+
+
+def test_score_command_scores_with_a_named_calibrated_model_or_fusion(tmp_path, capsys):
+    """`score --models FILE --model NAME`: a calibrated model adds probability and percentile, a fusion
+    fills them with the weighted mean of its members'; Ray refuses both in one sentence."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from clip_arena.cli.main import main
+    from clip_arena.models import get_encoder
+    from clip_arena.models.calibration import Calibration, fit_calibration, model_fingerprint
+
+    for spec, name in (("demo:base", "a"), ("demo:finetuned", "b")):  # calibrations fitted on stand-in cosines
+        cos = np.r_[np.linspace(-0.5, 0.3, 40), np.linspace(-0.1, 0.8, 40)]
+        fit_calibration(cos, [0] * 40 + [1] * 40, method="platt", name=name, spec=spec,
+                        fingerprint=model_fingerprint(get_encoder(spec))).save(tmp_path / f"{name}.json")
+    path = write(tmp_path, "models:\n  a: {spec: 'demo:base', calibration: a.json}\n"
+                           "  b: {spec: 'demo:finetuned', calibration: b.json}\n  ab: {fusion: {a: 1, b: 3}}\n")
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (250, 220, 40)]):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / f"{i}.png")
+    (tmp_path / "in.csv").write_text("image,caption\n0.png,a red circle\n1.png,a green leaf\n2.png,a red circle\n"
+                                     "gone.png,x\n")
+
+    def score(name: str, *more: str) -> list[dict]:
+        out = tmp_path / f"{name}.csv"
+        code = main(["score", str(tmp_path / "in.csv"), "-o", str(out), "--models", str(path), "--model", name, *more])
+        assert code == 0 and f"model {name} (" in capsys.readouterr().out
+        with open(out) as f:
+            return list(csv.DictReader(f))
+
+    rows = {name: score(name) for name in ("a", "b", "ab")}
+    cal_a = Calibration.load(tmp_path / "a.json")
+    for row in rows["a"][:3]:
+        assert float(row["probability"]) == pytest.approx(cal_a.probability(float(row["cosine"])), abs=1e-4)
+        assert float(row["percentile"]) == pytest.approx(cal_a.percentile(float(row["cosine"])), abs=0.05)
+    for a, b, ab in zip(rows["a"][:3], rows["b"][:3], rows["ab"][:3]):
+        assert ab["cosine"] == "" and float(ab["probability"]) == pytest.approx(
+            0.25 * float(a["probability"]) + 0.75 * float(b["probability"]), abs=2e-4)
+    assert rows["ab"][3]["error"].startswith("not_found") and rows["ab"][3]["probability"] == ""
+    for name, kind in (("ab", "a fusion"), ("a", "calibrated")):
+        assert main(["score", str(tmp_path / "in.csv"), "-o", str(tmp_path / "ray.csv"), "--models", str(path),
+                     "--model", name, "--engine", "ray"]) == 2
+        assert f"--engine ray scores raw cosines only and {name} is {kind}" in capsys.readouterr().err
+    assert not (tmp_path / "ray.csv").exists()

@@ -27,9 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--text", required=True, action="append", help="a caption; repeat for several")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_image_root_option(p, "none: the file you name is read wherever it is")
-    p.add_argument("--models", dest="models_file", metavar="FILE",
-                   help="models file: --model then names one of its models (a fusion too; default: the file's "
-                        "default); default: $CLIP_ARENA_MODELS_FILE")
+    add_models_file_option(p)
     add_model_options(p)
     add_fetch_options(p)
     p.set_defaults(run=run)
@@ -67,14 +65,20 @@ def run(args) -> int:
     return 0
 
 
-def named_model(settings, model: str | None):
-    """With a models file: the handle of --model as one of its NAMEs (its default when --model is not
-    given), loaded with its calibration or fusion; None without a file, or for a --model that is a spec
+def add_models_file_option(p) -> None:
+    """--models FILE, as `similarity` and `score` take it (with add_model_options' --model)."""
+    p.add_argument("--models", dest="models_file", metavar="FILE",
+                   help="models file: --model then names one of its models (a fusion too; default: the file's "
+                        "default); default: $CLIP_ARENA_MODELS_FILE")
+
+
+def named_entry(settings, model: str | None):
+    """With a models file: (its configuration, the NAME --model gives, or the file's default when
+    --model is not given), nothing loaded yet; None without a file, or for a --model that is a spec
     rather than a NAME (the command line may load any spec)."""
     if not settings.models_file:
         return None
     from clip_arena.models.config import load
-    from clip_arena.models.live import load_one
 
     cfg = load(settings.models_file)
     if model and model not in cfg.entries:
@@ -84,7 +88,17 @@ def named_model(settings, model: str | None):
             parse_spec(model)  # a spec: loaded as ever (an unknown one is said here)
             return None
         raise UserError(f"There is no model {model[:80]!r} in {cfg.source}; it names {', '.join(cfg.entries)}.")
-    return load_one(cfg, model, settings.device, settings.precision)
+    return cfg, model or cfg.default
+
+
+def named_model(settings, model: str | None):
+    """named_entry's model, loaded with its calibration or fusion (a models.live.Handle), or None."""
+    named = named_entry(settings, model)
+    if named is None:
+        return None
+    from clip_arena.models.live import load_one
+
+    return load_one(*named, settings.device, settings.precision)
 
 
 def _print_named(handle, results) -> int:
