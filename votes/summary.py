@@ -12,7 +12,7 @@ import numpy as np
 from clip_arena.votes.annotators import annotator_agreement, annotator_table, krippendorff_alpha, leave_one_out
 from clip_arena.votes.bradley_terry import bradley_terry, votes_seed
 from clip_arena.votes.confounds import confounds
-from clip_arena.votes.fingerprints import compatible, describe
+from clip_arena.votes.fingerprints import compatible, describe, methods_of
 from clip_arena.votes.plan import GROUP_SEQUENTIAL, Plan
 from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
@@ -30,17 +30,21 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     controlled across all pairs of methods together: each pair's test runs at alpha / pairs."""
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
+    other_catalog, other_methods = [], []
     if fingerprint:  # votes, undone ones and rounds of another catalog are no part of this one's story
-        mine, other_catalog = [], []
+        # a method the catalog lacks has no embeddings here: an empty fingerprint must not let it in
+        known = set(methods_of(fingerprint)) - {""}
+        mine = []
         for v in votes_all:
-            if compatible(v.get("catalog_fingerprint", ""), fingerprint):
+            if known and not {v["method_left"], v["method_right"]} <= known:
+                if not v.get("undone_at"):
+                    other_methods.append(v)
+            elif compatible(v.get("catalog_fingerprint", ""), fingerprint):
                 mine.append(v)
             elif not v.get("undone_at"):
                 other_catalog.append(v)
         votes_all = mine
         rounds = [r for r in rounds if compatible(r.get("catalog_fingerprint", ""), fingerprint)]
-    else:
-        other_catalog = []
     live = [v for v in votes_all if not v.get("undone_at")]
     undone = len(votes_all) - len(live)
     non_blind = [v for v in live if not is_blind(v)]
@@ -85,7 +89,7 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                     "in_verdict": sum(v.get("vote_id") in flags for v in votes)},
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
-        "other_catalog_votes": len(other_catalog),
+        "other_catalog_votes": len(other_catalog), "other_method_votes": len(other_methods),
         "family": {"pairs": family, "alpha": plan.alpha if plan else ALPHA,
                    "alpha_per_pair": (plan.alpha if plan else ALPHA) / family},
     }
@@ -95,10 +99,18 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     if pooled:
         result["catalog_warning"] = (f"Warning: {pooled}; this verdict pools them. Name the arena's catalog "
                                      "(stats --catalog) to count only the votes cast on it.")
-    elif other_catalog:
-        result["catalog_note"] = (f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on "
-                                  "another catalog (a method with other embeddings) "
-                                  f"{'are' if len(other_catalog) != 1 else 'is'} left out.")
+    elif other_catalog or other_methods:
+        notes = []
+        if other_catalog:
+            notes.append(f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on another catalog "
+                         f"(a method with other embeddings) {'are' if len(other_catalog) != 1 else 'is'} left out.")
+        if other_methods:
+            missing = sorted({m for v in other_methods for m in (v["method_left"], v["method_right"])} - known)
+            n = len(other_methods)
+            notes.append(f"{n} vote{'s' if n != 1 else ''} naming method{'s' if len(missing) != 1 else ''} "
+                         f"{', '.join(missing)}, which this catalog does not have, {'are' if n != 1 else 'is'} "
+                         "left out.")
+        result["catalog_note"] = " ".join(notes)
     if len(methods) >= 2:
         bt = bradley_terry(votes, methods, bootstrap)
         result["bradley_terry"] = bt["rows"]

@@ -1,0 +1,22 @@
+"""What a stranger's trial of the verdict found (issue #25's follow-up), each failing before its fix:
+votes about methods the catalog lacks, confounded sides in the leaderboard, the sequential p-value's
+direction, a changed plan, a method against itself, and numbers where nothing can be estimated."""
+
+from test_stats import balanced, vote
+
+from clip_arena.votes.summary import summarize
+
+HERE = "base:aaaaaaaaaaaa-finetuned:bbbbbbbbbbbb"
+
+
+def test_votes_naming_a_method_the_catalog_lacks_are_left_out_and_said():
+    # an import with no fingerprint: compatible with any catalog, yet "big" has no embeddings here
+    votes = balanced([vote("right", "base", "big", query=f"q{i}", catalog_fingerprint="") for i in range(30)])
+    votes += balanced([vote(c, query=f"r{i}", catalog_fingerprint="") for i, c in enumerate(["left", "right"] * 5)])
+    out = summarize(votes, [], bootstrap=0, fingerprint=HERE)
+    assert out["methods"] == ["base", "finetuned"] and out["votes"] == 10
+    assert out["other_method_votes"] == 30 and [p["method_b"] for p in out["pairs"]] == ["finetuned"]
+    assert "30 votes naming method big, which this catalog does not have, are left out" in out["catalog_note"]
+    assert all(r["method"] != "big" for r in out["bradley_terry"])
+    # without a catalog nothing says which methods exist: all of them count
+    assert "big" in summarize(votes, [], bootstrap=0)["methods"]
