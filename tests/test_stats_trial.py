@@ -20,3 +20,24 @@ def test_votes_naming_a_method_the_catalog_lacks_are_left_out_and_said():
     assert all(r["method"] != "big" for r in out["bradley_terry"])
     # without a catalog nothing says which methods exist: all of them count
     assert "big" in summarize(votes, [], bootstrap=0)["methods"]
+
+
+def test_a_confounded_pair_gets_no_order_on_the_leaderboard_and_no_votes_still_needed():
+    import random
+
+    from clip_arena.votes.results_view import leaderboard
+    from clip_arena.votes.summary import numbers
+
+    rng = random.Random(5)  # finetuned always on the right, an annotator who picks the right 70% of the time
+    votes = [vote("right" if rng.random() < 0.7 else "left", query=f"q{i % 40}") for i in range(200)]
+    out = summarize(votes, [], bootstrap=20)
+    assert out["pairs"][0]["confounded"]
+    rows = leaderboard(out)
+    assert [r[0] for r in rows] == ["?", "?"]
+    assert all("cannot be told (sides confounded)" in r[3] for r in rows)
+    assert "cannot order base vs finetuned" in out["bradley_terry_warning"]
+    text = numbers(out["pairs"][0])
+    assert "vote with sides drawn at random" in text and "more decisive votes" not in text
+    # random sides: the leaderboard ranks as before
+    fair = summarize(balanced(votes), [], bootstrap=20)
+    assert [r[0] for r in leaderboard(fair)] == ["1", "2"] and "cannot be told" not in str(leaderboard(fair))

@@ -38,8 +38,17 @@ def ranks(rows: list[dict]) -> list[str]:
 def leaderboard(summary: dict) -> list[list]:
     """Methods, Bradley-Terry strength, its interval and votes, best first (two methods too)."""
     rows = summary.get("bradley_terry") or []
-    return [[rank, r["method"], f"{r['strength']:.3f}", f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "",
+    return [["?" if r.get("confounded_with") else rank, r["method"], f"{r['strength']:.3f}", interval_text(r),
              r["votes"]] for rank, r in zip(ranks(rows), rows)]
+
+
+def interval_text(row: dict) -> str:
+    """A leaderboard row's interval, or why its order cannot be told (sides confounded, summary)."""
+    ci = f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f}" if row["ci"] else ""
+    if row.get("confounded_with"):
+        return (f"{ci}; " if ci else "") + f"order against {', '.join(row['confounded_with'])} cannot be told " \
+                                           "(sides confounded)"
+    return ci
 
 
 def annotator_rows(summary: dict) -> list[list]:

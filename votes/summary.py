@@ -118,10 +118,29 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                                                                  "side", "ties", "weighting", "resamples")}
         if bt["warning"]:
             result["bradley_terry_warning"] = bt["warning"]
+        _mark_confounded(result, bt)
     if catalog is not None:
         result["proxy"] = proxy_metrics(catalog, votes)
     _position_ties_annotators(result, votes, bootstrap)
     return result
+
+
+def _mark_confounded(result: dict, bt: dict) -> None:
+    """A pair whose sides are confounded with the methods has no order the votes can tell: the side
+    term (a pull to one side) and the strengths trade off, so the fitted order rests on the model's
+    assumption (h = 0 when not identifiable, or h from a handful of votes on the rare side) and its
+    interval shows only the sampling noise given that assumption. Each such row says so."""
+    unsure = [(d["method_a"], d["method_b"]) for d in result["pairs"] if d["confounded"]]
+    if not unsure or not bt["rows"]:
+        return
+    for row in bt["rows"]:
+        row["confounded_with"] = sorted({b if a == row["method"] else a for a, b in unsure if row["method"] in (a, b)})
+    named = "; ".join(f"{a} vs {b}" for a, b in unsure)
+    warning = (f"The leaderboard cannot order {named}: their votes' sides are confounded with the methods, so a "
+               "pull to one side and a difference cannot be told apart; those strengths and intervals hold only if "
+               "the side term is right (more votes with the same sides cannot settle it: vote with sides drawn at "
+               "random).")
+    result["bradley_terry_warning"] = " ".join(filter(None, [result.get("bradley_terry_warning"), warning]))
 
 
 def _position_ties_annotators(result: dict, votes: list[dict], bootstrap: int) -> None:
@@ -307,7 +326,10 @@ def numbers(pair: dict) -> str:
                      f"p {_p(bias['p_value'])}.")
     elif bias.get("untestable"):
         lines.append(f"Position bias cannot be tested: {bias['untestable']} (no p-value; 1.0 would read as no bias).")
-    if needed["more_votes"] is not None:
+    if pair.get("confounded"):  # a plan for more votes of the same kind would promise what they cannot give
+        lines.append("Votes still needed: none can be planned while the sides are confounded with the methods; "
+                     "vote with sides drawn at random (the arena does).")
+    elif needed["more_votes"] is not None:
         how = ("exact, from the current lead" if needed.get("test") == GROUP_SEQUENTIAL
                else "simulated arenas, from the start")
         lines.append(f"Votes still needed: {needed['more_votes']} more decisive votes on new queries give the "

@@ -75,7 +75,7 @@ def run(args) -> int:
     from clip_arena.index.catalog import read_catalog
     from clip_arena.votes.store import VoteStore
     from clip_arena.votes.fingerprints import of_catalog
-    from clip_arena.votes.results_view import flagged_line, ranks
+    from clip_arena.votes.results_view import flagged_line, interval_text, ranks
     from clip_arena.votes.summary import model_lines, numbers, summarize
 
     if not Path(args.votes).is_file():
@@ -112,8 +112,9 @@ def run(args) -> int:
     if result.get("bradley_terry"):
         print(f"\nLeaderboard (Bradley-Terry, {result['bradley_terry_model']['interval_note']}):")
         for rank, r in zip(ranks(result["bradley_terry"]), result["bradley_terry"]):
-            ci = f" ({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
-            print(f"  {rank}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
+            ci = f" ({interval_text(r)})" if r["ci"] or r.get("confounded_with") else ""
+            print(f"  {'?' if r.get('confounded_with') else rank}. {r['method']} {r['strength']:.3f}{ci}, "
+                  f"{r['votes']} votes")
     if result.get("bradley_terry_warning"):
         print(result["bradley_terry_warning"])
     for line in model_lines(result):  # side term, ties, annotators' alpha, each annotator left out
