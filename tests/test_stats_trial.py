@@ -41,3 +41,18 @@ def test_a_confounded_pair_gets_no_order_on_the_leaderboard_and_no_votes_still_n
     # random sides: the leaderboard ranks as before
     fair = summarize(balanced(votes), [], bootstrap=20)
     assert [r[0] for r in leaderboard(fair)] == ["1", "2"] and "cannot be told" not in str(leaderboard(fair))
+
+
+def test_the_sequential_p_value_names_the_method_it_favours_or_says_not_reached():
+    from clip_arena.votes.summary import numbers
+
+    # base wins a long early run, finetuned the later, longer one: the test fired for base
+    votes = [vote("left", query=f"a{i}", t=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00") for i in range(60)]
+    votes += [vote("right", query=f"b{i}", t=f"2026-01-02T00:{i // 60:02d}:{i % 60:02d}+00:00") for i in range(70)]
+    pair = summarize(balanced(votes), [], bootstrap=0)["pairs"][0]
+    assert pair["headline"]["estimate"] > 0.5 and pair["headline"]["favours"] == -1
+    assert "sequential p < 0.001 for base (from an earlier run" in numbers(pair)
+    level = summarize(balanced([vote(c, query=f"q{i}") for i, c in enumerate(["left", "right"] * 4)]), [],
+                      bootstrap=0)["pairs"][0]
+    first = numbers(level).splitlines()[0]
+    assert "sequential p: not reached" in first and "p = 1" not in first

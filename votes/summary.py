@@ -309,8 +309,7 @@ def numbers(pair: dict) -> str:
     if pair["decisive"]:
         lines.append(
             f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
-            f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); always-valid sequential "
-            f"p {_p(head['sequential_p_value'])}, safe to check after every vote.")
+            f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); {_sequential(pair)}.")
     lines.append(_test_line(pair))
     lines += [
         _per_vote(pair),
@@ -336,6 +335,21 @@ def numbers(pair: dict) -> str:
                      f"verdict's test ({needed.get('test', 'always-valid')}) {_pct(needed['power'])} power at a true "
                      f"{_split(needed['win_rate'])} difference ({needed['source'].replace('_', ' ')}; {how}).")
     return "\n".join(lines)
+
+
+def _sequential(pair: dict) -> str:
+    """The always-valid p-value with the method it favours (it can favour the trailing one: it keeps
+    the strongest evidence ever seen), or "not reached" while min(1, 6 / wealth) is still 1."""
+    head = pair["headline"]
+    favours = head.get("favours", head["direction"])
+    if head["sequential_p_value"] >= 1 or not favours:
+        return ("always-valid sequential p: not reached (every bettor's wealth is still under 6, so its bound, "
+                "6 / wealth, says nothing yet), safe to check after every vote")
+    side = pair["method_b"] if favours > 0 else pair["method_a"]
+    against = (" (from an earlier run of votes: the estimate now leans the other way, so it gives no verdict)"
+               if head["estimate"] is not None and (head["estimate"] - 0.5) * favours < 0 else "")
+    return (f"always-valid sequential p {_p(head['sequential_p_value'])} for {side}{against}, safe to check after "
+            "every vote")
 
 
 def _test_line(pair: dict) -> str:
