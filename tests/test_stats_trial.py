@@ -56,3 +56,16 @@ def test_the_sequential_p_value_names_the_method_it_favours_or_says_not_reached(
                       bootstrap=0)["pairs"][0]
     first = numbers(level).splitlines()[0]
     assert "sequential p: not reached" in first and "p = 1" not in first
+
+
+def test_one_vote_and_one_query_are_written_in_the_singular():
+    import re
+
+    from clip_arena.votes.summary import count, model_lines, numbers
+
+    assert [count(1, "vote"), count(2, "vote"), count(1, "query"), count(0, "query")] == \
+        ["1 vote", "2 votes", "1 query", "0 queries"]
+    one = summarize([vote("right", annotator="a"), vote("left", annotator="b", query="q2")], [], bootstrap=0)
+    text = numbers(one["pairs"][0]) + "\n".join(model_lines(one))
+    assert not re.search(r"\b1 (votes|queries)\b", text), text
+    assert "(1 vote):" in text

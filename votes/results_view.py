@@ -9,7 +9,7 @@ from clip_arena.votes.figures import cumulative_win_rate, forest, outcome_bars, 
 from clip_arena.votes.plan import plan_words, read_plan
 from clip_arena.votes.stats import is_blind
 from clip_arena.votes.store import VoteStore
-from clip_arena.votes.summary import model_lines, numbers, summarize
+from clip_arena.votes.summary import count, model_lines, numbers, summarize
 from clip_arena.votes.transfer import export_csv
 
 BOOTSTRAP = 200  # as `clip-arena stats`: the same votes give the same intervals on the web and the CLI
@@ -90,7 +90,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         lines.append(f"Plan: {plan_words(plan)}.")
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
-    details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
+    details.append(f"{count(summary['votes'], 'vote')} in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
                    f"and {rounds['auto_skipped']} auto-skipped rounds.")
     non_blind = summary["non_blind"]
     if non_blind["votes"]:
@@ -104,7 +104,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         details.append(flagged_line(summary["flagged"]))
     if summary["excluded_annotators"]:
         details.append(f"Left out of the verdict: {', '.join(summary['excluded_annotators'])} "
-                       f"({summary['excluded_votes']} votes).")
+                       f"({count(summary['excluded_votes'], 'vote')}).")
     if summary.get("proxy"):
         k = max(v["k"] for v in summary["proxy"].values())
         details.append(f"Proxy, precision@{k} of same-category neighbours over the arena's queries: " + ", ".join(

@@ -207,6 +207,11 @@ def proxy_metrics(catalog, votes: list[dict]) -> dict | None:
     return out or None
 
 
+def count(n: int, noun: str) -> str:
+    """'1 vote', '2 votes', '1 query', '3 queries'."""
+    return f"{n} {noun if n == 1 else noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -236,9 +241,9 @@ def verdict(pair: dict, alpha: float = ALPHA, plan: Plan | None = None) -> str:
     a, b = pair["method_a"], pair["method_b"]
     head, decision = pair["headline"], _decision(pair)
     if not pair["decisive"]:
-        return f"No decisive votes yet between {a} and {b} ({pair['votes']} votes)."
+        return f"No decisive votes yet between {a} and {b} ({count(pair['votes'], 'vote')})."
     lead, share_l, low_l, high_l = _lead(pair)
-    queries = f"{head['queries']} quer{'y' if head['queries'] == 1 else 'ies'}"
+    queries = count(head['queries'], 'query')
     if pair.get("confounded"):  # votes.confounds: a pull to one side can pass for a difference, so no "better"
         level = f"{a} and {b} are level at 50%" if head["estimate"] == 0.5 else f"{lead} leads with {_pct(share_l)}"
         return f"No verdict: {level} ({queries}), but {pair['confounds'][0]}"
@@ -309,12 +314,12 @@ def numbers(pair: dict) -> str:
     if pair["decisive"]:
         lines.append(
             f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
-            f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); {_sequential(pair)}.")
+            f"{count(head['queries'], 'query')} (95% CI {_range(head['ci_low'], head['ci_high'])}); {_sequential(pair)}.")
     lines.append(_test_line(pair))
     lines += [
         _per_vote(pair),
-        f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of {pair['queries']} "
-        f"queries (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
+        f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of "
+        f"{count(pair['queries'], 'query')} (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
         f"Ties {pair['ties']} ({_pct(pair['tie_rate'])}, CI {_range(*pair['tie_ci'])}), both bad "
         f"{pair['both_bad']} ({_pct(pair['both_bad_rate'])}, CI {_range(*pair['both_bad_ci'])}).",
     ]
@@ -380,7 +385,7 @@ def _per_vote(pair: dict) -> str:
     lead, wins, share, low, high = ((b, pair["wins_b"], rate, pair["ci_low"], pair["ci_high"]) if rate >= 0.5 else
                                     (a, pair["wins_a"], 1 - rate, 1 - pair["ci_high"], 1 - pair["ci_low"]))
     return (f"Per vote (as if every vote were independent): {lead} wins {_pct(share)} of decisive votes ({wins} of "
-            f"{pair['decisive']}, {pair['votes']} votes in all; 95% Wilson CI {_range(low, high)}), sign test "
+            f"{pair['decisive']}, {count(pair['votes'], 'vote')} in all; 95% Wilson CI {_range(low, high)}), sign test "
             f"p {_p(pair['p_value'])}.")
 
 
@@ -415,7 +420,7 @@ def model_lines(summary: dict) -> list[str]:
     alpha = summary["annotators"].get("krippendorff")
     if alpha and alpha["alpha"] is not None:
         lines.append(f"Annotators' agreement beyond chance: Krippendorff's alpha {alpha['alpha']:.2f}{_ci(alpha['ci'])} "
-                     f"over {alpha['units']} queries judged by two or more (ordinal: A < no preference < B; 1 is "
+                     f"over {count(alpha['units'], 'query')} judged by two or more (ordinal: A < no preference < B; 1 is "
                      "perfect, 0 chance).")
     for row in summary.get("leave_one_out") or []:
         said = []
@@ -425,5 +430,5 @@ def model_lines(summary: dict) -> list[str]:
                 continue
             word = {True: "holds", False: "flips", None: "level"}[p["holds"]]
             said.append(f"{p['method_b']} {_pct(p['estimate'])} against {p['method_a']} ({word})")
-        lines.append(f"Without {row['annotator']} ({row['left_out_votes']} votes): " + "; ".join(said) + ".")
+        lines.append(f"Without {row['annotator']} ({count(row['left_out_votes'], 'vote')}): " + "; ".join(said) + ".")
     return lines

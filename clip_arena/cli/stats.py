@@ -76,7 +76,7 @@ def run(args) -> int:
     from clip_arena.votes.store import VoteStore
     from clip_arena.votes.fingerprints import of_catalog
     from clip_arena.votes.results_view import flagged_line, interval_text, ranks
-    from clip_arena.votes.summary import model_lines, numbers, summarize
+    from clip_arena.votes.summary import count, model_lines, numbers, summarize
 
     if not Path(args.votes).is_file():
         raise UserError(f"Vote store {args.votes} does not exist.")
@@ -114,12 +114,12 @@ def run(args) -> int:
         for rank, r in zip(ranks(result["bradley_terry"]), result["bradley_terry"]):
             ci = f" ({interval_text(r)})" if r["ci"] or r.get("confounded_with") else ""
             print(f"  {'?' if r.get('confounded_with') else rank}. {r['method']} {r['strength']:.3f}{ci}, "
-                  f"{r['votes']} votes")
+                  f"{count(r['votes'], 'vote')}")
     if result.get("bradley_terry_warning"):
         print(result["bradley_terry_warning"])
     for line in model_lines(result):  # side term, ties, annotators' alpha, each annotator left out
         print(line)
-    print(f"\n{result['votes']} votes in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
+    print(f"\n{count(result['votes'], 'vote')} in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
           f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
           f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
           f"auto-skipped rounds")
