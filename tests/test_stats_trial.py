@@ -69,3 +69,25 @@ def test_one_vote_and_one_query_are_written_in_the_singular():
     text = numbers(one["pairs"][0]) + "\n".join(model_lines(one))
     assert not re.search(r"\b1 (votes|queries)\b", text), text
     assert "(1 vote):" in text
+
+
+def test_a_changed_plan_keeps_the_earlier_one_and_says_so(tmp_path):
+    import json
+
+    from clip_arena.votes.plan import Plan, plan_path, plan_words, read_plan, write_plan
+
+    db = tmp_path / "votes.db"
+    write_plan(db, Plan(0.6, 400), votes_now=0)
+    changed = write_plan(db, Plan(0.65, 200), votes_now=13)
+    assert read_plan(db) == changed and [p.effect for p in changed.earlier] == [0.6]
+    assert json.loads(plan_path(db).read_text())["earlier"][0]["votes_when_stated"] == 0  # in the file
+    words = plan_words(read_plan(db))
+    assert "Warning: the plan changed after 13 votes" in words and "the earlier plan, stated before voting" in words
+    assert "60/40, at most 400 decisive votes a pair" in words and "weakens the guarantee" in words
+    assert write_plan(db, Plan(0.65, 200), votes_now=20) == changed  # a restart with the same plan: nothing new
+    third = write_plan(db, Plan(0.7, 100), votes_now=30)
+    assert [p.effect for p in third.earlier] == [0.6, 0.65] and "2 earlier plans" in plan_words(third)
+    from clip_arena.votes.results_view import results
+    from clip_arena.votes.store import VoteStore
+
+    assert "Warning: the plan changed after 30 votes" in results(VoteStore(db), None, None)["verdict"]  # Results tab
