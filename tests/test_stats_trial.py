@@ -91,3 +91,18 @@ def test_a_changed_plan_keeps_the_earlier_one_and_says_so(tmp_path):
     from clip_arena.votes.store import VoteStore
 
     assert "Warning: the plan changed after 30 votes" in results(VoteStore(db), None, None)["verdict"]  # Results tab
+
+
+def test_with_no_decisive_votes_nothing_is_estimated_and_each_line_says_why():
+    from clip_arena.votes.summary import model_lines, numbers
+
+    votes = balanced([vote("tie" if i % 3 else "both_bad", query=f"q{i % 12}") for i in range(36)])
+    out = summarize(votes, [], bootstrap=20)
+    text = numbers(out["pairs"][0]) + "\n" + "\n".join(model_lines(out))
+    assert "sign test p" not in text and "the sign test cannot be computed from these votes" in text
+    assert "Side term: cannot be estimated from these votes (no decisive votes" in text and "h =" not in text
+    assert "nu cannot be estimated from these votes (no decisive votes" in text and "nu =" not in text
+    assert out["bradley_terry_model"]["ties"]["nu"] is None
+    # one decisive vote each way: both are estimated again
+    some = summarize(votes + balanced([vote("left", query="q1"), vote("right", query="q2")]), [], bootstrap=20)
+    assert "nu = " in "\n".join(model_lines(some)) and "Side term h = " in "\n".join(model_lines(some))

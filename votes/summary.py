@@ -318,8 +318,7 @@ def numbers(pair: dict) -> str:
     lines.append(_test_line(pair))
     lines += [
         _per_vote(pair),
-        f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of "
-        f"{count(pair['queries'], 'query')} (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
+        _per_query(pair),
         f"Ties {pair['ties']} ({_pct(pair['tie_rate'])}, CI {_range(*pair['tie_ci'])}), both bad "
         f"{pair['both_bad']} ({_pct(pair['both_bad_rate'])}, CI {_range(*pair['both_bad_ci'])}).",
     ]
@@ -376,6 +375,16 @@ def b_or_a(pair: dict, lead: int) -> str:
     return pair["method_b"] if lead >= 0 else pair["method_a"]
 
 
+def _per_query(pair: dict) -> str:
+    a, b = pair["method_a"], pair["method_b"]
+    if not pair["query_wins_a"] + pair["query_wins_b"]:  # a sign test of 0 against 0 is p = 1 and says nothing
+        return (f"Per query (majority): no query of {pair['queries']} has a majority for either method; the sign "
+                "test cannot be computed from these votes.")
+    return (f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of "
+            f"{count(pair['queries'], 'query')} (the others tied or had no decisive vote), sign test "
+            f"p {_p(pair['query_p_value'])}.")
+
+
 def _per_vote(pair: dict) -> str:
     a, b = pair["method_a"], pair["method_b"]
     if not pair["decisive"]:
@@ -412,9 +421,9 @@ def model_lines(summary: dict) -> list[str]:
                          f"{_pct(side['left_share'])} of decisive votes" + ("" if share is None else
                          f" ({_range(*share)})") + "; the strengths are adjusted for it.")
         else:
-            lines.append("Side term: cannot be estimated, every pair was shown the same way round; the strengths "
-                         "assume no pull to one side.")
-        lines.append("Ties (Davidson): none, nu = 0." if not ties["nu"] else
+            lines.append(f"Side term: cannot be estimated from these votes ({side.get('reason') or 'every pair was shown the same way round'}); the strengths assume no pull to one side.")
+        lines.append(f"Ties (Davidson): nu cannot be estimated from these votes ({ties['reason']})." if ties["nu"] is None
+                     else "Ties (Davidson): none, nu = 0." if not ties["nu"] else
                      f"Ties (Davidson): nu = {ties['nu']:.2f}{_ci(ties['ci'])}, a tie in {_pct(ties['tie_rate_if_equal'])} "
                      "of votes between two equal methods.")
     alpha = summary["annotators"].get("krippendorff")
