@@ -106,3 +106,10 @@ def test_with_no_decisive_votes_nothing_is_estimated_and_each_line_says_why():
     # one decisive vote each way: both are estimated again
     some = summarize(votes + balanced([vote("left", query="q1"), vote("right", query="q2")]), [], bootstrap=20)
     assert "nu = " in "\n".join(model_lines(some)) and "Side term h = " in "\n".join(model_lines(some))
+
+
+def test_votes_of_a_method_against_itself_already_in_a_store_are_left_out():
+    votes = balanced([vote(c, query=f"q{i}") for i, c in enumerate(["left", "right"] * 6)])
+    out = summarize(votes + [vote("left", "base", "base", query="z")] * 3, [], bootstrap=0)
+    assert out["votes"] == 12 and out["self_votes"] == 3 and out["methods"] == ["base", "finetuned"]
+    assert out["self_vote_note"].startswith("3 votes of a method against itself are left out")

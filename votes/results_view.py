@@ -85,7 +85,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
     several = len(summary["pairs"]) > 1
     lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
         "No votes yet: vote in the Arena tab."]
-    lines = [summary[k] for k in ("catalog_warning", "catalog_note") if summary.get(k)] + lines
+    lines = [summary[k] for k in ("catalog_warning", "catalog_note", "self_vote_note") if summary.get(k)] + lines
     if plan is not None:
         lines.append(f"Plan: {plan_words(plan)}.")
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []

@@ -47,6 +47,9 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
         rounds = [r for r in rounds if compatible(r.get("catalog_fingerprint", ""), fingerprint)]
     live = [v for v in votes_all if not v.get("undone_at")]
     undone = len(votes_all) - len(live)
+    # a method against itself (imported before `votes import` refused it) would count as a side pull
+    self_votes = sum(v["method_left"] == v["method_right"] for v in live)
+    live = [v for v in live if v["method_left"] != v["method_right"]]
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
@@ -90,6 +93,7 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
         "other_catalog_votes": len(other_catalog), "other_method_votes": len(other_methods),
+        "self_votes": self_votes,
         "family": {"pairs": family, "alpha": plan.alpha if plan else ALPHA,
                    "alpha_per_pair": (plan.alpha if plan else ALPHA) / family},
     }
@@ -111,6 +115,9 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                          f"{', '.join(missing)}, which this catalog does not have, {'are' if n != 1 else 'is'} "
                          "left out.")
         result["catalog_note"] = " ".join(notes)
+    if self_votes:
+        result["self_vote_note"] = (f"{count(self_votes, 'vote')} of a method against itself "
+                                    f"{'are' if self_votes != 1 else 'is'} left out: it says nothing about either.")
     if len(methods) >= 2:
         bt = bradley_terry(votes, methods, bootstrap)
         result["bradley_terry"] = bt["rows"]

@@ -98,7 +98,7 @@ def run(args) -> int:
     if args.json:
         print_json(result)
         return 0
-    for key in ("catalog_warning", "catalog_note"):
+    for key in ("catalog_warning", "catalog_note", "self_vote_note"):
         if result.get(key):
             print(result[key])  # first: it says what the verdict below is about
     if plan is not None:
