@@ -265,7 +265,8 @@ def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, s
     return {"rows": rows, "warning": None, "resamples": len(draws) if method == "bootstrap" else 0,
             "resamples_failed": failed, "interval_method": method,
             "interval_note": INTERVAL_NOTES.get(method, "no interval (no resamples asked for)"),
-            "queries": n_queries, "side": _side(best, draws, model, decisive), "ties": _ties(best, draws, model, decisive),
+            "queries": n_queries, "side": _side(best, draws, model, decisive),
+            "ties": _ties(best, draws, model, decisive),
             "weighting": "each vote weighs 1 / (votes on its query for that pair): every query counts once, "
                          "as in the headline"}
 

@@ -90,7 +90,8 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         lines.append(f"Plan: {plan_words(plan)}.")
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
-    details.append(f"{count(summary['votes'], 'vote')} in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
+    details.append(f"{count(summary['votes'], 'vote')} in the verdict, {summary['undone']} undone; "
+                   f"{rounds['skipped']} skipped "
                    f"and {rounds['auto_skipped']} auto-skipped rounds.")
     non_blind = summary["non_blind"]
     if non_blind["votes"]:

@@ -321,7 +321,8 @@ def numbers(pair: dict) -> str:
     if pair["decisive"]:
         lines.append(
             f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
-            f"{count(head['queries'], 'query')} (95% CI {_range(head['ci_low'], head['ci_high'])}); {_sequential(pair)}.")
+            f"{count(head['queries'], 'query')} (95% CI {_range(head['ci_low'], head['ci_high'])}); "
+            f"{_sequential(pair)}.")
     lines.append(_test_line(pair))
     lines += [
         _per_vote(pair),
@@ -428,8 +429,11 @@ def model_lines(summary: dict) -> list[str]:
                          f"{_pct(side['left_share'])} of decisive votes" + ("" if share is None else
                          f" ({_range(*share)})") + "; the strengths are adjusted for it.")
         else:
-            lines.append(f"Side term: cannot be estimated from these votes ({side.get('reason') or 'every pair was shown the same way round'}); the strengths assume no pull to one side.")
-        lines.append(f"Ties (Davidson): nu cannot be estimated from these votes ({ties['reason']})." if ties["nu"] is None
+            why = side.get("reason") or "every pair was shown the same way round"
+            lines.append(f"Side term: cannot be estimated from these votes ({why}); the strengths assume no pull "
+                         "to one side.")
+        lines.append(f"Ties (Davidson): nu cannot be estimated from these votes ({ties['reason']})."
+                     if ties["nu"] is None
                      else "Ties (Davidson): none, nu = 0." if not ties["nu"] else
                      f"Ties (Davidson): nu = {ties['nu']:.2f}{_ci(ties['ci'])}, a tie in {_pct(ties['tie_rate_if_equal'])} "
                      "of votes between two equal methods.")

@@ -119,7 +119,8 @@ def run(args) -> int:
         print(result["bradley_terry_warning"])
     for line in model_lines(result):  # side term, ties, annotators' alpha, each annotator left out
         print(line)
-    print(f"\n{count(result['votes'], 'vote')} in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
+    print(f"\n{count(result['votes'], 'vote')} in the verdict ({result['undone']} undone, "
+          f"{result['non_blind']['votes']} cast "
           f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
           f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
           f"auto-skipped rounds")
