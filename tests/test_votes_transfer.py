@@ -50,6 +50,7 @@ def test_import_refuses_duplicates_and_bad_rows_importing_nothing(tmp_path):
         "choice": lines[1].replace(',"left",', ',"maybe",'),
         "results_left": lines[1].replace('"[""a"", ""b""]"', "not-json", 1),
         "repeats": lines[1],
+        "method_left": lines[1].replace(',"base","finetuned",', ',"base","base",'),  # a method against itself
     }
     for name, row in cases.items():
         body = [lines[0], lines[1], row] if name == "repeats" else [lines[0], lines[2], row]

@@ -233,7 +233,9 @@ def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, s
         named = "; ".join(", ".join(g) for g in split)
         return {"rows": None, "warning": f"No common scale: these groups of methods were never compared with "
                                          f"each other ({named}); compare them in the arena first."}
-    identifiable = side_identifiable(k, left, right)
+    decisive = bool((outcome != OUTCOME[Choice.TIE.value]).any())
+    # ties alone say nothing of a pull to one side, nor of how often equal methods tie (nu runs off to infinity)
+    identifiable = decisive and side_identifiable(k, left, right)
     # the likelihood depends only on the weight of each (left, right, outcome): fit on those
     combos, inverse = np.unique(np.c_[left, right, outcome], axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -263,26 +265,35 @@ def bradley_terry(votes: list[dict], methods: list[str], resamples: int = 200, s
     return {"rows": rows, "warning": None, "resamples": len(draws) if method == "bootstrap" else 0,
             "resamples_failed": failed, "interval_method": method,
             "interval_note": INTERVAL_NOTES.get(method, "no interval (no resamples asked for)"),
-            "queries": n_queries, "side": _side(best, draws, model), "ties": _ties(best, draws, model),
+            "queries": n_queries, "side": _side(best, draws, model, decisive),
+            "ties": _ties(best, draws, model, decisive),
             "weighting": "each vote weighs 1 / (votes on its query for that pair): every query counts once, "
                          "as in the headline"}
 
 
-def _side(best: np.ndarray, draws: np.ndarray, model: Model) -> dict:
-    """The side term h and what it means: the share of left picks between two equal methods."""
+def _side(best: np.ndarray, draws: np.ndarray, model: Model, decisive: bool = True) -> dict:
+    """The side term h and what it means: the share of left picks between two equal methods;
+    `reason` says why it cannot be estimated when it cannot."""
     k = model.k
     if not model.fit_side:
-        return {"identifiable": False, "h": None, "ci": None, "left_share": None, "left_share_ci": None}
+        reason = ("no decisive votes: ties and both-bad votes say nothing of a pull to one side" if not decisive
+                  else "every pair was shown the same way round")
+        return {"identifiable": False, "h": None, "ci": None, "left_share": None, "left_share_ci": None,
+                "reason": reason}
     ci = _percentiles(draws[:, [k]])[0] if len(draws) else None
     return {"identifiable": True, "h": float(best[k]), "ci": ci, "left_share": float(expit(best[k])),
             "left_share_ci": None if ci is None else (float(expit(ci[0])), float(expit(ci[1])))}
 
 
-def _ties(best: np.ndarray, draws: np.ndarray, model: Model) -> dict:
-    """Davidson's nu and the tie rate it implies between two equal methods: nu / (2 + nu)."""
+def _ties(best: np.ndarray, draws: np.ndarray, model: Model, decisive: bool = True) -> dict:
+    """Davidson's nu and the tie rate it implies between two equal methods: nu / (2 + nu). With
+    ties but no decisive vote nu has no finite estimate (only the prior holds it): None, and why."""
     k = model.k
     if not model.fit_ties:
         return {"nu": 0.0, "ci": None, "tie_rate_if_equal": 0.0, "tie_rate_ci": None}
+    if not decisive:
+        return {"nu": None, "ci": None, "tie_rate_if_equal": None, "tie_rate_ci": None,
+                "reason": "no decisive votes: with ties only, nu grows without bound"}
     nu = float(np.exp(best[k + 1]))
     ci = tuple(float(np.exp(x)) for x in _percentiles(draws[:, [k + 1]])[0]) if len(draws) else None
     return {"nu": nu, "ci": ci, "tie_rate_if_equal": nu / (2 + nu),

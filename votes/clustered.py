@@ -63,6 +63,7 @@ class Headline:
     sequential_p_value: float
     direction: int  # +1: B better, -1: A better, 0: no verdict
     significant: bool
+    favours: int = 0  # the sequential p-value's own direction (+1: B, -1: A, 0: not reached), verdict or not
 
 
 def headline_interval(shares: np.ndarray, decisive: int, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -181,4 +182,4 @@ def headline(queries, outcomes, alpha: float = 0.05, confidence: float = 0.95) -
     # A verdict never contradicts the estimate (a burst long ago in the other direction): stricter, still valid.
     significant = p <= alpha and (mean - 0.5) * direction > 0
     return Headline(mean, low, high, len(shares), n_eff, p, direction if significant else 0,
-                    significant)
+                    significant, direction)

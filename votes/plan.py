@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import dataclasses
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -50,6 +51,7 @@ class Plan:
     stated_at: str | None = None  # when the plan was stored (UTC)
     votes_when_stated: int | None = None  # votes in the store then (0 = stated before voting)
     queries: int | None = None  # the arena's query images: a query enters the group-sequential test once
+    earlier: tuple = ()  # the plans this one replaced, oldest first: a changed plan is said, never lost
 
     def entries(self) -> int:
         """The most entries the group-sequential test can have: one per query, within the budget."""
@@ -105,14 +107,25 @@ def plan_path(votes_path) -> Path:
     return p.with_name(p.name + ".plan.json")
 
 
+def _from_dict(data: dict, earlier: tuple = ()) -> Plan:
+    queries = data.get("queries")
+    return Plan(_effect(str(data["effect"])), int(data["max_votes"]), float(data.get("alpha", 0.05)),
+                data.get("stated_at"), data.get("votes_when_stated"), int(queries) if queries else None, earlier)
+
+
 def read_plan(votes_path) -> Plan | None:
-    """The stored plan, or None (none stored, or a file that is not a plan: never stops the app)."""
+    """The stored plan with the ones it replaced, or None (none stored, or a file that is not a plan:
+    never stops the app). An earlier plan that cannot be read is left out of the history."""
     try:
         data = json.loads(plan_path(votes_path).read_text())
-        queries = data.get("queries")
-        return Plan(_effect(str(data["effect"])), int(data["max_votes"]), float(data.get("alpha", 0.05)),
-                    data.get("stated_at"), data.get("votes_when_stated"), int(queries) if queries else None)
-    except (OSError, ValueError, KeyError, TypeError):
+        earlier = []
+        for old in data.get("earlier") or []:
+            try:
+                earlier.append(_from_dict(old))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return _from_dict(data, tuple(earlier))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -122,12 +135,14 @@ def same(a: Plan | None, b: Plan | None) -> bool:
 
 def write_plan(votes_path, plan: Plan, votes_now: int, queries: int | None = None) -> Plan:
     """Store the plan with when it was stated and how many votes existed then (written whole, then
-    renamed). The same plan stated again (a restart with the same --plan) keeps its first statement."""
+    renamed). The same plan stated again (a restart with the same --plan) keeps its first statement;
+    another one keeps the plans it replaces in `earlier`, so a plan changed after seeing votes is said."""
     stored = read_plan(votes_path)
     if same(stored, plan):
         return stored
+    history = (*stored.earlier, dataclasses.replace(stored, earlier=())) if stored is not None else ()
     stated = Plan(plan.effect, plan.max_votes, plan.alpha, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  votes_now, queries)
+                  votes_now, queries, history)
     path = plan_path(votes_path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(stated.as_dict(), indent=2))
@@ -135,11 +150,28 @@ def write_plan(votes_path, plan: Plan, votes_now: int, queries: int | None = Non
     return stated
 
 
+def plan_change(plan: Plan) -> str | None:
+    """The warning a changed plan carries: the first plan stated, and what changing it costs."""
+    if not plan.earlier:
+        return None
+    first = plan.earlier[0]
+    n = plan.votes_when_stated or 0
+    when = ("stated before voting" if first.votes_when_stated == 0 else
+            f"stated after {first.votes_when_stated} vote{'s' if first.votes_when_stated != 1 else ''}"
+            if first.votes_when_stated else "stated")
+    others = f" ({len(plan.earlier)} earlier plans, all kept beside the vote store)" if len(plan.earlier) > 1 else ""
+    return (f"Warning: the plan changed after {n} vote{'s' if n != 1 else ''} ({plan.stated_at}): the earlier plan, "
+            f"{when} ({first.stated_at}), was {first.label()}, at most {first.max_votes} decisive votes a pair, alpha "
+            f"{first.alpha:g}{others}; a plan changed after seeing votes weakens the guarantee")
+
+
 def plan_words(plan: Plan) -> str:
     """The plan in one line, and whether it was stated before voting (a plan stated after seeing
     votes can be bent to them: said, not hidden)."""
     when = ""
-    if plan.votes_when_stated == 0:
+    if plan.earlier:
+        when = f". {plan_change(plan)}"
+    elif plan.votes_when_stated == 0:
         when = f", stated before voting ({plan.stated_at})"
     elif plan.votes_when_stated:
         when = (f", stated after {plan.votes_when_stated} votes had been cast ({plan.stated_at}): a plan chosen "

@@ -9,7 +9,7 @@ from clip_arena.votes.figures import cumulative_win_rate, forest, outcome_bars, 
 from clip_arena.votes.plan import plan_words, read_plan
 from clip_arena.votes.stats import is_blind
 from clip_arena.votes.store import VoteStore
-from clip_arena.votes.summary import model_lines, numbers, summarize
+from clip_arena.votes.summary import count, model_lines, numbers, summarize
 from clip_arena.votes.transfer import export_csv
 
 BOOTSTRAP = 200  # as `clip-arena stats`: the same votes give the same intervals on the web and the CLI
@@ -38,8 +38,17 @@ def ranks(rows: list[dict]) -> list[str]:
 def leaderboard(summary: dict) -> list[list]:
     """Methods, Bradley-Terry strength, its interval and votes, best first (two methods too)."""
     rows = summary.get("bradley_terry") or []
-    return [[rank, r["method"], f"{r['strength']:.3f}", f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "",
+    return [["?" if r.get("confounded_with") else rank, r["method"], f"{r['strength']:.3f}", interval_text(r),
              r["votes"]] for rank, r in zip(ranks(rows), rows)]
+
+
+def interval_text(row: dict) -> str:
+    """A leaderboard row's interval, or why its order cannot be told (sides confounded, summary)."""
+    ci = f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f}" if row["ci"] else ""
+    if row.get("confounded_with"):
+        return (f"{ci}; " if ci else "") + f"order against {', '.join(row['confounded_with'])} cannot be told " \
+                                           "(sides confounded)"
+    return ci
 
 
 def annotator_rows(summary: dict) -> list[list]:
@@ -76,12 +85,13 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
     several = len(summary["pairs"]) > 1
     lines = [f"{pair_label(p)}: {p['plain']}" if several else p["plain"] for p in summary["pairs"]] or [
         "No votes yet: vote in the Arena tab."]
-    lines = [summary[k] for k in ("catalog_warning", "catalog_note") if summary.get(k)] + lines
+    lines = [summary[k] for k in ("catalog_warning", "catalog_note", "self_vote_note") if summary.get(k)] + lines
     if plan is not None:
         lines.append(f"Plan: {plan_words(plan)}.")
     details = ["\n".join(f"- {line}" for line in numbers(pair).splitlines())] if pair else []
     rounds = summary["rounds"]
-    details.append(f"{summary['votes']} votes in the verdict, {summary['undone']} undone; {rounds['skipped']} skipped "
+    details.append(f"{count(summary['votes'], 'vote')} in the verdict, {summary['undone']} undone; "
+                   f"{rounds['skipped']} skipped "
                    f"and {rounds['auto_skipped']} auto-skipped rounds.")
     non_blind = summary["non_blind"]
     if non_blind["votes"]:
@@ -95,7 +105,7 @@ def results(store: VoteStore, catalog, chosen: str | None, exclude: list[str] | 
         details.append(flagged_line(summary["flagged"]))
     if summary["excluded_annotators"]:
         details.append(f"Left out of the verdict: {', '.join(summary['excluded_annotators'])} "
-                       f"({summary['excluded_votes']} votes).")
+                       f"({count(summary['excluded_votes'], 'vote')}).")
     if summary.get("proxy"):
         k = max(v["k"] for v in summary["proxy"].values())
         details.append(f"Proxy, precision@{k} of same-category neighbours over the arena's queries: " + ", ".join(

@@ -12,7 +12,7 @@ import numpy as np
 from clip_arena.votes.annotators import annotator_agreement, annotator_table, krippendorff_alpha, leave_one_out
 from clip_arena.votes.bradley_terry import bradley_terry, votes_seed
 from clip_arena.votes.confounds import confounds
-from clip_arena.votes.fingerprints import compatible, describe
+from clip_arena.votes.fingerprints import compatible, describe, methods_of
 from clip_arena.votes.plan import GROUP_SEQUENTIAL, Plan
 from clip_arena.votes.stats import ALPHA, breakdown, holm, is_blind, pair_stats, winner
 
@@ -30,19 +30,26 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     controlled across all pairs of methods together: each pair's test runs at alpha / pairs."""
     flags = flags or {}
     excluded = {a for a in exclude_annotators if a}
+    other_catalog, other_methods = [], []
     if fingerprint:  # votes, undone ones and rounds of another catalog are no part of this one's story
-        mine, other_catalog = [], []
+        # a method the catalog lacks has no embeddings here: an empty fingerprint must not let it in
+        known = set(methods_of(fingerprint)) - {""}
+        mine = []
         for v in votes_all:
-            if compatible(v.get("catalog_fingerprint", ""), fingerprint):
+            if known and not {v["method_left"], v["method_right"]} <= known:
+                if not v.get("undone_at"):
+                    other_methods.append(v)
+            elif compatible(v.get("catalog_fingerprint", ""), fingerprint):
                 mine.append(v)
             elif not v.get("undone_at"):
                 other_catalog.append(v)
         votes_all = mine
         rounds = [r for r in rounds if compatible(r.get("catalog_fingerprint", ""), fingerprint)]
-    else:
-        other_catalog = []
     live = [v for v in votes_all if not v.get("undone_at")]
     undone = len(votes_all) - len(live)
+    # a method against itself (imported before `votes import` refused it) would count as a side pull
+    self_votes = sum(v["method_left"] == v["method_right"] for v in live)
+    live = [v for v in live if v["method_left"] != v["method_right"]]
     non_blind = [v for v in live if not is_blind(v)]
     votes = [v for v in live if (include_non_blind or is_blind(v)) and v["annotator"] not in excluded]
     methods = sorted({m for v in votes for m in (v["method_left"], v["method_right"])})
@@ -85,7 +92,8 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                     "in_verdict": sum(v.get("vote_id") in flags for v in votes)},
         "excluded_annotators": sorted(excluded), "excluded_votes": sum(v["annotator"] in excluded for v in live),
         "non_blind": _non_blind(non_blind, counted=include_non_blind), "alpha": ALPHA,
-        "other_catalog_votes": len(other_catalog),
+        "other_catalog_votes": len(other_catalog), "other_method_votes": len(other_methods),
+        "self_votes": self_votes,
         "family": {"pairs": family, "alpha": plan.alpha if plan else ALPHA,
                    "alpha_per_pair": (plan.alpha if plan else ALPHA) / family},
     }
@@ -95,10 +103,21 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     if pooled:
         result["catalog_warning"] = (f"Warning: {pooled}; this verdict pools them. Name the arena's catalog "
                                      "(stats --catalog) to count only the votes cast on it.")
-    elif other_catalog:
-        result["catalog_note"] = (f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on "
-                                  "another catalog (a method with other embeddings) "
-                                  f"{'are' if len(other_catalog) != 1 else 'is'} left out.")
+    elif other_catalog or other_methods:
+        notes = []
+        if other_catalog:
+            notes.append(f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on another catalog "
+                         f"(a method with other embeddings) {'are' if len(other_catalog) != 1 else 'is'} left out.")
+        if other_methods:
+            missing = sorted({m for v in other_methods for m in (v["method_left"], v["method_right"])} - known)
+            n = len(other_methods)
+            notes.append(f"{n} vote{'s' if n != 1 else ''} naming method{'s' if len(missing) != 1 else ''} "
+                         f"{', '.join(missing)}, which this catalog does not have, {'are' if n != 1 else 'is'} "
+                         "left out.")
+        result["catalog_note"] = " ".join(notes)
+    if self_votes:
+        result["self_vote_note"] = (f"{count(self_votes, 'vote')} of a method against itself "
+                                    f"{'are' if self_votes != 1 else 'is'} left out: it says nothing about either.")
     if len(methods) >= 2:
         bt = bradley_terry(votes, methods, bootstrap)
         result["bradley_terry"] = bt["rows"]
@@ -106,10 +125,29 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
                                                                  "side", "ties", "weighting", "resamples")}
         if bt["warning"]:
             result["bradley_terry_warning"] = bt["warning"]
+        _mark_confounded(result, bt)
     if catalog is not None:
         result["proxy"] = proxy_metrics(catalog, votes)
     _position_ties_annotators(result, votes, bootstrap)
     return result
+
+
+def _mark_confounded(result: dict, bt: dict) -> None:
+    """A pair whose sides are confounded with the methods has no order the votes can tell: the side
+    term (a pull to one side) and the strengths trade off, so the fitted order rests on the model's
+    assumption (h = 0 when not identifiable, or h from a handful of votes on the rare side) and its
+    interval shows only the sampling noise given that assumption. Each such row says so."""
+    unsure = [(d["method_a"], d["method_b"]) for d in result["pairs"] if d["confounded"]]
+    if not unsure or not bt["rows"]:
+        return
+    for row in bt["rows"]:
+        row["confounded_with"] = sorted({b if a == row["method"] else a for a, b in unsure if row["method"] in (a, b)})
+    named = "; ".join(f"{a} vs {b}" for a, b in unsure)
+    warning = (f"The leaderboard cannot order {named}: their votes' sides are confounded with the methods, so a "
+               "pull to one side and a difference cannot be told apart; those strengths and intervals hold only if "
+               "the side term is right (more votes with the same sides cannot settle it: vote with sides drawn at "
+               "random).")
+    result["bradley_terry_warning"] = " ".join(filter(None, [result.get("bradley_terry_warning"), warning]))
 
 
 def _position_ties_annotators(result: dict, votes: list[dict], bootstrap: int) -> None:
@@ -176,6 +214,11 @@ def proxy_metrics(catalog, votes: list[dict]) -> dict | None:
     return out or None
 
 
+def count(n: int, noun: str) -> str:
+    """'1 vote', '2 votes', '1 query', '3 queries'."""
+    return f"{n} {noun if n == 1 else noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -205,9 +248,9 @@ def verdict(pair: dict, alpha: float = ALPHA, plan: Plan | None = None) -> str:
     a, b = pair["method_a"], pair["method_b"]
     head, decision = pair["headline"], _decision(pair)
     if not pair["decisive"]:
-        return f"No decisive votes yet between {a} and {b} ({pair['votes']} votes)."
+        return f"No decisive votes yet between {a} and {b} ({count(pair['votes'], 'vote')})."
     lead, share_l, low_l, high_l = _lead(pair)
-    queries = f"{head['queries']} quer{'y' if head['queries'] == 1 else 'ies'}"
+    queries = count(head['queries'], 'query')
     if pair.get("confounded"):  # votes.confounds: a pull to one side can pass for a difference, so no "better"
         level = f"{a} and {b} are level at 50%" if head["estimate"] == 0.5 else f"{lead} leads with {_pct(share_l)}"
         return f"No verdict: {level} ({queries}), but {pair['confounds'][0]}"
@@ -278,13 +321,12 @@ def numbers(pair: dict) -> str:
     if pair["decisive"]:
         lines.append(
             f"Clustered by query (each query counts once): {b} wins {_pct(head['estimate'] or 0)} on average over "
-            f"{head['queries']} queries (95% CI {_range(head['ci_low'], head['ci_high'])}); always-valid sequential "
-            f"p {_p(head['sequential_p_value'])}, safe to check after every vote.")
+            f"{count(head['queries'], 'query')} (95% CI {_range(head['ci_low'], head['ci_high'])}); "
+            f"{_sequential(pair)}.")
     lines.append(_test_line(pair))
     lines += [
         _per_vote(pair),
-        f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of {pair['queries']} "
-        f"queries (the others tied or had no decisive vote), sign test p {_p(pair['query_p_value'])}.",
+        _per_query(pair),
         f"Ties {pair['ties']} ({_pct(pair['tie_rate'])}, CI {_range(*pair['tie_ci'])}), both bad "
         f"{pair['both_bad']} ({_pct(pair['both_bad_rate'])}, CI {_range(*pair['both_bad_ci'])}).",
     ]
@@ -295,13 +337,31 @@ def numbers(pair: dict) -> str:
                      f"p {_p(bias['p_value'])}.")
     elif bias.get("untestable"):
         lines.append(f"Position bias cannot be tested: {bias['untestable']} (no p-value; 1.0 would read as no bias).")
-    if needed["more_votes"] is not None:
+    if pair.get("confounded"):  # a plan for more votes of the same kind would promise what they cannot give
+        lines.append("Votes still needed: none can be planned while the sides are confounded with the methods; "
+                     "vote with sides drawn at random (the arena does).")
+    elif needed["more_votes"] is not None:
         how = ("exact, from the current lead" if needed.get("test") == GROUP_SEQUENTIAL
                else "simulated arenas, from the start")
         lines.append(f"Votes still needed: {needed['more_votes']} more decisive votes on new queries give the "
                      f"verdict's test ({needed.get('test', 'always-valid')}) {_pct(needed['power'])} power at a true "
                      f"{_split(needed['win_rate'])} difference ({needed['source'].replace('_', ' ')}; {how}).")
     return "\n".join(lines)
+
+
+def _sequential(pair: dict) -> str:
+    """The always-valid p-value with the method it favours (it can favour the trailing one: it keeps
+    the strongest evidence ever seen), or "not reached" while min(1, 6 / wealth) is still 1."""
+    head = pair["headline"]
+    favours = head.get("favours", head["direction"])
+    if head["sequential_p_value"] >= 1 or not favours:
+        return ("always-valid sequential p: not reached (every bettor's wealth is still under 6, so its bound, "
+                "6 / wealth, says nothing yet), safe to check after every vote")
+    side = pair["method_b"] if favours > 0 else pair["method_a"]
+    against = (" (from an earlier run of votes: the estimate now leans the other way, so it gives no verdict)"
+               if head["estimate"] is not None and (head["estimate"] - 0.5) * favours < 0 else "")
+    return (f"always-valid sequential p {_p(head['sequential_p_value'])} for {side}{against}, safe to check after "
+            "every vote")
 
 
 def _test_line(pair: dict) -> str:
@@ -323,6 +383,16 @@ def b_or_a(pair: dict, lead: int) -> str:
     return pair["method_b"] if lead >= 0 else pair["method_a"]
 
 
+def _per_query(pair: dict) -> str:
+    a, b = pair["method_a"], pair["method_b"]
+    if not pair["query_wins_a"] + pair["query_wins_b"]:  # a sign test of 0 against 0 is p = 1 and says nothing
+        return (f"Per query (majority): no query of {pair['queries']} has a majority for either method; the sign "
+                "test cannot be computed from these votes.")
+    return (f"Per query (majority): {b} {pair['query_wins_b']}, {a} {pair['query_wins_a']} of "
+            f"{count(pair['queries'], 'query')} (the others tied or had no decisive vote), sign test "
+            f"p {_p(pair['query_p_value'])}.")
+
+
 def _per_vote(pair: dict) -> str:
     a, b = pair["method_a"], pair["method_b"]
     if not pair["decisive"]:
@@ -332,7 +402,7 @@ def _per_vote(pair: dict) -> str:
     lead, wins, share, low, high = ((b, pair["wins_b"], rate, pair["ci_low"], pair["ci_high"]) if rate >= 0.5 else
                                     (a, pair["wins_a"], 1 - rate, 1 - pair["ci_high"], 1 - pair["ci_low"]))
     return (f"Per vote (as if every vote were independent): {lead} wins {_pct(share)} of decisive votes ({wins} of "
-            f"{pair['decisive']}, {pair['votes']} votes in all; 95% Wilson CI {_range(low, high)}), sign test "
+            f"{pair['decisive']}, {count(pair['votes'], 'vote')} in all; 95% Wilson CI {_range(low, high)}), sign test "
             f"p {_p(pair['p_value'])}.")
 
 
@@ -359,15 +429,18 @@ def model_lines(summary: dict) -> list[str]:
                          f"{_pct(side['left_share'])} of decisive votes" + ("" if share is None else
                          f" ({_range(*share)})") + "; the strengths are adjusted for it.")
         else:
-            lines.append("Side term: cannot be estimated, every pair was shown the same way round; the strengths "
-                         "assume no pull to one side.")
-        lines.append("Ties (Davidson): none, nu = 0." if not ties["nu"] else
+            why = side.get("reason") or "every pair was shown the same way round"
+            lines.append(f"Side term: cannot be estimated from these votes ({why}); the strengths assume no pull "
+                         "to one side.")
+        lines.append(f"Ties (Davidson): nu cannot be estimated from these votes ({ties['reason']})."
+                     if ties["nu"] is None
+                     else "Ties (Davidson): none, nu = 0." if not ties["nu"] else
                      f"Ties (Davidson): nu = {ties['nu']:.2f}{_ci(ties['ci'])}, a tie in {_pct(ties['tie_rate_if_equal'])} "
                      "of votes between two equal methods.")
     alpha = summary["annotators"].get("krippendorff")
     if alpha and alpha["alpha"] is not None:
         lines.append(f"Annotators' agreement beyond chance: Krippendorff's alpha {alpha['alpha']:.2f}{_ci(alpha['ci'])} "
-                     f"over {alpha['units']} queries judged by two or more (ordinal: A < no preference < B; 1 is "
+                     f"over {count(alpha['units'], 'query')} judged by two or more (ordinal: A < no preference < B; 1 is "
                      "perfect, 0 chance).")
     for row in summary.get("leave_one_out") or []:
         said = []
@@ -377,5 +450,5 @@ def model_lines(summary: dict) -> list[str]:
                 continue
             word = {True: "holds", False: "flips", None: "level"}[p["holds"]]
             said.append(f"{p['method_b']} {_pct(p['estimate'])} against {p['method_a']} ({word})")
-        lines.append(f"Without {row['annotator']} ({row['left_out_votes']} votes): " + "; ".join(said) + ".")
+        lines.append(f"Without {row['annotator']} ({count(row['left_out_votes'], 'vote')}): " + "; ".join(said) + ".")
     return lines

@@ -86,6 +86,9 @@ def check_vote_row(cells: list[str], header: tuple[str, ...], now: datetime | No
     for name in ("vote_id", "session_id", "round_id", "query_id", "method_left", "method_right"):
         if len(values[name]) > ID_MAX:
             raise BadRow(f"{name} is longer than {ID_MAX} characters")
+    if values["method_left"] == values["method_right"]:  # the arena never shows one; it would count as a win
+        raise BadRow(f"method_left and method_right are both {values['method_left'][:40]!r}: a vote of a method "
+                     "against itself says nothing about it")
     problem = name_problem(values["annotator"])
     if problem:
         raise BadRow(f"annotator {values['annotator'][:40]!r}: {problem}")

@@ -75,8 +75,8 @@ def run(args) -> int:
     from clip_arena.index.catalog import read_catalog
     from clip_arena.votes.store import VoteStore
     from clip_arena.votes.fingerprints import of_catalog
-    from clip_arena.votes.results_view import flagged_line, ranks
-    from clip_arena.votes.summary import model_lines, numbers, summarize
+    from clip_arena.votes.results_view import flagged_line, interval_text, ranks
+    from clip_arena.votes.summary import count, model_lines, numbers, summarize
 
     if not Path(args.votes).is_file():
         raise UserError(f"Vote store {args.votes} does not exist.")
@@ -98,7 +98,7 @@ def run(args) -> int:
     if args.json:
         print_json(result)
         return 0
-    for key in ("catalog_warning", "catalog_note"):
+    for key in ("catalog_warning", "catalog_note", "self_vote_note"):
         if result.get(key):
             print(result[key])  # first: it says what the verdict below is about
     if plan is not None:
@@ -112,13 +112,15 @@ def run(args) -> int:
     if result.get("bradley_terry"):
         print(f"\nLeaderboard (Bradley-Terry, {result['bradley_terry_model']['interval_note']}):")
         for rank, r in zip(ranks(result["bradley_terry"]), result["bradley_terry"]):
-            ci = f" ({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
-            print(f"  {rank}. {r['method']} {r['strength']:.3f}{ci}, {r['votes']} votes")
+            ci = f" ({interval_text(r)})" if r["ci"] or r.get("confounded_with") else ""
+            print(f"  {'?' if r.get('confounded_with') else rank}. {r['method']} {r['strength']:.3f}{ci}, "
+                  f"{count(r['votes'], 'vote')}")
     if result.get("bradley_terry_warning"):
         print(result["bradley_terry_warning"])
     for line in model_lines(result):  # side term, ties, annotators' alpha, each annotator left out
         print(line)
-    print(f"\n{result['votes']} votes in the verdict ({result['undone']} undone, {result['non_blind']['votes']} cast "
+    print(f"\n{count(result['votes'], 'vote')} in the verdict ({result['undone']} undone, "
+          f"{result['non_blind']['votes']} cast "
           f"after a reveal{'' if result['non_blind']['counted'] else ' left out'}, {result['excluded_votes']} of "
           f"excluded annotators), {result['rounds']['skipped']} skipped and {result['rounds']['auto_skipped']} "
           f"auto-skipped rounds")
