@@ -72,6 +72,7 @@ def test_environment_variables_add_models_for_a_configmap(tmp_path):
     ("a: {spec: demo:base, device: 'gpu please'}", ["model 'a'", "'device'"]),
     ("a: {spec: demo:base, calibration: missing.json}", ["model 'a'", "'calibration'", "does not exist",
                                                          "clip-arena models calibrate a"]),
+    ("a: {spec: demo:base, calibration: /dev/zero}", ["model 'a'", "'calibration'", "/dev/zero is not a regular file"]),
     ("a: {spec: demo:base, fusion: {b: 1}}", ["model 'a'", "either `spec`", "or `fusion`"]),
     ("a: [demo:base]", ["model 'a'", "mapping", "a list"]),
     ("'bad name!': demo:base", ["model name 'bad name!'"]),
@@ -108,6 +109,16 @@ def test_a_file_that_is_not_a_models_file_is_said_in_one_sentence(tmp_path, cont
     with pytest.raises(UserError) as err:
         config.load(path, {})
     assert str(err.value).count("\n") == 0 and all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_a_models_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "models.yaml")  # opened plainly, the read would wait for a writer forever
+    with pytest.raises(UserError, match="models.yaml is not a regular file"):
+        config.load(tmp_path / "models.yaml", {})
+    with pytest.raises(UserError, match="is not a regular file"):
+        config.load(tmp_path, {})  # a folder
 
 
 def test_a_missing_file_and_a_bad_variable_are_said(tmp_path):

@@ -342,3 +342,29 @@ def test_a_cached_model_answers_while_another_loads(monkeypatch):
     background.join(30)
     registry._cache.pop(registry.cache_key("open_clip:ViT-B-32"), None)
     assert got == [cached]
+
+
+def stand_in_models(path) -> live_models.LiveModels:
+    """The reload logic alone: encoders are stand-ins (nothing is loaded)."""
+    return live_models.LiveModels(path, environ={}, loader=lambda spec, device, precision: (object(), (spec,)),
+                                  releaser=lambda keys: [])
+
+
+def test_a_fifo_at_the_models_path_fails_the_reload_at_once_and_the_file_put_back_reloads(models_file, capsys):
+    models = stand_in_models(models_file)
+    assert models.reload("start")
+    good = models_file.read_text()
+    models_file.unlink()
+    os.mkfifo(models_file)  # opened plainly, the reload would wait for a writer forever, holding its lock
+    attempt = threading.Thread(target=models.reload, args=("the models file changed",), daemon=True)
+    attempt.start()
+    attempt.join(30)
+    assert not attempt.is_alive(), "the reload hung on the FIFO"
+    out = capsys.readouterr().out
+    assert (f"models: reload (the models file changed) failed, the previous models stay in use: Models file "
+            f"{models_file} is not a regular file") in out
+    models_file.unlink()
+    write(models_file, good)  # put back as it was: nothing to swap, and the error is said to be gone
+    assert not models.reload("SIGHUP") and models.status.last_error is None
+    assert f"models: reloaded {models_file} (SIGHUP): unchanged, the earlier error is gone" in capsys.readouterr().out
+

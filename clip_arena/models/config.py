@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,15 +85,30 @@ def _fail(where: str, message: str, sep: str = ":"):
     raise UserError(f"{where}{sep} {message}.")
 
 
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """At most limit + 1 bytes of `path`, refused in one sentence unless it is a regular file: a FIFO
+    or a device there must never block the reader (a reload holds its lock while it reads)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        _fail(what, sep="", message=f"cannot be read ({err.strerror or err})")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            _fail(what, sep="", message="is not a regular file (a FIFO, a device or a folder cannot hold it)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)
+    except OSError as err:
+        _fail(what, sep="", message=f"cannot be read ({err.strerror or err})")
+    finally:
+        os.close(fd)
+
+
 def read_file(path: str | os.PathLike) -> dict:
     """The models file's mapping, parsed (YAML, or TOML for a .toml file); UserError when unreadable."""
     path = Path(path)
     where = f"Models file {path}"
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        _fail(where, sep="", message=f"cannot be read ({err.strerror or err})")
+    raw = read_regular(path, MAX_FILE_BYTES, where)
     if len(raw) > MAX_FILE_BYTES:
         _fail(where, sep="", message=f"is larger than {MAX_FILE_BYTES // 1024} KiB, far more than a models file needs")
     try:
@@ -208,6 +224,8 @@ def _entry(name, body, folder: Path, files_must_exist: bool = True) -> ModelEntr
             _fail(where, f"key 'calibration' must be a file path, not {_show(calibration)}")
         full = (folder / Path(calibration).expanduser()).resolve()
         if files_must_exist and not full.is_file():
+            if full.exists():  # a FIFO or a device (/dev/zero) must never be read as one
+                _fail(where, f"key 'calibration': {full} is not a regular file")
             _fail(where, f"key 'calibration': the file {full} does not exist (make one with "
                   f"`clip-arena models calibrate {name} --pairs CSV`)")
         values["calibration"] = str(full)

@@ -160,7 +160,10 @@ class LiveModels:
                 calibrations = [item for item in signature if item[0] != self.path]
                 if (old is not None and cfg.digest == old.config.digest
                         and calibrations == [item for item in old.signature if item[0] != self.path]):
-                    self.status.last_error = None  # a broken file put back as it was
+                    if self.status.last_error:  # a broken file put back as it was: said, as the error was
+                        self.status.last_error = None
+                        self._say(f"models: reloaded {self.status.source} ({reason}): unchanged, the earlier error "
+                                  "is gone")
                     return False
                 snap = self._build(cfg, old, signature)
             except Exception as err:  # noqa: BLE001 - any failure keeps the old set; said, never raised
@@ -169,19 +172,26 @@ class LiveModels:
                     message = f"{type(err).__name__}: {message}"
                 self.status.last_error, self.status.last_error_at = message, time.time()
                 self._release_unused()  # what the failed attempt loaded and nothing uses
-                log.warning("models: %s failed, the previous models stay in use: %s", reason, message)
-                print(f"models: {reason} failed, the previous models stay in use: {message}", flush=True)
+                self._say(f"models: reload ({reason}) failed, the previous models stay in use: {message}",
+                          warn=True)
                 return False
             with self._swap_lock:
                 self._snapshot = snap  # the swap: one reference
                 self.status.loaded_at = snap.loaded_at
-                self.status.last_error = None
+                had_error, self.status.last_error = self.status.last_error, None
                 self.status.reloads += old is not None
             released = self._release_unused()
             names = ", ".join(f"{h.name}={h.spec}" for h in snap.handles.values())
-            print(f"models: {reason}: now {names}" + (f"; released {', '.join(released)}" if released else ""),
-                  flush=True)
+            self._say(f"models: {reason}: now {names}" + (f"; released {', '.join(released)}" if released else "")
+                      + (" (the earlier error is gone)" if had_error else ""))
             return True
+
+    @staticmethod
+    def _say(line: str, warn: bool = False) -> None:
+        """A reload's outcome, on the server's console (where an operator looks); a failure in the log too."""
+        if warn:
+            log.warning("%s", line)
+        print(line, flush=True)
 
     def _build(self, cfg: ModelsConfig, old: Snapshot | None, signature: tuple) -> Snapshot:
         handles: dict[str, Handle] = {}
