@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -299,6 +299,9 @@ class Calibration:
             raise UserError(f"{where} is not a clip-arena calibration file.")
         if data.get("version") != VERSION:
             raise UserError(f"{where} is a calibration of version {data.get('version')!r}; this app reads {VERSION}.")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in data]
+        if missing:
+            raise UserError(f"{where} is a damaged calibration file: it lacks {', '.join(missing)}.")
         try:
             cal = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
             _validate(cal)
