@@ -48,6 +48,7 @@ class Snapshot:
     handles: Mapping[str, Handle]
     loaded_at: float  # time.time()
     signature: tuple = ()  # the files it was read from, as stat saw them
+    withdrawn: frozenset = frozenset()  # NAMEs an earlier set offered the browser and a reload took away
 
     def browser_names(self, fusions: bool = True) -> list[str]:
         return self.config.browser_names(fusions)
@@ -66,6 +67,10 @@ class Snapshot:
                                 "browser: false).")
         offered = self.browser_names(fusions) if browser else list(self.handles)
         if name not in offered:
+            if browser and name in self.withdrawn:  # a page opened before the reload still shows it
+                what = "was removed" if name not in self.handles else "is no longer offered in the browser"
+                raise UserError(f"The models file changed since this page loaded: {str(name)[:80]!r} {what}; choose "
+                                f"one of: {', '.join(offered)} (reload the page for the new list).")
             raise UserError(f"Model {str(name)[:80]!r} is not offered here; choose one of: {', '.join(offered)}.")
         return self.handles[name]
 
@@ -229,7 +234,8 @@ class LiveModels:
                     raise UserError(f"Model {entry.name!r} ({entry.describe()}): {err}") from err
                 handles[entry.name] = Handle(entry.name, entry, fusion.describe(), fusion=fusion)
         ordered = {name: handles[name] for name in cfg.entries}
-        return Snapshot(cfg, ordered, time.time(), signature)
+        withdrawn = (old.withdrawn | set(old.browser_names())) - set(cfg.browser_names()) if old else set()
+        return Snapshot(cfg, ordered, time.time(), signature, frozenset(withdrawn))
 
     def _release_unused(self) -> list[str]:
         """Every encoder this object ever loaded that no live model names is dropped from the registry,
