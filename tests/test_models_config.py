@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -249,6 +250,9 @@ def test_models_calibrate_saves_beside_the_models_file(tmp_path, capsys):
     assert main(["models", "calibrate", "tuned", "--pairs", str(tmp_path / "pairs.csv"), "--models", str(path)]) == 0
     out = capsys.readouterr().out
     assert "expected calibration error" in out and str(tmp_path / "tuned.calibration.json") in out
+    curve = [line.split() for line in out.splitlines() if re.match(r"\s*\d+%-\d+%", line)]  # lo-hi mean observed pairs
+    assert "predicted" in out and "observed" in out and curve  # the reliability curve, as the README says
+    assert sum(int(row[-1].replace(",", "")) for row in curve) == 60  # every pair falls in one bin
     from clip_arena.models.calibration import Calibration
 
     assert Calibration.load(tmp_path / "tuned.calibration.json").name == "tuned"
