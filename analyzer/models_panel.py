@@ -6,6 +6,8 @@ annotator who posts to it directly is refused."""
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from clip_arena.core.hosting import is_owner
@@ -16,11 +18,20 @@ ADMINS_ONLY = "Reloading the models is for the app's admins (`--admins`, or the 
 
 
 def status_markdown(settings: Settings) -> str:
+    """The status as Markdown paragraphs and a list, not a code block: a long error wraps instead of
+    running off the panel's edge."""
     live = active(settings)
     if live is None:
         return ""
-    lines = live.status_lines()
-    return "\n".join(["```", *lines, "```"])
+    head, *rest = live.status_lines()
+    models = [f"- {_plain(line.strip())}" for line in rest if line.startswith("  ")]
+    after = [_plain(line) for line in rest if not line.startswith("  ")]
+    return "\n\n".join([_plain(head), "\n".join(models), *after]).strip()
+
+
+def _plain(text: str) -> str:
+    """Text shown as typed in Markdown: its punctuation escaped (a spec's * or _ is no emphasis)."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text)
 
 
 def reload_as(settings: Settings, request) -> str:

@@ -24,6 +24,10 @@ def model_picker(settings: Settings, label: str, elem_id: str, fusions: bool = F
         gr.on(None, lambda: gr.Dropdown(choices=browser_models(settings, fusions),
                                         value=default_choice(settings, fusions)),
               None, [picker], api_visibility="private", queue=False, show_progress="hidden")
+        # A page open across a reload: the list is read again each time the picker is opened (its
+        # choice is kept; one the reload removed is refused with why, by models.live.Snapshot.pick).
+        picker.focus(lambda: gr.Dropdown(choices=browser_models(settings, fusions)), None, [picker],
+                     api_visibility="private", queue=False, show_progress="hidden")
     return picker
 
 

@@ -194,14 +194,24 @@ def test_save_and_load_round_trip(tmp_path, isotonic, encoder, pairs):
     ("{not json", "not a calibration file"),
     ('{"format": "other"}', "not a clip-arena calibration file"),
     ('{"format": "clip-arena-calibration", "version": 9}', "version 9"),
-    ('{"format": "clip-arena-calibration", "version": 1, "name": "a"}', "damaged"),
+    ('{"format": "clip-arena-calibration", "version": 1, "name": "a"}',
+     "c.json is a damaged calibration file: it lacks spec, fingerprint, method, .*mismatched_quantiles[.]$"),
 ])
 def test_a_damaged_calibration_file_is_one_sentence(tmp_path, content, message):
     (tmp_path / "c.json").write_text(content)
     with pytest.raises(UserError, match=message):
         Calibration.load(tmp_path / "c.json")
-    with pytest.raises(UserError, match="Cannot read the calibration file"):
+    with pytest.raises(UserError, match="calibration file .*missing.json cannot be read"):
         Calibration.load(tmp_path / "missing.json")
+
+
+def test_a_calibration_path_that_is_no_regular_file_is_refused_without_reading_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.json")  # open() on it would wait for a writer forever
+    for path in (tmp_path / "fifo.json", "/dev/zero"):  # /dev/zero would be read until memory runs out
+        with pytest.raises(UserError, match="is not a regular file"):
+            Calibration.load(path)
 
 
 def test_tampered_steps_are_refused(tmp_path, isotonic):

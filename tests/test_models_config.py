@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -72,6 +73,10 @@ def test_environment_variables_add_models_for_a_configmap(tmp_path):
     ("a: {spec: demo:base, device: 'gpu please'}", ["model 'a'", "'device'"]),
     ("a: {spec: demo:base, calibration: missing.json}", ["model 'a'", "'calibration'", "does not exist",
                                                          "clip-arena models calibrate a"]),
+    ("a: {spec: demo:base, calibration: /dev/zero}", ["model 'a'", "'calibration'", "/dev/zero is not a regular file"]),
+    ("a: {spce: demo:base}", ["model 'a'", "unknown key 'spce' (did you mean 'spec'?)"]),
+    ("a: {fusion: {b: 1}, precision: fp16}", ["model 'a'", "'precision' does not apply to a fusion"]),
+    ("123: demo:base", ["model name 123 is read as a number, not text: quote it ('123'"]),
     ("a: {spec: demo:base, fusion: {b: 1}}", ["model 'a'", "either `spec`", "or `fusion`"]),
     ("a: [demo:base]", ["model 'a'", "mapping", "a list"]),
     ("'bad name!': demo:base", ["model name 'bad name!'"]),
@@ -108,6 +113,48 @@ def test_a_file_that_is_not_a_models_file_is_said_in_one_sentence(tmp_path, cont
     with pytest.raises(UserError) as err:
         config.load(path, {})
     assert str(err.value).count("\n") == 0 and all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_a_yaml_error_keeps_its_line_column_and_problem(tmp_path):
+    path = write(tmp_path, "models:\n  a: {spec: demo:base\n  b: demo:base\n")
+    with pytest.raises(UserError) as err:
+        config.load(path, {})
+    message = str(err.value)
+    assert "not valid YAML (line 3, column 4: expected ',' or '}', but got ':'" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("body, words", [
+    ("a: demo:base\n  a: demo:finetuned", ["line 3, column 3: 'a' is given twice (first on line 2)", "unique"]),
+    ("a: {spec: demo:base, spec: demo:finetuned}", ["'spec' is given twice"]),
+])
+def test_a_name_or_key_given_twice_is_refused_not_overwritten(tmp_path, body, words):
+    path = write(tmp_path, f"models:\n  {body}\n")
+    with pytest.raises(UserError) as err:
+        config.load(path, {})
+    assert str(err.value).startswith(f"Models file {path}: ") and str(err.value).count("\n") == 0
+    assert all(word in str(err.value) for word in words), str(err.value)
+
+
+def test_weights_yaml_reads_as_text_are_numbers_when_finite(tmp_path):
+    cal = tmp_path / "a.json"
+    cal.write_text("{}")
+    for weight, expected in (("1e308", 1e308), ("5e-1", 0.5), ("0.5", 0.5)):  # YAML 1.1: 1e308 is text
+        path = write(tmp_path, f"models:\n  a: {{spec: demo:base, calibration: a.json}}\n  f: {{fusion: {{a: {weight}}}}}\n")
+        assert config.load(path, {}).entries["f"].fusion == (("a", expected),)
+    for weight in ("1e999", "inf", ".inf", "'nan'", "'1_0'", "'x'", "true"):
+        path = write(tmp_path, f"models:\n  a: {{spec: demo:base, calibration: a.json}}\n  f: {{fusion: {{a: {weight}}}}}\n")
+        with pytest.raises(UserError, match="the weight of 'a' must be a number above 0"):
+            config.load(path, {})
+
+
+def test_a_models_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "models.yaml")  # opened plainly, the read would wait for a writer forever
+    with pytest.raises(UserError, match="models.yaml is not a regular file"):
+        config.load(tmp_path / "models.yaml", {})
+    with pytest.raises(UserError, match="is not a regular file"):
+        config.load(tmp_path, {})  # a folder
 
 
 def test_a_missing_file_and_a_bad_variable_are_said(tmp_path):
@@ -203,6 +250,9 @@ def test_models_calibrate_saves_beside_the_models_file(tmp_path, capsys):
     assert main(["models", "calibrate", "tuned", "--pairs", str(tmp_path / "pairs.csv"), "--models", str(path)]) == 0
     out = capsys.readouterr().out
     assert "expected calibration error" in out and str(tmp_path / "tuned.calibration.json") in out
+    curve = [line.split() for line in out.splitlines() if re.match(r"\s*\d+%-\d+%", line)]  # lo-hi mean observed pairs
+    assert "predicted" in out and "observed" in out and curve  # the reliability curve, as the README says
+    assert sum(int(row[-1].replace(",", "")) for row in curve) == 60  # every pair falls in one bin
     from clip_arena.models.calibration import Calibration
 
     assert Calibration.load(tmp_path / "tuned.calibration.json").name == "tuned"

@@ -128,6 +128,9 @@ def test_the_browser_gets_its_names_and_an_admin_alone_reloads(models_file):
     assert reload_as(settings, Request("bob")) == ADMINS_ONLY and browser_models(settings) == ["a"]
     status = reload_as(settings, Request("alice"))
     assert "c: demo:base" in status and browser_models(settings) == ["a", "c"]
+    write(models_file, "models:\n  a: {spec: demo:base\n")
+    status = reload_as(settings, Request("alice"))  # a long error: a paragraph that wraps, not a code block
+    assert "```" not in status and status.split("\n\n")[-1].startswith("last reload failed") and "line 3" in status
     assert models.status.reloads == 1
 
 
@@ -293,6 +296,12 @@ def test_the_pickers_offer_the_live_names_on_their_next_render(models_file):
     assert models.reload("test")
     update = on_load()
     assert [c[0] if isinstance(c, tuple) else c for c in update.choices] == ["c", "a", "d"] and update.value == "d"
+    # A page left open: opening its picker reads the list again, and leaves the choice as it is.
+    on_focus = next(f for f in demo.fns.values() if (picker._id, "focus") in f.targets).fn
+    write(models_file, f"models:\n  a: {BASE}\n")
+    assert models.reload("test")
+    update = on_focus()
+    assert [c[0] if isinstance(c, tuple) else c for c in update.choices] == ["a"] and "value" not in update.constructor_args
 
 
 def test_batch_scores_with_the_named_model_and_says_which(models_file, tmp_path):
@@ -342,3 +351,44 @@ def test_a_cached_model_answers_while_another_loads(monkeypatch):
     background.join(30)
     registry._cache.pop(registry.cache_key("open_clip:ViT-B-32"), None)
     assert got == [cached]
+
+
+def stand_in_models(path) -> live_models.LiveModels:
+    """The reload logic alone: encoders are stand-ins (nothing is loaded)."""
+    return live_models.LiveModels(path, environ={}, loader=lambda spec, device, precision: (object(), (spec,)),
+                                  releaser=lambda keys: [])
+
+
+def test_a_fifo_at_the_models_path_fails_the_reload_at_once_and_the_file_put_back_reloads(models_file, capsys):
+    models = stand_in_models(models_file)
+    assert models.reload("start")
+    good = models_file.read_text()
+    models_file.unlink()
+    os.mkfifo(models_file)  # opened plainly, the reload would wait for a writer forever, holding its lock
+    attempt = threading.Thread(target=models.reload, args=("the models file changed",), daemon=True)
+    attempt.start()
+    attempt.join(30)
+    assert not attempt.is_alive(), "the reload hung on the FIFO"
+    out = capsys.readouterr().out
+    assert (f"models: reload (the models file changed) failed, the previous models stay in use: Models file "
+            f"{models_file} is not a regular file") in out
+    models_file.unlink()
+    write(models_file, good)  # put back as it was: nothing to swap, and the error is said to be gone
+    assert not models.reload("SIGHUP") and models.status.last_error is None
+    assert f"models: reloaded {models_file} (SIGHUP): unchanged, the earlier error is gone" in capsys.readouterr().out
+
+
+def test_a_page_opened_before_a_reload_is_told_its_model_was_removed(models_file):
+    write(models_file, f"models:\n  a: {BASE}\n  both: {TUNED}\n  c: {BASE}\n")
+    models = stand_in_models(models_file)
+    assert models.reload("start")
+    write(models_file, f"models:\n  a: {BASE}\n  c: {{spec: '{BASE}', browser: false}}\n")
+    assert models.reload("test")
+    with pytest.raises(UserError) as err:
+        models.snapshot.pick("both")
+    assert str(err.value) == ("The models file changed since this page loaded: 'both' was removed; choose one of: a "
+                              "(reload the page for the new list).")
+    with pytest.raises(UserError, match="'c' is no longer offered in the browser; choose one of: a "):
+        models.snapshot.pick("c")
+    with pytest.raises(UserError, match="^Model 'never' is not offered here"):
+        models.snapshot.pick("never")

@@ -184,7 +184,7 @@ def calibrate_model(cfg, args) -> int:
     from pathlib import Path
 
     from clip_arena.cli.common import print_json
-    from clip_arena.models.calibration import calibrate, read_pairs
+    from clip_arena.models.calibration import calibrate, read_pairs, reliability_table
     from clip_arena.models.registry import get_encoder
 
     entry = cfg.entries.get(args.name)
@@ -202,9 +202,11 @@ def calibrate_model(cfg, args) -> int:
     result.save(output)
     if args.json:
         print_json({"name": entry.name, "spec": entry.spec, "method": result.method, "ece": result.ece,
-                    "n_matched": result.n_matched, "n_mismatched": result.n_mismatched, "output": str(output)})
+                    "reliability": result.reliability, "n_matched": result.n_matched,
+                    "n_mismatched": result.n_mismatched, "output": str(output)})
         return 0
     print(f"calibrated {entry.name} ({entry.spec}, {result.method}) on {result.n_matched} matched and "
-          f"{result.n_mismatched} mismatched pairs: expected calibration error {result.ece:.4f}")
+          f"{result.n_mismatched} mismatched pairs; the reliability curve of held-out predictions:")
+    print(reliability_table(result))  # per bin: predicted vs observed share of matches, then the ECE
     print(f"saved to {output}; to use it, add to the entry of {entry.name}: calibration: {output}")
     return 0

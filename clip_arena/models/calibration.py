@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +35,7 @@ VERSION = 1
 MIN_PER_CLASS = 10  # fewer matched or mismatched pairs than this cannot say much about either
 FOLDS = 5
 BINS = 10
+MAX_FILE_BYTES = 16 << 20  # a calibration is tens of KB; more is not one
 QUANTILE_LEVELS = np.linspace(0.0, 100.0, 201)  # the mismatched cosines kept for percentiles, every 0.5%
 IMAGE_HEADERS = ("image", "image_path", "image_url", "url", "path", "file", "filename")
 CAPTION_HEADERS = ("caption", "text", "title", "description", "prompt")
@@ -279,12 +280,16 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Calibration":
+        from clip_arena.models.config import read_regular
+
         path = Path(path)
+        raw = read_regular(path, MAX_FILE_BYTES, f"The calibration file {path}")  # a FIFO or /dev/zero: refused
+        if len(raw) > MAX_FILE_BYTES:
+            raise UserError(f"The calibration file {path} is larger than {MAX_FILE_BYTES >> 20} MiB, far more than "
+                            "a calibration needs.")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise UserError(f"Cannot read the calibration file {path}: {err.strerror or err}.") from err
-        except (UnicodeDecodeError, ValueError) as err:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
             raise UserError(f"{path.name} is not a calibration file (not JSON).") from err
         return cls.from_json(data, path.name)
 
@@ -294,6 +299,9 @@ class Calibration:
             raise UserError(f"{where} is not a clip-arena calibration file.")
         if data.get("version") != VERSION:
             raise UserError(f"{where} is a calibration of version {data.get('version')!r}; this app reads {VERSION}.")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in data]
+        if missing:
+            raise UserError(f"{where} is a damaged calibration file: it lacks {', '.join(missing)}.")
         try:
             cal = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
             _validate(cal)

@@ -14,11 +14,13 @@ the key and why, in one sentence, so a caller can keep its previous configuratio
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,26 +86,81 @@ def _fail(where: str, message: str, sep: str = ":"):
     raise UserError(f"{where}{sep} {message}.")
 
 
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """At most limit + 1 bytes of `path`, refused in one sentence unless it is a regular file: a FIFO
+    or a device there must never block the reader (a reload holds its lock while it reads)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        _fail(what, sep="", message=f"cannot be read ({err.strerror or err})")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            _fail(what, sep="", message="is not a regular file (a FIFO, a device or a folder cannot hold it)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)
+    except OSError as err:
+        _fail(what, sep="", message=f"cannot be read ({err.strerror or err})")
+    finally:
+        os.close(fd)
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last one
+    silently: a second model of the same NAME would hide the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base loader says so
+                if first is not None:
+                    raise _DuplicateKey(
+                        None, None, f"{str(key)[:40]!r} is given twice (first on line {first}); each key, and so "
+                        "each model NAME, must be unique", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _syntax_error(err: Exception) -> str:
+    """A parser's complaint in one line, with where it is: 'line L, column C: problem'."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({err.context})" if err.context and err.context != err.problem else ""
+        return f"{where}{err.problem}{context}"
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def read_file(path: str | os.PathLike) -> dict:
     """The models file's mapping, parsed (YAML, or TOML for a .toml file); UserError when unreadable."""
     path = Path(path)
     where = f"Models file {path}"
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        _fail(where, sep="", message=f"cannot be read ({err.strerror or err})")
+    raw = read_regular(path, MAX_FILE_BYTES, where)
     if len(raw) > MAX_FILE_BYTES:
         _fail(where, sep="", message=f"is larger than {MAX_FILE_BYTES // 1024} KiB, far more than a models file needs")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         _fail(where, sep="", message=f"is not UTF-8 text (byte {err.start})")
+    toml = path.suffix.lower() == ".toml"
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if toml else yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as err:  # valid YAML, but never what the writer meant
+        _fail(where, _syntax_error(err))
     except (tomllib.TOMLDecodeError, yaml.YAMLError, RecursionError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        _fail(where, sep="", message=f"is not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'} ({first[:200]})")
+        _fail(where, sep="", message=f"is not valid {'TOML' if toml else 'YAML'} ({_syntax_error(err)[:300]})")
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         _fail(where, sep="", message="must hold a `models` mapping of NAME to its entry (models: {NAME: {spec: SPEC}})")
     unknown = sorted(map(str, set(data) - {"models"}))
@@ -170,6 +227,8 @@ def validate(raw: Mapping, folder: Path, source: str, files_must_exist: bool = T
 
 
 def _entry(name, body, folder: Path, files_must_exist: bool = True) -> ModelEntry:
+    if isinstance(name, (bool, int, float)) or name is None:  # YAML reads 123, 1.5, yes, ~ as such
+        _fail(f"Model name {_show(name)}", f"is read as {_kind(name)}, not text: quote it ('{name}': ...)", sep="")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         _fail(f"Model name {str(name)[:40]!r}", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with "
               "a letter or digit")
@@ -178,13 +237,19 @@ def _entry(name, body, folder: Path, files_must_exist: bool = True) -> ModelEntr
         body = {"spec": body}  # NAME: SPEC, the short form
     if not isinstance(body, dict):
         _fail(where, f"its entry must be a mapping (spec: SPEC, ...), not {_kind(body)}")
+    unknown = sorted(str(k) for k in body if k not in SPEC_KEYS | FUSION_KEYS)
+    if unknown:  # before the spec-or-fusion rule: a misspelt `spec` is a typo to name, not a missing key
+        close = difflib.get_close_matches(unknown[0], sorted(SPEC_KEYS | FUSION_KEYS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(SPEC_KEYS | FUSION_KEYS))}"
+        _fail(where, f"unknown key {unknown[0][:40]!r} ({hint})")
     fusion = "fusion" in body
     if fusion == ("spec" in body):
         _fail(where, "give either `spec` (a model) or `fusion` (a weighted combination of named models)")
     allowed = FUSION_KEYS if fusion else SPEC_KEYS
-    unknown = sorted(str(k) for k in body if k not in allowed)
-    if unknown:
-        _fail(where, f"unknown key {unknown[0][:40]!r} (allowed: {', '.join(sorted(allowed))})")
+    misplaced = sorted(str(k) for k in body if k not in allowed)
+    if misplaced:
+        _fail(where, f"key {misplaced[0][:40]!r} does not apply to a {'fusion' if fusion else 'model with a spec'} "
+              f"(allowed: {', '.join(sorted(allowed))})")
     values = {"name": name, "default": _bool(where, body, "default", False), "browser": _bool(where, body, "browser", True)}
     if fusion:
         values["fusion"] = _fusion(where, body["fusion"], name)
@@ -208,6 +273,8 @@ def _entry(name, body, folder: Path, files_must_exist: bool = True) -> ModelEntr
             _fail(where, f"key 'calibration' must be a file path, not {_show(calibration)}")
         full = (folder / Path(calibration).expanduser()).resolve()
         if files_must_exist and not full.is_file():
+            if full.exists():  # a FIFO or a device (/dev/zero) must never be read as one
+                _fail(where, f"key 'calibration': {full} is not a regular file")
             _fail(where, f"key 'calibration': the file {full} does not exist (make one with "
                   f"`clip-arena models calibrate {name} --pairs CSV`)")
         values["calibration"] = str(full)
@@ -233,10 +300,25 @@ def _fusion(where: str, members, own: str) -> tuple[tuple[str, float], ...]:
             _fail(where, f"key 'fusion': member {_show(member)} must be a model name")
         if member == own:
             _fail(where, "key 'fusion' names the model itself")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        number = _number(weight)
+        if number is None or not math.isfinite(number) or number <= 0:
             _fail(where, f"key 'fusion': the weight of {member!r} must be a number above 0, not {_show(weight)}")
-        out.append((member, float(weight)))
+        out.append((member, number))
     return tuple(out)
+
+
+def _number(value) -> float | None:
+    """A weight as a float: a number, or text float() reads (YAML 1.1 reads 1e308 and 5e-1 as text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return float(value.replace("_", "x"))  # float() would take 1_0; YAML writers mean no such thing
+        except ValueError:
+            return None
+    return None
 
 
 def _check_fusions(entries: dict[str, ModelEntry]) -> None:
@@ -262,7 +344,8 @@ def _bool(where: str, body: dict, key: str, default: bool) -> bool:
 
 
 def _kind(value) -> str:
-    return {list: "a list", int: "a number", float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
+    return {list: "a list", int: "a number", float: "a number", bool: "true or false", type(None): "empty"}.get(
+        type(value), type(value).__name__)
 
 
 def _show(value) -> str:

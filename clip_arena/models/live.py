@@ -48,6 +48,7 @@ class Snapshot:
     handles: Mapping[str, Handle]
     loaded_at: float  # time.time()
     signature: tuple = ()  # the files it was read from, as stat saw them
+    withdrawn: frozenset = frozenset()  # NAMEs an earlier set offered the browser and a reload took away
 
     def browser_names(self, fusions: bool = True) -> list[str]:
         return self.config.browser_names(fusions)
@@ -66,6 +67,10 @@ class Snapshot:
                                 "browser: false).")
         offered = self.browser_names(fusions) if browser else list(self.handles)
         if name not in offered:
+            if browser and name in self.withdrawn:  # a page opened before the reload still shows it
+                what = "was removed" if name not in self.handles else "is no longer offered in the browser"
+                raise UserError(f"The models file changed since this page loaded: {str(name)[:80]!r} {what}; choose "
+                                f"one of: {', '.join(offered)} (reload the page for the new list).")
             raise UserError(f"Model {str(name)[:80]!r} is not offered here; choose one of: {', '.join(offered)}.")
         return self.handles[name]
 
@@ -160,7 +165,10 @@ class LiveModels:
                 calibrations = [item for item in signature if item[0] != self.path]
                 if (old is not None and cfg.digest == old.config.digest
                         and calibrations == [item for item in old.signature if item[0] != self.path]):
-                    self.status.last_error = None  # a broken file put back as it was
+                    if self.status.last_error:  # a broken file put back as it was: said, as the error was
+                        self.status.last_error = None
+                        self._say(f"models: reloaded {self.status.source} ({reason}): unchanged, the earlier error "
+                                  "is gone")
                     return False
                 snap = self._build(cfg, old, signature)
             except Exception as err:  # noqa: BLE001 - any failure keeps the old set; said, never raised
@@ -169,19 +177,26 @@ class LiveModels:
                     message = f"{type(err).__name__}: {message}"
                 self.status.last_error, self.status.last_error_at = message, time.time()
                 self._release_unused()  # what the failed attempt loaded and nothing uses
-                log.warning("models: %s failed, the previous models stay in use: %s", reason, message)
-                print(f"models: {reason} failed, the previous models stay in use: {message}", flush=True)
+                self._say(f"models: reload ({reason}) failed, the previous models stay in use: {message}",
+                          warn=True)
                 return False
             with self._swap_lock:
                 self._snapshot = snap  # the swap: one reference
                 self.status.loaded_at = snap.loaded_at
-                self.status.last_error = None
+                had_error, self.status.last_error = self.status.last_error, None
                 self.status.reloads += old is not None
             released = self._release_unused()
             names = ", ".join(f"{h.name}={h.spec}" for h in snap.handles.values())
-            print(f"models: {reason}: now {names}" + (f"; released {', '.join(released)}" if released else ""),
-                  flush=True)
+            self._say(f"models: {reason}: now {names}" + (f"; released {', '.join(released)}" if released else "")
+                      + (" (the earlier error is gone)" if had_error else ""))
             return True
+
+    @staticmethod
+    def _say(line: str, warn: bool = False) -> None:
+        """A reload's outcome, on the server's console (where an operator looks); a failure in the log too."""
+        if warn:
+            log.warning("%s", line)
+        print(line, flush=True)
 
     def _build(self, cfg: ModelsConfig, old: Snapshot | None, signature: tuple) -> Snapshot:
         handles: dict[str, Handle] = {}
@@ -219,7 +234,8 @@ class LiveModels:
                     raise UserError(f"Model {entry.name!r} ({entry.describe()}): {err}") from err
                 handles[entry.name] = Handle(entry.name, entry, fusion.describe(), fusion=fusion)
         ordered = {name: handles[name] for name in cfg.entries}
-        return Snapshot(cfg, ordered, time.time(), signature)
+        withdrawn = (old.withdrawn | set(old.browser_names())) - set(cfg.browser_names()) if old else set()
+        return Snapshot(cfg, ordered, time.time(), signature, frozenset(withdrawn))
 
     def _release_unused(self) -> list[str]:
         """Every encoder this object ever loaded that no live model names is dropped from the registry,
