@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from clip_arena.models.per_encoder import per_encoder
 from clip_arena.analyzer.scores import scores_from_cosine
 from clip_arena.core.errors import UserError
 from clip_arena.core.settings import ASSETS_DIR
@@ -24,7 +25,7 @@ def reference_captions() -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-@lru_cache(maxsize=8)
+@per_encoder
 def reference_vectors(encoder):
     """The generic captions' embeddings, once per encoder (not on every click)."""
     return encoder.encode_texts(list(reference_captions()))

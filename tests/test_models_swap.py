@@ -48,6 +48,14 @@ def test_a_request_keeps_its_snapshot_and_a_removed_model_is_released(models_fil
     assert models.reload("start")
     during = models.snapshot  # a request in flight took this one
     removed = weakref.ref(during.handles["b"].encoder)
+    # values the tabs compute once per encoder (Similarity's reference captions, Analyze's labels, the
+    # effectiveness features' width) must not keep it alive either (an lru_cache did: fails before)
+    from clip_arena.analyzer.content.labels import _label_vectors
+    from clip_arena.analyzer.similarity import reference_vectors
+    from clip_arena.effectiveness.features import embedding_dim
+
+    for per_encoder_value in (reference_vectors, _label_vectors, embedding_dim):
+        per_encoder_value(during.handles["b"].encoder)
     write(models_file, f"models:\n  a: {BASE}\n")
     assert models.reload("test")
     assert list(models.snapshot.handles) == ["a"] and list(during.handles) == ["a", "b"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from clip_arena.analyzer.content.component import Backend, Component, Context, demo_model_caveat
+from clip_arena.models.per_encoder import per_encoder
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.json")
 LOGIT_SCALE = 100.0
@@ -23,7 +24,7 @@ def vocabulary() -> dict:
     return json.loads(VOCABULARY_FILE.read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=8)
+@per_encoder
 def _label_vectors(encoder) -> dict[str, np.ndarray]:
     """Each category's prompt embeddings, once per encoder."""
     return {cat: encoder.encode_texts([spec["template"].format(label) for label in spec["labels"]])

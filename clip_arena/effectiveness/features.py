@@ -11,11 +11,11 @@ gives exactly the features it always did."""
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from clip_arena.models.per_encoder import per_encoder
 from clip_arena.core.errors import UserError
 
 MODALITIES = ("tab", "img", "txt", "ana", "vid")
@@ -247,7 +247,7 @@ def _video_rows(df, cells, videos, texts, brand_column, settings, model, section
     return out
 
 
-@lru_cache(maxsize=8)
+@per_encoder
 def embedding_dim(encoder) -> int:
     return int(encoder.encode_texts(["x"]).shape[1])
 

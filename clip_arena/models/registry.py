@@ -51,18 +51,14 @@ def cache_key(spec: str, device: str | None = None, precision: str | None = None
 
 def release(keys) -> list[str]:
     """Forget the cached encoders of `keys` (a reload dropped them), so that their memory is returned
-    once the last request still using one ends; caches of values computed per encoder are cleared too,
-    as they would keep it alive. Returns the specs released."""
+    once the last request still using one ends (values computed per encoder are cached weakly:
+    models.per_encoder). Returns the specs released."""
     import gc
-    import sys
 
     with _lock:
         dropped = [_cache.pop(key) for key in keys if key in _cache]
     if not dropped:
         return []
-    similarity = sys.modules.get("clip_arena.analyzer.similarity")
-    if similarity is not None and hasattr(similarity, "reference_vectors"):
-        similarity.reference_vectors.cache_clear()  # holds up to 8 encoders by reference
     specs = [e.spec for e in dropped]
     on_gpu = any(str(e.device).startswith("cuda") for e in dropped)
     del dropped
