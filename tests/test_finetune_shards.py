@@ -333,3 +333,23 @@ def test_a_missing_optional_package_is_named_with_its_install_line(monkeypatch, 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as on a machine without them
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_packages(TrainConfig(**change))
+
+
+def test_shard_patterns_name_local_files_only_a_bounded_number_of_them(tmp_path, monkeypatch):
+    """No shell command (pipe:), no URL, no runaway brace range, no empty pattern: each one sentence,
+    nothing run or fetched; a local file whose name has a colon still reads."""
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "ran"
+    for pattern, message in [(f"pipe:touch {marker}; cat x.tar", "local shard files only"),
+                             ("http://127.0.0.1:9/shard-000000.tar", "local shard files only"),
+                             ("file:///etc/shard.tar", "local shard files only"),
+                             ("s-{0..99999999}.tar", "more than 100,000 shard files"),
+                             ("s-{0..999}-{0..999}.tar", "more than 100,000 shard files"),
+                             ("s-{0..9" + "9" * 5000 + "}.tar", "more than 100,000 shard files"),
+                             ("", "is empty"), ("  ", "is empty")]:
+        with pytest.raises(UserError, match=message):
+            expand(pattern)
+    assert not marker.exists()
+    _tar(tmp_path / "a:b.tar", {"a.jpg": _jpeg(0), "a.txt": b"x"})
+    assert expand("a:b.tar") == [str(tmp_path / "a:b.tar")]
+    assert main(["finetune", "--shards", "", "--scenario", "full", "--model", "x", "-o", str(tmp_path / "r")]) == 2

@@ -10,9 +10,11 @@ the plan counted, whatever the number of workers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
+import re
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -33,29 +35,82 @@ class Shards:
     val: str | None = None
 
 
+MAX_SHARD_NAMES = 100_000  # a pattern naming more is a typo ('{0..99999999}'), not a dataset
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # pipe:, http:, file:, s3: ... (webdataset's openers)
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.-?(\d+))?$|^([A-Za-z])\.\.([A-Za-z])(?:\.\.-?(\d+))?$")
+
+
+def name_bound(pattern: str) -> int:
+    """An upper bound of the names a brace pattern expands to, counted without expanding it: the
+    product over its brace groups of each one's range length or number of alternatives."""
+    bound, opened = 1, []
+    escaped = False
+    for i, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            opened.append(i)
+        elif ch == "}" and opened:
+            start = opened.pop()
+            body = pattern[start + 1:i]
+            match = _RANGE.match(body)
+            if match and match.group(1) is not None:
+                if max(len(g or "") for g in match.groups()) > 18:  # beyond any real count (and int()'s limit)
+                    return MAX_SHARD_NAMES + 1
+                a, b, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1) or 1
+                size = abs(b - a) // abs(step) + 1
+            elif match:
+                size = abs(ord(match.group(5)) - ord(match.group(4))) // (int(match.group(6) or 1) or 1) + 1
+            else:
+                depth, size = 0, 1
+                for c in body:
+                    depth += (c == "{") - (c == "}")
+                    size += c == "," and depth == 0
+            bound *= size
+            if bound > MAX_SHARD_NAMES:
+                return bound
+    return bound
+
+
 def expand(pattern: str, option: str = "--shards") -> list[str]:
     """The shard files of a pattern ('DIR/shard-{000000..000009}.tar') or of a folder (its *.tar, in
-    name order); local ones must all exist."""
+    name order): local files only, all existing, at most MAX_SHARD_NAMES. Returned as absolute paths,
+    so webdataset never reads one as a command (pipe:) or a URL."""
     import braceexpand
 
+    if not pattern.strip():
+        raise UserError(f"{option} is empty; give the shards' pattern (e.g. 'OUT/shards/train/shard-{{000000..000009}}.tar') "
+                        "or their folder.")
+    if name_bound(pattern) > MAX_SHARD_NAMES:
+        raise UserError(f"{option} {pattern[:80]!r} names more than {MAX_SHARD_NAMES:,} shard files; check the braces' "
+                        "range.")
     try:
-        urls = [u for part in pattern.split("::") for u in braceexpand.braceexpand(part.strip()) if u]
+        names = (u for part in pattern.split("::") for u in braceexpand.braceexpand(part.strip()) if u)
+        urls = list(itertools.islice(names, MAX_SHARD_NAMES + 1))
     except braceexpand.UnbalancedBracesError:
         raise UserError(f"{option} {pattern!r} has unbalanced braces; write e.g. "
                         "'DIR/shard-{000000..000009}.tar'.") from None
+    if len(urls) > MAX_SHARD_NAMES:
+        raise UserError(f"{option} {pattern[:80]!r} names more than {MAX_SHARD_NAMES:,} shard files; check the braces' "
+                        "range.")
     if not urls:
         raise UserError(f"{option} {pattern!r} names no shard files.")
     if len(urls) == 1 and Path(urls[0]).expanduser().is_dir():  # a split's folder: every shard in it
         urls = sorted(str(f) for f in Path(urls[0]).expanduser().glob("*.tar") if f.is_file())
         if not urls:
             raise UserError(f"{option} {pattern!r} is a folder without .tar shards.")
-    local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
-    missing = [u for u in local if not Path(u).expanduser().is_file()]
+    remote = next((u for u in urls if _SCHEME.match(u) and not Path(u).is_file()), None)
+    if remote is not None:
+        raise UserError(f"{option} reads local shard files only, not {remote[:60]!r} (commands and URLs are neither run "
+                        "nor fetched): copy the shards to this machine and give their path.")
+    missing = [u for u in urls if not Path(u).expanduser().is_file()]
     if missing:
         many = len(missing) > 1
         raise UserError(f"{option} names {len(missing)} shard file{'s' * many} that {'do' if many else 'does'} not "
                         f"exist (first: {missing[0]!r}); write them with `clip-arena prepare` or fix the pattern.")
-    return [str(Path(u).expanduser()) if u in local else u for u in urls]
+    return [str(Path(u).expanduser().absolute()) for u in urls]
 
 
 def manifest_count(urls: list[str]) -> int | None:
@@ -186,7 +241,7 @@ class ShardSource:
         check_packages(cfg)
         self.cfg = cfg
         self.train_urls = expand(shards.train, "--shards")
-        self.val_urls = expand(shards.val, "--val-shards") if shards.val else []
+        self.val_urls = expand(shards.val, "--val-shards") if shards.val is not None else []
         columns = {"positives": cfg.positives}
         check_first_sample(self.train_urls, cfg.caption_template, columns, "--shards")
         if self.val_urls:
