@@ -116,7 +116,8 @@ def expand(pattern: str, option: str = "--shards") -> list[str]:
 def manifest_count(urls: list[str]) -> int | None:
     """Samples in these shards by a manifest.json beside them (in their folder or up to two above),
     or None. prepare writes {"splits": {"train": {"shards": [{"name": "shard-000000.tar", "samples": N}]}}}
-    for OUT/shards/train/; any record naming a shard and a count is read, and every shard must be found."""
+    for OUT/shards/train/; any record naming a shard and a count is read, and every shard must be found
+    (with the size in bytes the record gives, when it gives one)."""
     if any("://" in u or u.startswith("pipe:") for u in urls):
         return None
     names = {Path(u).resolve() for u in urls}
@@ -145,9 +146,13 @@ def _shard_counts(node, base: Path, keys: tuple) -> dict[Path, int]:
     if isinstance(node, dict):
         name = next((node[k] for k in NAME_KEYS if isinstance(node.get(k), str)), None)
         count = next((node[k] for k in COUNT_KEYS if isinstance(node.get(k), int)), None)
+        size = node.get("bytes") if isinstance(node.get("bytes"), int) else None
         if name and count is not None:
             for where in [base] + [base / "shards" / k for k in keys] + [base / k for k in keys]:
-                found.setdefault((where / name).resolve(), count)
+                path = (where / name).resolve()
+                if size is not None and path.is_file() and path.stat().st_size != size:
+                    continue  # not the file the manifest counted (rewritten, or cut short): count by a pass
+                found.setdefault(path, count)
         for key, value in node.items():
             found.update(_shard_counts(value, base, keys + (str(key),) if key not in NAME_KEYS else keys))
     elif isinstance(node, list):
@@ -162,8 +167,33 @@ def raw_samples(urls: list[str], shuffle: int = 0, seed: int = 0):
     import webdataset as wds
 
     stream = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, seed=seed, nodesplitter=None,
-                            empty_check=False)
+                            empty_check=False, handler=_unreadable)
     return stream.shuffle(shuffle, seed=seed) if shuffle else stream
+
+
+def _unreadable(exn: Exception):
+    """webdataset's error handler: a shard cut short (a killed copy or write) or not a tar at all is
+    one sentence naming the file (webdataset appends the shard's url to the error's args)."""
+    if isinstance(exn, UserError):  # ours, passing an outer handler that appended to its args
+        raise UserError(str(exn.args[0])) from exn.__cause__
+    detail, _, where = (str(exn.args[0]) if exn.args else "").partition(" @ ")  # the inner handler's form
+    url = exn.args[-1] if len(exn.args) > 1 and isinstance(exn.args[-1], str) else None
+    if url is None:
+        found = re.search(r"name='([^']*)'", where)
+        url = found.group(1) if found else "(one of them)"
+    detail = detail[:120] or type(exn).__name__
+    raise UserError(f"The shard {url} cannot be read as a WebDataset tar ({type(exn).__name__}: {detail}): it is cut "
+                    "short or not a shard; write it again with `clip-arena prepare`.") from exn
+
+
+def one_sentence(err: UserError) -> UserError:
+    """A UserError raised in a DataLoader worker comes back with the worker's traceback in its message:
+    its last line is the sentence."""
+    text = str(err)
+    if "Traceback" not in text:
+        return err
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return UserError(last.split("UserError: ", 1)[-1])
 
 
 def _text(sample: dict, key: str) -> str:
@@ -212,6 +242,8 @@ def check_first_sample(urls: list[str], template: str, columns: dict[str, str | 
     """The first sample has an image and a caption, and the metadata the template and options name."""
     try:
         sample = next(iter(raw_samples(urls[:1])), None)
+    except UserError:
+        raise
     except Exception as err:  # tarfile's and webdataset's many errors on a file that is not a shard
         raise UserError(f"{urls[0]} (from {option}) cannot be read as a WebDataset tar: {err}.") from err
     if sample is None:
@@ -340,7 +372,14 @@ class StreamLoader:
         self.epoch += 1
         self.dataset.epoch = self.epoch  # before the workers start: each takes a copy of the dataset
         pending, have, made = [], 0, 0
-        for chunk in self.loader:
+        chunks = iter(self.loader)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except UserError as err:
+                raise one_sentence(err) from None
             pending.append(chunk)
             have += len(chunk[0])
             while have >= self.batch_size and made < len(self):

@@ -321,16 +321,23 @@ class Prepare:
         manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "catalog": "catalog.parquet",
                     "image_size": size, "caption_template": self.o.template, "shard_count": self.o.shard_count,
                     "shard_size": self.o.shard_size, "splits": {}}
+        # The old manifest goes first and the new one comes last: a run killed in between leaves no
+        # manifest that counts shards it did not write. Each split is written beside its folder and
+        # renamed into place when complete, so a shard under its final name is always whole.
+        (self.out / "manifest.json").unlink(missing_ok=True)
         for split_name in SPLITS:
             marker = folder / f"{split_name}.json"
             if marker.is_file():
                 manifest["splits"][split_name] = json.loads(marker.read_text(encoding="utf-8"))
                 continue
             target = self.out / "shards" / split_name
-            shutil.rmtree(target, ignore_errors=True)
+            partial = target.with_name(f".{split_name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
             rows = catalog[catalog["split"] == split_name].to_dict("records")
-            written = shards.write_shards(self._samples(split_name, rows, size), target, self.o.shard_count,
+            written = shards.write_shards(self._samples(split_name, rows, size), partial, self.o.shard_count,
                                           self.o.shard_size)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial, target)
             entry = {"samples": sum(s["samples"] for s in written), "shards": written}
             atomic_json(marker, entry)
             manifest["splits"][split_name] = entry
