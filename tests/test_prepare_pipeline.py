@@ -153,6 +153,12 @@ def test_a_killed_prepare_resumed_redoes_no_finished_work(tmp_path, monkeypatch)
     for shard in (tmp_path / "out" / "shards").glob("*/*.tar"):  # under its final name, a shard is whole
         with tarfile.open(shard) as tar:
             assert len(tar.getmembers()) % 3 == 0
+    # Another caption template is the shards' business: the finished split is reused, not asked for again.
+    summary = Prepare(Options(**{**options, "template": "{clean_title}"}, resume=True),
+                      progress=lambda *a: None).run(only=["shards"])
+    assert summary["stages"] == {"shards": "done"}
+    catalog = pd.read_parquet(tmp_path / "out" / "catalog.parquet")
+    assert catalog["caption"].tolist() == catalog["clean_title"].tolist()
 
 
 def test_rows_added_to_the_csv_leave_the_earlier_rows_split_alone(tmp_path):

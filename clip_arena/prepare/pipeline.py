@@ -142,9 +142,11 @@ class Prepare:
         self.fp["clean"] = fingerprint(self.fp["input"], opts.part_rows, opts.duplicate_distance)
         self.fp["attributes"] = fingerprint(self.fp["clean"], opts.tier, opts.model if opts.tier == "offline" else
                                             opts.vlm_model, self.vocab, opts.min_confidence, opts.part_rows)
-        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.template,
-                                       opts.resplit)
-        self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size)
+        # The caption template is the shards' option (the catalog's captions are refreshed with them):
+        # a new template rewrites the shards, not the split.
+        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.resplit)
+        self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size,
+                                        opts.template)
 
     # -- bookkeeping ----------------------------------------------------------------------------------
     def folder(self, stage: str) -> Path:
@@ -317,6 +319,10 @@ class Prepare:
         info = self._need("split")
         folder = self._start("shards")
         catalog = pd.read_parquet(self.out / "catalog.parquet")
+        captions = [shards.caption(self.o.template, r) for r in catalog.to_dict("records")]
+        if captions != catalog["caption"].tolist():  # a template other than the split's run: one caption everywhere
+            catalog["caption"] = captions
+            atomic_parquet(self.out / "catalog.parquet", catalog)
         size = int(info["image_size"])
         manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "catalog": "catalog.parquet",
                     "image_size": size, "caption_template": self.o.template, "shard_count": self.o.shard_count,
