@@ -119,3 +119,25 @@ def test_hostile_image_cells_are_reported_per_row_never_a_crash(tmp_path):
     for row in rows[1:]:
         assert row["error_kind"] and row["error"] and row["image_uri"] == "", row
     assert "--image-root" in rows[5]["error"] and rows[-1]["error_kind"] == "bad_id"
+
+
+def test_simple_drawings_in_other_colours_are_not_near_duplicates_but_a_recompressed_copy_is():
+    """The same chair drawn on white in six colours shares its pHash; the colour check keeps them apart
+    (they are products of their own), while a smaller JPEG of one of them is still its near copy."""
+    from PIL import ImageDraw
+
+    from clip_arena.prepare.clean import same_picture, thumbnail
+
+    images = []
+    for k, colour in enumerate([(180, 60, 40), (60, 90, 200), (40, 160, 60), (230, 200, 40), (120, 40, 160),
+                                (30, 30, 30)]):
+        image = Image.new("RGB", (320, 240), (250, 250, 245))
+        ImageDraw.Draw(image).rectangle([100 + k, 60, 180, 180], fill=colour)
+        images.append(image)
+    images.append(images[0].resize((200, 150)))
+    facts = [_facts(im, "JPEG", quality=80) for im in images]
+    thumbs = [thumbnail(im) for im in images]
+    ids = [f"c{i}" for i in range(len(images))]
+    args = (ids, [f.sha256 for f in facts], [f.phash for f in facts])
+    assert len(duplicate_groups(*args)) >= 4  # pHash alone joins the drawings
+    assert duplicate_groups(*args, confirm=lambda i, j: same_picture(thumbs[i], thumbs[j])) == {"c6": ("c0", "near")}

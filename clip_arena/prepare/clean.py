@@ -133,10 +133,34 @@ def image_facts(data: bytes, image) -> ImageFacts:
     return ImageFacts(hashlib.sha256(data).hexdigest(), value, image.size[0], image.size[1])
 
 
-def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max_distance: int = 4
-                     ) -> dict[str, tuple[str, str]]:
+# A confirmed near copy: 98% of the 16x16 thumbnails' pixels within this (0-255, the largest channel
+# difference). Resized and recompressed copies stay under ~20; the same drawing in another colour, over 25.
+MAX_THUMB_DIFFERENCE = 24.0
+
+
+def thumbnail(image) -> "np.ndarray":
+    """The image as 16x16 RGB (box-averaged): colour and layout, the second check of a near copy."""
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(image.convert("RGB").resize((16, 16), Image.Resampling.BOX), dtype=np.float32)
+
+
+def same_picture(a, b) -> bool:
+    """pHash sees greyscale structure only: two simple drawings on white (the same chair in red and in
+    blue) share it. A near copy must also look alike in colour, the object's pixels included (a mean
+    would let a white background outvote a small object)."""
+    import numpy as np
+
+    return float(np.quantile(abs(a - b).max(axis=2), 0.98)) <= MAX_THUMB_DIFFERENCE
+
+
+def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max_distance: int = 4,
+                     confirm=None) -> dict[str, tuple[str, str]]:
     """{image id: (id of the first row it duplicates, "exact" | "near")} for every row that duplicates an
-    earlier one: the same bytes, or perceptual hashes at most `max_distance` bits apart.
+    earlier one: the same bytes, or perceptual hashes at most `max_distance` bits apart from the first
+    row of the group (not from any member: chains of small steps would join unlike pictures) and,
+    when given, `confirm(i, j)` agreeing (a pixel check; pHash alone joins simple drawings).
 
     Near pairs are found without comparing every pair: the 64 bits are cut into max_distance + 1
     bands, and two hashes that differ in at most max_distance bits agree on at least one band."""
@@ -167,7 +191,9 @@ def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max
             lo, hi = edges[band], edges[band + 1]
             key = (band, (value >> lo) & ((1 << (hi - lo)) - 1))
             for j in buckets.get(key, ()):
-                if find(i) != find(j) and bin(value ^ phashes[j]).count("1") <= max_distance:
+                root = find(j)
+                if find(i) != root and bin(value ^ phashes[root]).count("1") <= max_distance and (
+                        confirm is None or confirm(root, i)):
                     union(i, j)
             buckets.setdefault(key, []).append(i)
     out = {}

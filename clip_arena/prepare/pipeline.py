@@ -34,7 +34,7 @@ from clip_arena.prepare import raw, shards, split as splitting, stages
 from clip_arena.prepare.clean import duplicate_groups
 
 STAGES = ("clean", "attributes", "split", "shards")
-VERSION = 1  # bump when a stage's output changes meaning: old work folders are then not reused
+VERSION = 2  # bump when a stage's output changes meaning: old work folders are then not reused
 FALLBACK_IMAGE_SIZE = 224
 
 
@@ -228,12 +228,32 @@ class Prepare:
                     seen[r["image_id"]] = r["row"]
         ok = [r for r in rows if not r["error_kind"]]
         dupes = duplicate_groups([r["image_id"] for r in ok], [r["sha256"] for r in ok],
-                                 [int(r["phash"], 16) for r in ok], self.o.duplicate_distance)
+                                 [int(r["phash"], 16) for r in ok], self.o.duplicate_distance,
+                                 confirm=self._looks_alike([r["image_uri"] for r in ok]))
         for r in rows:
             first, kind = dupes.get(r["image_id"], ("", "")) if not r["error_kind"] else ("", "")
             r.update(duplicate_of=first, duplicate_kind=kind)
         atomic_parquet(folder / "result.parquet", pd.DataFrame(rows))
         atomic_json(folder / "done.json", {"rows": len(rows), "usable": len(ok), "duplicates": len(dupes)})
+
+    def _looks_alike(self, paths: list[str]) -> Callable[[int, int], bool]:
+        """The pixel check of a near-duplicate pair: the two images' thumbnails, read (once each) from
+        the files the clean stage checked, only for the pairs pHash proposes."""
+        from clip_arena.analyzer.images import decode_image, read_regular_file
+        from clip_arena.prepare.clean import same_picture, thumbnail
+
+        @functools.lru_cache(maxsize=4096)
+        def thumb(i: int):
+            data = read_regular_file(Path(paths[i]), paths[i][-120:], self.o.limits)
+            return thumbnail(decode_image(data, paths[i][-120:], self.o.limits, stages.HASH_SIZE))
+
+        def alike(i: int, j: int) -> bool:
+            try:
+                return same_picture(thumb(i), thumb(j))
+            except Exception:  # noqa: BLE001 - a file gone since the clean stage: trust pHash alone
+                return True
+
+        return alike
 
     def _attributes(self) -> None:
         self._need("clean")
@@ -310,9 +330,14 @@ class Prepare:
         duplicates = [{"image_id": r["image_id"], "duplicate_of": r["duplicate_of"], "kind": r["duplicate_kind"]}
                       for r in catalog.to_dict("records") if r["duplicate_of"]]
         counts = {s: int((catalog["split"] == s).sum()) for s in SPLITS}
+        warning = splitting.empty_warning(counts, self.o.split, groups)
+        warnings = [warning] if warning else []
+        if warning:
+            print(f"warning: {warnings[-1]}", file=sys.stderr, flush=True)
         atomic_json(self.out / "report.json", {"input_rows": len(clean), "usable": len(catalog), "splits": counts,
                                                "split_kept": kept, "attributes_tier": info["tier"],
-                                               "skipped": skipped, "duplicates": duplicates})
+                                               "warnings": warnings, "skipped": skipped,
+                                               "duplicates": duplicates})
         atomic_json(folder / "done.json", {"rows": len(catalog), "splits": counts, "image_size": info["image_size"]})
 
     def _shards(self) -> None:
