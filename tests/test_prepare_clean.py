@@ -22,6 +22,10 @@ from clip_arena.prepare.clean import MAX_TITLE_CHARS, clean_title, duplicate_gro
     ("<p>Rattan <i>lounge</i> chair</p>", "Rattan lounge chair"),
     ("FREE SHIPPING!!!", "Free Shipping!"),  # all noise: the title is kept rather than emptied
     (None, ""),
+    ("Table lamp &lt;linen shade&gt;", "Table lamp (linen shade)"),  # escaped brackets are text, not a tag
+    ("Chair model SKU123", "Chair model"), ("Model: X-100 lamp", "lamp"),  # "model" is a label with a mark only
+    ("Poster http://x.example/a", "Poster http://x.example/a"), ("snake__x", "snake__x"),
+    ("<script>alert(1)</script>Desk", "Desk"), ("Desk &lt;style&gt;p{}&lt;/style&gt;", "Desk"),  # code, not words
 ])
 def test_titles_come_out_clean(raw, clean):
     assert clean_title(raw) == clean
