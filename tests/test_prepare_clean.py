@@ -160,3 +160,12 @@ def test_every_emoji_name_of_the_demo_cleans_as_before():
     names = [e.name for e in parse_emoji_test()]
     moved = {n: clean_title(n) for n in names if clean_title(n) != EMOJI_CHANGED.get(n, n)}
     assert len(names) > 1800 and moved == {}
+
+
+def test_a_data_uri_is_said_to_be_unread_not_missing(tmp_path):
+    from clip_arena.prepare.stages import Context, clean_part
+
+    records = [{"image_id": "a", "title": "Chair", "source_uri": "data:image/png;base64,iVBORw0KGgo="},
+               {"image_id": "b", "title": "Chair", "source_uri": "DATA:,x"}]
+    for row in clean_part(records, Context((str(tmp_path),), str(tmp_path / "images"))):
+        assert row["error"].startswith("data: URIs are not read") and row["image_uri"] == ""
