@@ -377,3 +377,13 @@ def test_a_cut_short_shard_is_one_sentence_naming_it_and_a_stale_manifest_is_not
         with pytest.raises(UserError) as err:
             list(loader)
         assert "shard-000001.tar cannot be read" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_train_images_a_full_batch_leaves_out_are_said_once():
+    from clip_arena.finetune.plan import dropped_note
+
+    note = dropped_note(23, 8)
+    assert note.startswith("note: 23 train images in full batches of 8: 7 of them sit out each epoch")
+    assert "--batch-size" not in note  # 23 is prime: no batch size uses them all
+    assert "--batch-size 6 uses them all" in dropped_note(24, 7)
+    assert dropped_note(24, 8) is None and dropped_note(5, 8) is None and dropped_note(23, 8, "category") is None
