@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from clip_arena.core.errors import UserError
 from clip_arena.finetune import tracking
 from clip_arena.finetune.optimizers import make_optimizer
 from clip_arena.finetune.plan import TrainConfig
-from clip_arena.finetune.shards import Shards, StreamLoader, expand, manifest_count
+from clip_arena.finetune.shards import Shards, ShardPairs, ShardSource, StreamLoader, expand, manifest_count
 from clip_arena.finetune.train import finetune
 from clip_arena.index.catalog import build_table, catalog_meta, write_catalog
 from clip_arena.models import get_encoder
@@ -188,7 +189,7 @@ def _tar(path, members: dict):
     ("garbage", "cannot be read as a WebDataset tar"),
     ("no_txt", "needs an image (jpg) and a caption (txt)"),
     ("no_field", "has no style"),
-    ("truncated", "cannot all be read as WebDataset tars"),
+    ("truncated", "shard-000001.tar cannot be read as a WebDataset tar"),
 ])
 def test_bad_shards_are_refused_in_one_sentence_before_the_model_loads(tmp_path, case, message):
     (tmp_path / "s").mkdir()
@@ -333,3 +334,56 @@ def test_a_missing_optional_package_is_named_with_its_install_line(monkeypatch, 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as on a machine without them
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_packages(TrainConfig(**change))
+
+
+def test_shard_patterns_name_local_files_only_a_bounded_number_of_them(tmp_path, monkeypatch):
+    """No shell command (pipe:), no URL, no runaway brace range, no empty pattern: each one sentence,
+    nothing run or fetched; a local file whose name has a colon still reads."""
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "ran"
+    for pattern, message in [(f"pipe:touch {marker}; cat x.tar", "local shard files only"),
+                             ("http://127.0.0.1:9/shard-000000.tar", "local shard files only"),
+                             ("file:///etc/shard.tar", "local shard files only"),
+                             ("s-{0..99999999}.tar", "more than 100,000 shard files"),
+                             ("s-{0..999}-{0..999}.tar", "more than 100,000 shard files"),
+                             ("s-{0..9" + "9" * 5000 + "}.tar", "more than 100,000 shard files"),
+                             ("", "is empty"), ("  ", "is empty")]:
+        with pytest.raises(UserError, match=message):
+            expand(pattern)
+    assert not marker.exists()
+    _tar(tmp_path / "a:b.tar", {"a.jpg": _jpeg(0), "a.txt": b"x"})
+    assert expand("a:b.tar") == [str(tmp_path / "a:b.tar")]
+    assert main(["finetune", "--shards", "", "--scenario", "full", "--model", "x", "-o", str(tmp_path / "r")]) == 2
+
+
+def test_a_cut_short_shard_is_one_sentence_naming_it_and_a_stale_manifest_is_not_trusted(tmp_path):
+    """A shard truncated under a manifest that still counts it whole: the manifest's size check sends the
+    count to a pass, and a shard found short while training (a manifest without sizes) is one sentence
+    naming the file, from a DataLoader worker too."""
+    folder = tmp_path / "shards" / "train"
+    _write_shards(folder, [{"image_id": f"k{i}", "jpg": _jpeg(i), "caption": "c", "category": "a", "split": "train"}
+                           for i in range(6)], per_shard=3)
+    urls = expand(str(folder))
+    records = [{"name": Path(u).name, "samples": 3, "bytes": os.path.getsize(u)} for u in urls]
+    (tmp_path / "manifest.json").write_text(json.dumps({"splits": {"train": {"shards": records}}}))
+    assert manifest_count(urls) == 6
+    Path(urls[1]).write_bytes(Path(urls[1]).read_bytes()[:3000])
+    assert manifest_count(urls) is None
+    with pytest.raises(UserError, match=r"The shard .*shard-000001.tar cannot be read as a WebDataset tar"):
+        ShardSource(Shards(str(folder)), TrainConfig(scenario="full"))
+    for workers in (0, 1):
+        pairs = ShardPairs(urls, "{caption}", lambda image: torch.zeros(1), lambda texts: torch.zeros(1, 1))
+        loader = StreamLoader(pairs, 6, batch_size=2, workers=workers, generator=torch.Generator().manual_seed(0))
+        with pytest.raises(UserError) as err:
+            list(loader)
+        assert "shard-000001.tar cannot be read" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_train_images_a_full_batch_leaves_out_are_said_once():
+    from clip_arena.finetune.plan import dropped_note
+
+    note = dropped_note(23, 8)
+    assert note.startswith("note: 23 train images in full batches of 8: 7 of them sit out each epoch")
+    assert "--batch-size" not in note  # 23 is prime: no batch size uses them all
+    assert "--batch-size 6 uses them all" in dropped_note(24, 7)
+    assert dropped_note(24, 8) is None and dropped_note(5, 8) is None and dropped_note(23, 8, "category") is None

@@ -22,6 +22,10 @@ from clip_arena.prepare.clean import MAX_TITLE_CHARS, clean_title, duplicate_gro
     ("<p>Rattan <i>lounge</i> chair</p>", "Rattan lounge chair"),
     ("FREE SHIPPING!!!", "Free Shipping!"),  # all noise: the title is kept rather than emptied
     (None, ""),
+    ("Table lamp &lt;linen shade&gt;", "Table lamp (linen shade)"),  # escaped brackets are text, not a tag
+    ("Chair model SKU123", "Chair model"), ("Model: X-100 lamp", "lamp"),  # "model" is a label with a mark only
+    ("Poster http://x.example/a", "Poster http://x.example/a"), ("snake__x", "snake__x"),
+    ("<script>alert(1)</script>Desk", "Desk"), ("Desk &lt;style&gt;p{}&lt;/style&gt;", "Desk"),  # code, not words
 ])
 def test_titles_come_out_clean(raw, clean):
     assert clean_title(raw) == clean
@@ -119,3 +123,49 @@ def test_hostile_image_cells_are_reported_per_row_never_a_crash(tmp_path):
     for row in rows[1:]:
         assert row["error_kind"] and row["error"] and row["image_uri"] == "", row
     assert "--image-root" in rows[5]["error"] and rows[-1]["error_kind"] == "bad_id"
+
+
+def test_simple_drawings_in_other_colours_are_not_near_duplicates_but_a_recompressed_copy_is():
+    """The same chair drawn on white in six colours shares its pHash; the colour check keeps them apart
+    (they are products of their own), while a smaller JPEG of one of them is still its near copy."""
+    from PIL import ImageDraw
+
+    from clip_arena.prepare.clean import same_picture, thumbnail
+
+    images = []
+    for k, colour in enumerate([(180, 60, 40), (60, 90, 200), (40, 160, 60), (230, 200, 40), (120, 40, 160),
+                                (30, 30, 30)]):
+        image = Image.new("RGB", (320, 240), (250, 250, 245))
+        ImageDraw.Draw(image).rectangle([100 + k, 60, 180, 180], fill=colour)
+        images.append(image)
+    images.append(images[0].resize((200, 150)))
+    facts = [_facts(im, "JPEG", quality=80) for im in images]
+    thumbs = [thumbnail(im) for im in images]
+    ids = [f"c{i}" for i in range(len(images))]
+    args = (ids, [f.sha256 for f in facts], [f.phash for f in facts])
+    assert len(duplicate_groups(*args)) >= 4  # pHash alone joins the drawings
+    assert duplicate_groups(*args, confirm=lambda i, j: same_picture(thumbs[i], thumbs[j])) == {"c6": ("c0", "near")}
+
+
+# What the current cleaning makes of the demo's emoji names (the bundled demo is built from them): every
+# name is its own clean title but these. A change to cleaning must not move any of them.
+EMOJI_CHANGED = {"keycap: *": "keycap", "NEW button": "button"}
+
+
+def test_every_emoji_name_of_the_demo_cleans_as_before():
+    from clip_arena.demo.emoji import EMOJI_TEST, parse_emoji_test
+
+    if not EMOJI_TEST.is_file():
+        pytest.skip("unicode-data's emoji-test.txt is not installed")
+    names = [e.name for e in parse_emoji_test()]
+    moved = {n: clean_title(n) for n in names if clean_title(n) != EMOJI_CHANGED.get(n, n)}
+    assert len(names) > 1800 and moved == {}
+
+
+def test_a_data_uri_is_said_to_be_unread_not_missing(tmp_path):
+    from clip_arena.prepare.stages import Context, clean_part
+
+    records = [{"image_id": "a", "title": "Chair", "source_uri": "data:image/png;base64,iVBORw0KGgo="},
+               {"image_id": "b", "title": "Chair", "source_uri": "DATA:,x"}]
+    for row in clean_part(records, Context((str(tmp_path),), str(tmp_path / "images"))):
+        assert row["error"].startswith("data: URIs are not read") and row["image_uri"] == ""

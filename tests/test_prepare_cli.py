@@ -57,3 +57,29 @@ def test_a_model_that_cannot_load_says_the_finished_stages_are_kept(raw, capsys)
     assert code == 2 and err.startswith("clip-arena prepare: error:") and "nonexistent" in err
     assert "add --resume" in err
     assert list((out / ".prepare").glob("clean-*/done.json"))  # the clean stage's work is on disk
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signalled_prepare_says_how_to_resume(raw, capsys, monkeypatch, signum):
+    import os
+    import signal
+    import time
+
+    from clip_arena.prepare.pipeline import Prepare
+
+    def run(self, only=None):  # the signal arrives mid-stage
+        os.kill(os.getpid(), getattr(signal, signum))
+        time.sleep(5)
+
+    def ignored(*_):  # the test's own handler: without prepare's, SIGTERM must not end the test run
+        pass
+
+    monkeypatch.setattr(Prepare, "run", run)
+    before = signal.signal(signal.SIGTERM, ignored)
+    try:
+        code = main(["prepare", str(raw), "-o", str(raw.parent / "out"), "--image-column", "Picture"])
+        assert signal.getsignal(signal.SIGTERM) is ignored  # put back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    err = capsys.readouterr().err
+    assert code == 130 and "with --resume to go on" in err

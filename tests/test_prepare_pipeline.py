@@ -3,6 +3,7 @@ manifest; `embed` reading the catalog with its split; a killed run resumed witho
 
 import json
 import shutil
+import tarfile
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,23 @@ def test_a_killed_prepare_resumed_redoes_no_finished_work(tmp_path, monkeypatch)
     again = Prepare(Options(**options, resume=True), progress=lambda *a: None).run()
     assert set(again["stages"].values()) == {"resumed"} and done_rows["attributes"] == 7
     assert (tmp_path / "out" / "manifest.json").read_bytes() == manifest
+
+    def kill_while_writing_train_shards(stage, done, total):
+        if stage == "shards train" and done >= 4:
+            raise Killed
+
+    with pytest.raises(Killed):  # a rewrite with other limits, killed part way through the train split
+        Prepare(Options(**{**options, "shard_count": 2}, resume=True), progress=kill_while_writing_train_shards).run()
+    assert not (tmp_path / "out" / "manifest.json").exists()  # nothing counts shards that were not written
+    for shard in (tmp_path / "out" / "shards").glob("*/*.tar"):  # under its final name, a shard is whole
+        with tarfile.open(shard) as tar:
+            assert len(tar.getmembers()) % 3 == 0
+    # Another caption template is the shards' business: the finished split is reused, not asked for again.
+    summary = Prepare(Options(**{**options, "template": "{clean_title}"}, resume=True),
+                      progress=lambda *a: None).run(only=["shards"])
+    assert summary["stages"] == {"shards": "done"}
+    catalog = pd.read_parquet(tmp_path / "out" / "catalog.parquet")
+    assert catalog["caption"].tolist() == catalog["clean_title"].tolist()
 
 
 def test_rows_added_to_the_csv_leave_the_earlier_rows_split_alone(tmp_path):

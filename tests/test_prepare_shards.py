@@ -24,6 +24,9 @@ from clip_arena.prepare.shards import (DEFAULT_TEMPLATE, caption, check_template
       "colour": "unknown"}, "Lamp"),
     ({"clean_title": "", "style": "modern", "material": None, "object_type": "sofa", "colour": "grey"},
      "modern sofa in grey"),
+    ({"clean_title": "Lamp", "style": "unknown", "material": "unknown", "object_type": "unknown",
+      "colour": "purple"}, "Lamp, purple"),  # no dangling "in purple"
+    ({"clean_title": "", "style": None, "material": "", "object_type": "unknown", "colour": "red"}, "red"),
 ])
 def test_captions_drop_unknown_parts_gracefully(row, text):
     assert caption(DEFAULT_TEMPLATE, row) == text

@@ -3,7 +3,7 @@ a mini_train subset."""
 
 from collections import Counter
 
-from clip_arena.prepare.split import assign, mini_train
+from clip_arena.prepare.split import assign, empty_warning, mini_train
 
 
 def _catalog(n, seed=0):
@@ -59,3 +59,14 @@ def test_mini_train_is_a_small_spread_subset_of_train():
     assert len(chosen) == 20 and all(splits[i] == "train" for i in chosen)
     assert {cats[i] for i in chosen} == set(cats)  # every category is in the smoke run
     assert sum(mini_train(ids, splits, cats, rows=10_000)) == Counter(splits)["train"]
+
+
+def test_a_split_left_empty_by_duplicate_groups_is_said():
+    ids = [f"r{i}" for i in range(29)]
+    groups = ["a"] * 10 + ["b"] * 10 + ["c"] * 9  # three groups of near-duplicate images
+    splits = assign(ids, "80/10/10", 0, None, groups)
+    counts = Counter(splits)
+    message = empty_warning(counts, "80/10/10", groups)
+    assert message is not None and "split" in message and "3 groups of duplicate images" in message
+    assert empty_warning({"train": 8, "val": 1, "test": 1}, "80/10/10", ids[:10]) is None
+    assert empty_warning({"train": 10, "val": 0, "test": 0}, "100/0/0", ids[:10]) is None

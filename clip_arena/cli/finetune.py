@@ -86,10 +86,10 @@ def run(args) -> int:
                       workers=args.workers, max_steps=args.max_steps, keep_checkpoints=args.keep_checkpoints,
                       optimizer=args.optimizer, track=args.track, track_project=args.track_project,
                       shuffle_buffer=args.shuffle_buffer)
-    if args.val_shards and not args.shards:
+    if args.val_shards is not None and args.shards is None:
         raise UserError("--val-shards goes with --shards; a catalog's val rows are its split 'val'.")
     # At once: before open_clip is even imported, let alone a model loaded.
-    if args.shards:
+    if args.shards is not None:  # '' too: refused by the shards' own check
         from clip_arena.finetune.shards import Shards, ShardSource
 
         source = ShardSource(Shards(args.shards, args.val_shards), cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +44,17 @@ def _size(text: str) -> int:
     units = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
     unit = units[match.group(2) or ""]
     return int(float(match.group(1)) * unit)
+
+
+def _sigterm_interrupts():
+    """SIGTERM stops prepare as Ctrl-C does (the --resume hint said); returns the handler to restore."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (prepare called from a library): leave signals alone
+        return None
 
 
 def add_parser(subparsers) -> None:
@@ -122,9 +134,16 @@ def run(args) -> int:
         resume=args.resume, limits=settings.limits, vlm_model=args.vlm_model, vlm_base_url=args.vlm_base_url,
         engine=engine, **({"part_rows": ray_options.part_rows} if ray_options and ray_options.part_rows else {}))
     only = [s for s in STAGE_NAMES if s in (args.stage or [])] or None
+    previous = _sigterm_interrupts()
     try:
         summary = Prepare(options).run(only)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler, `kill`): the finished parts are on disk
+        print(f"interrupted: the work finished so far is kept in {args.output}; run the same command with --resume to "
+              "go on from it", file=sys.stderr, flush=True)
+        return 130
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if engine is not None:
             engine.close()
     if args.json:

@@ -136,6 +136,18 @@ def warmup_for(total_steps: int, warmup_steps: int | None, warmup_ratio: float) 
     return min(total_steps, max(1, math.ceil(warmup_ratio * total_steps))) if total_steps else 0
 
 
+def dropped_note(n_train: int, batch_size: int, batch_groups: str | None = None) -> str | None:
+    """Batches are kept full (in-batch negatives), so the remainder of the train rows sits out each
+    epoch: said once, with the batch sizes that use every row."""
+    left = n_train % batch_size if n_train > batch_size and not batch_groups else 0
+    if not left:
+        return None
+    fits = [b for b in range(batch_size - 1, 1, -1) if n_train % b == 0][:1]
+    hint = f"; --batch-size {fits[0]} uses them all" if fits else ""
+    return (f"note: {n_train} train images in full batches of {batch_size}: {left} of them sit out each epoch (other "
+            f"ones each epoch when the order is shuffled){hint}.")
+
+
 def short_run_warning(n_train: int, batch_size: int, accum_steps: int, epochs: int, steps_per_epoch: int,
                       total_steps: int, warmup: int) -> str | None:
     """A sentence saying why this run will barely change the model and what to change, or None."""

@@ -10,9 +10,11 @@ the plan counted, whatever the number of workers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
+import re
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -33,35 +35,89 @@ class Shards:
     val: str | None = None
 
 
+MAX_SHARD_NAMES = 100_000  # a pattern naming more is a typo ('{0..99999999}'), not a dataset
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # pipe:, http:, file:, s3: ... (webdataset's openers)
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.-?(\d+))?$|^([A-Za-z])\.\.([A-Za-z])(?:\.\.-?(\d+))?$")
+
+
+def name_bound(pattern: str) -> int:
+    """An upper bound of the names a brace pattern expands to, counted without expanding it: the
+    product over its brace groups of each one's range length or number of alternatives."""
+    bound, opened = 1, []
+    escaped = False
+    for i, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            opened.append(i)
+        elif ch == "}" and opened:
+            start = opened.pop()
+            body = pattern[start + 1:i]
+            match = _RANGE.match(body)
+            if match and match.group(1) is not None:
+                if max(len(g or "") for g in match.groups()) > 18:  # beyond any real count (and int()'s limit)
+                    return MAX_SHARD_NAMES + 1
+                a, b, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1) or 1
+                size = abs(b - a) // abs(step) + 1
+            elif match:
+                size = abs(ord(match.group(5)) - ord(match.group(4))) // (int(match.group(6) or 1) or 1) + 1
+            else:
+                depth, size = 0, 1
+                for c in body:
+                    depth += (c == "{") - (c == "}")
+                    size += c == "," and depth == 0
+            bound *= size
+            if bound > MAX_SHARD_NAMES:
+                return bound
+    return bound
+
+
 def expand(pattern: str, option: str = "--shards") -> list[str]:
     """The shard files of a pattern ('DIR/shard-{000000..000009}.tar') or of a folder (its *.tar, in
-    name order); local ones must all exist."""
+    name order): local files only, all existing, at most MAX_SHARD_NAMES. Returned as absolute paths,
+    so webdataset never reads one as a command (pipe:) or a URL."""
     import braceexpand
 
+    if not pattern.strip():
+        raise UserError(f"{option} is empty; give the shards' pattern (e.g. 'OUT/shards/train/shard-{{000000..000009}}.tar') "
+                        "or their folder.")
+    if name_bound(pattern) > MAX_SHARD_NAMES:
+        raise UserError(f"{option} {pattern[:80]!r} names more than {MAX_SHARD_NAMES:,} shard files; check the braces' "
+                        "range.")
     try:
-        urls = [u for part in pattern.split("::") for u in braceexpand.braceexpand(part.strip()) if u]
+        names = (u for part in pattern.split("::") for u in braceexpand.braceexpand(part.strip()) if u)
+        urls = list(itertools.islice(names, MAX_SHARD_NAMES + 1))
     except braceexpand.UnbalancedBracesError:
         raise UserError(f"{option} {pattern!r} has unbalanced braces; write e.g. "
                         "'DIR/shard-{000000..000009}.tar'.") from None
+    if len(urls) > MAX_SHARD_NAMES:
+        raise UserError(f"{option} {pattern[:80]!r} names more than {MAX_SHARD_NAMES:,} shard files; check the braces' "
+                        "range.")
     if not urls:
         raise UserError(f"{option} {pattern!r} names no shard files.")
     if len(urls) == 1 and Path(urls[0]).expanduser().is_dir():  # a split's folder: every shard in it
         urls = sorted(str(f) for f in Path(urls[0]).expanduser().glob("*.tar") if f.is_file())
         if not urls:
             raise UserError(f"{option} {pattern!r} is a folder without .tar shards.")
-    local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
-    missing = [u for u in local if not Path(u).expanduser().is_file()]
+    remote = next((u for u in urls if _SCHEME.match(u) and not Path(u).is_file()), None)
+    if remote is not None:
+        raise UserError(f"{option} reads local shard files only, not {remote[:60]!r} (commands and URLs are neither run "
+                        "nor fetched): copy the shards to this machine and give their path.")
+    missing = [u for u in urls if not Path(u).expanduser().is_file()]
     if missing:
         many = len(missing) > 1
         raise UserError(f"{option} names {len(missing)} shard file{'s' * many} that {'do' if many else 'does'} not "
                         f"exist (first: {missing[0]!r}); write them with `clip-arena prepare` or fix the pattern.")
-    return [str(Path(u).expanduser()) if u in local else u for u in urls]
+    return [str(Path(u).expanduser().absolute()) for u in urls]
 
 
 def manifest_count(urls: list[str]) -> int | None:
     """Samples in these shards by a manifest.json beside them (in their folder or up to two above),
     or None. prepare writes {"splits": {"train": {"shards": [{"name": "shard-000000.tar", "samples": N}]}}}
-    for OUT/shards/train/; any record naming a shard and a count is read, and every shard must be found."""
+    for OUT/shards/train/; any record naming a shard and a count is read, and every shard must be found
+    (with the size in bytes the record gives, when it gives one)."""
     if any("://" in u or u.startswith("pipe:") for u in urls):
         return None
     names = {Path(u).resolve() for u in urls}
@@ -90,9 +146,13 @@ def _shard_counts(node, base: Path, keys: tuple) -> dict[Path, int]:
     if isinstance(node, dict):
         name = next((node[k] for k in NAME_KEYS if isinstance(node.get(k), str)), None)
         count = next((node[k] for k in COUNT_KEYS if isinstance(node.get(k), int)), None)
+        size = node.get("bytes") if isinstance(node.get("bytes"), int) else None
         if name and count is not None:
             for where in [base] + [base / "shards" / k for k in keys] + [base / k for k in keys]:
-                found.setdefault((where / name).resolve(), count)
+                path = (where / name).resolve()
+                if size is not None and path.is_file() and path.stat().st_size != size:
+                    continue  # not the file the manifest counted (rewritten, or cut short): count by a pass
+                found.setdefault(path, count)
         for key, value in node.items():
             found.update(_shard_counts(value, base, keys + (str(key),) if key not in NAME_KEYS else keys))
     elif isinstance(node, list):
@@ -107,8 +167,33 @@ def raw_samples(urls: list[str], shuffle: int = 0, seed: int = 0):
     import webdataset as wds
 
     stream = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, seed=seed, nodesplitter=None,
-                            empty_check=False)
+                            empty_check=False, handler=_unreadable)
     return stream.shuffle(shuffle, seed=seed) if shuffle else stream
+
+
+def _unreadable(exn: Exception):
+    """webdataset's error handler: a shard cut short (a killed copy or write) or not a tar at all is
+    one sentence naming the file (webdataset appends the shard's url to the error's args)."""
+    if isinstance(exn, UserError):  # ours, passing an outer handler that appended to its args
+        raise UserError(str(exn.args[0])) from exn.__cause__
+    detail, _, where = (str(exn.args[0]) if exn.args else "").partition(" @ ")  # the inner handler's form
+    url = exn.args[-1] if len(exn.args) > 1 and isinstance(exn.args[-1], str) else None
+    if url is None:
+        found = re.search(r"name='([^']*)'", where)
+        url = found.group(1) if found else "(one of them)"
+    detail = detail[:120] or type(exn).__name__
+    raise UserError(f"The shard {url} cannot be read as a WebDataset tar ({type(exn).__name__}: {detail}): it is cut "
+                    "short or not a shard; write it again with `clip-arena prepare`.") from exn
+
+
+def one_sentence(err: UserError) -> UserError:
+    """A UserError raised in a DataLoader worker comes back with the worker's traceback in its message:
+    its last line is the sentence."""
+    text = str(err)
+    if "Traceback" not in text:
+        return err
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return UserError(last.split("UserError: ", 1)[-1])
 
 
 def _text(sample: dict, key: str) -> str:
@@ -157,6 +242,8 @@ def check_first_sample(urls: list[str], template: str, columns: dict[str, str | 
     """The first sample has an image and a caption, and the metadata the template and options name."""
     try:
         sample = next(iter(raw_samples(urls[:1])), None)
+    except UserError:
+        raise
     except Exception as err:  # tarfile's and webdataset's many errors on a file that is not a shard
         raise UserError(f"{urls[0]} (from {option}) cannot be read as a WebDataset tar: {err}.") from err
     if sample is None:
@@ -186,7 +273,7 @@ class ShardSource:
         check_packages(cfg)
         self.cfg = cfg
         self.train_urls = expand(shards.train, "--shards")
-        self.val_urls = expand(shards.val, "--val-shards") if shards.val else []
+        self.val_urls = expand(shards.val, "--val-shards") if shards.val is not None else []
         columns = {"positives": cfg.positives}
         check_first_sample(self.train_urls, cfg.caption_template, columns, "--shards")
         if self.val_urls:
@@ -285,7 +372,14 @@ class StreamLoader:
         self.epoch += 1
         self.dataset.epoch = self.epoch  # before the workers start: each takes a copy of the dataset
         pending, have, made = [], 0, 0
-        for chunk in self.loader:
+        chunks = iter(self.loader)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except UserError as err:
+                raise one_sentence(err) from None
             pending.append(chunk)
             have += len(chunk[0])
             while have >= self.batch_size and made < len(self):

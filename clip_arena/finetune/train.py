@@ -23,7 +23,7 @@ from clip_arena.finetune.optimizers import check_device, make_optimizer
 from clip_arena.finetune.tracking import open_tracker
 from clip_arena.finetune.evaluate import text_to_image_recall
 from clip_arena.finetune.export import save_local_dir
-from clip_arena.finetune.plan import TrainConfig, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
+from clip_arena.finetune.plan import TrainConfig, dropped_note, short_run_warning, warmup_for  # noqa: F401 - TrainConfig: its home for callers
 from clip_arena.finetune.scenarios import merge_lora, prepare, trainable
 from clip_arena.models.device import pick_device
 from clip_arena.models.loaders import demo_inner_spec, open_clip_parts
@@ -138,7 +138,8 @@ def finetune(data, init_spec: str, output_dir: str | Path, cfg: TrainConfig,
     warmup = warmup_for(total_steps, cfg.warmup_steps, cfg.warmup_ratio)
     run_steps = min(total_steps, cfg.max_steps) if cfg.max_steps is not None else total_steps
     warnings = [w for w in [short_run_warning(source.n_train, cfg.batch_size, cfg.accum_steps, cfg.epochs,
-                                              steps_per_epoch, run_steps, warmup)] if w]
+                                              steps_per_epoch, run_steps, warmup),
+                                            dropped_note(source.n_train, cfg.batch_size, cfg.batch_groups)] if w]
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, device)

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 MAX_TITLE_CHARS = 300  # a title longer than this is marketing copy; training text is truncated anyway
 
 _TAG = re.compile(r"<[^<>]*>")
+_SCRIPT = re.compile(r"(?is)<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)")  # code, not words
+# Markup escaped in the feed ("&lt;b&gt;Linen&lt;/b&gt;") is still markup; any other "<...>" it decodes
+# to ("&lt;linen shade&gt;") is the title's text.
+_HTML_TAG = re.compile(r"(?i)</?(?:a|abbr|b|big|blockquote|body|br|button|center|code|del|div|em|font|form|h[1-6]"
+                       r"|head|hr|html|i|iframe|img|input|ins|label|li|link|mark|meta|nav|ol|option|p|pre|s|section"
+                       r"|select|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|title|tr|u|ul)\b[^<>]*>")
 # Whole phrases only: "sale" alone may be part of a real title ("garage sale sign"), "ON SALE!" is not.
 _NOISE = re.compile(
     r"(?i)\b(?:free\s+(?:shipping|delivery|returns?|gift)|fast\s+(?:shipping|delivery)|best\s+(?:price|seller|deal)s?"
@@ -24,11 +30,15 @@ _NOISE = re.compile(
 _SHOUTED_SALE = re.compile(r"\b(?:SALE|DEAL|NEW|HOT|PROMO|OFFER)\b!*")  # upper case only: a shout, not a word
 # Explicit stock codes ("SKU: AB-123", "Item #4411", "Art.-Nr. 55") and bare ones: an upper-case token
 # of letters and at least three digits, seven characters or more ("B07XJ8C8F5", "SKU123456").
-_LABELLED_CODE = re.compile(r"(?i)\b(?:sku|item|art(?:icle)?|model|part|ref|mpn|ean|upc)\s*(?:\.|-)*\s*(?:no\.?|nr\.?|"
-                            r"number|#|:)?\s*[:#]?\s*[A-Z0-9][A-Z0-9\-_/.]*\d[A-Z0-9\-_/]*")
+# Code labels that are also plain words ("model", "item", "part") count only with a mark after them
+# ("Model: X1", "Item #4411", "Art.-Nr. 55"): "Chair model SKU123" keeps "model".
+_LABELLED_CODE = re.compile(r"(?i)\b(?:(?:sku|mpn|ean|upc)\s*(?:\.|-)*\s*(?:no\.?|nr\.?|number|#|:)?"
+                            r"|(?:item|art(?:icle)?|model|part|ref)(?:\s*[.\-]+\s*(?:no\.?|nr\.?|number)?"
+                            r"|\s*(?:no\.?|nr\.?|number|#|:)))"
+                            r"\s*[:#]?\s*[A-Z0-9][A-Z0-9\-_/.]*\d[A-Z0-9\-_/]*")
 _BARE_CODE = re.compile(r"(?<![\w-])(?=[A-Z0-9\-_]*[A-Z])(?=(?:[A-Z\-_]*\d){3})[A-Z0-9][A-Z0-9\-_]{7,}(?![\w-])")
 _HASH_CODE = re.compile(r"(?<!\w)#\d{4,}\b")
-_REPEATED_PUNCT = re.compile(r"([!?.,;:*~|/\-_=+])\1+")
+_REPEATED_PUNCT = re.compile(r"([!?.,;:*~|\-=+])\1+")  # not / or _: "http://x", "snake__case" are text
 _DANGLING = re.compile(r"^[\s\-|,;:/*~_=+.!?]+|[\s\-|,;:/*~_=+]+$")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,;:!?.])")
@@ -47,13 +57,18 @@ def _visible(text: str) -> str:
 
 
 def _decoded(text: str) -> str:
-    """NFKC and HTML entities until stable (entities escaped twice are common), tags stripped."""
+    """Tags (and script/style code) stripped, once, then NFKC and HTML entities until stable (entities
+    escaped twice are common): what the entities decode to is text, but for escaped markup."""
+    text = _TAG.sub(" ", _SCRIPT.sub(" ", text))
     for _ in range(20):  # each unescape that changes the text shortens it; 20 covers any real nesting
         new = unicodedata.normalize("NFKC", html.unescape(text))
         if new == text:
             break
         text = new
-    return _visible(_TAG.sub(" ", text))
+    text = _HTML_TAG.sub(" ", _SCRIPT.sub(" ", text))
+    # What is left in angle brackets is words: in parentheses, so that cleaning again keeps them.
+    text = _TAG.sub(lambda m: f" ({m.group(0)[1:-1]}) ", text)
+    return _visible(text)
 
 
 def _is_shouting(text: str) -> bool:
@@ -133,10 +148,34 @@ def image_facts(data: bytes, image) -> ImageFacts:
     return ImageFacts(hashlib.sha256(data).hexdigest(), value, image.size[0], image.size[1])
 
 
-def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max_distance: int = 4
-                     ) -> dict[str, tuple[str, str]]:
+# A confirmed near copy: 98% of the 16x16 thumbnails' pixels within this (0-255, the largest channel
+# difference). Resized and recompressed copies stay under ~20; the same drawing in another colour, over 25.
+MAX_THUMB_DIFFERENCE = 24.0
+
+
+def thumbnail(image) -> "np.ndarray":
+    """The image as 16x16 RGB (box-averaged): colour and layout, the second check of a near copy."""
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(image.convert("RGB").resize((16, 16), Image.Resampling.BOX), dtype=np.float32)
+
+
+def same_picture(a, b) -> bool:
+    """pHash sees greyscale structure only: two simple drawings on white (the same chair in red and in
+    blue) share it. A near copy must also look alike in colour, the object's pixels included (a mean
+    would let a white background outvote a small object)."""
+    import numpy as np
+
+    return float(np.quantile(abs(a - b).max(axis=2), 0.98)) <= MAX_THUMB_DIFFERENCE
+
+
+def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max_distance: int = 4,
+                     confirm=None) -> dict[str, tuple[str, str]]:
     """{image id: (id of the first row it duplicates, "exact" | "near")} for every row that duplicates an
-    earlier one: the same bytes, or perceptual hashes at most `max_distance` bits apart.
+    earlier one: the same bytes, or perceptual hashes at most `max_distance` bits apart from the first
+    row of the group (not from any member: chains of small steps would join unlike pictures) and,
+    when given, `confirm(i, j)` agreeing (a pixel check; pHash alone joins simple drawings).
 
     Near pairs are found without comparing every pair: the 64 bits are cut into max_distance + 1
     bands, and two hashes that differ in at most max_distance bits agree on at least one band."""
@@ -167,7 +206,9 @@ def duplicate_groups(ids: list[str], sha256s: list[str], phashes: list[int], max
             lo, hi = edges[band], edges[band + 1]
             key = (band, (value >> lo) & ((1 << (hi - lo)) - 1))
             for j in buckets.get(key, ()):
-                if find(i) != find(j) and bin(value ^ phashes[j]).count("1") <= max_distance:
+                root = find(j)
+                if find(i) != root and bin(value ^ phashes[root]).count("1") <= max_distance and (
+                        confirm is None or confirm(root, i)):
                     union(i, j)
             buckets.setdefault(key, []).append(i)
     out = {}

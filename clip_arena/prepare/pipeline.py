@@ -34,7 +34,7 @@ from clip_arena.prepare import raw, shards, split as splitting, stages
 from clip_arena.prepare.clean import duplicate_groups
 
 STAGES = ("clean", "attributes", "split", "shards")
-VERSION = 1  # bump when a stage's output changes meaning: old work folders are then not reused
+VERSION = 2  # bump when a stage's output changes meaning: old work folders are then not reused
 FALLBACK_IMAGE_SIZE = 224
 
 
@@ -142,9 +142,11 @@ class Prepare:
         self.fp["clean"] = fingerprint(self.fp["input"], opts.part_rows, opts.duplicate_distance)
         self.fp["attributes"] = fingerprint(self.fp["clean"], opts.tier, opts.model if opts.tier == "offline" else
                                             opts.vlm_model, self.vocab, opts.min_confidence, opts.part_rows)
-        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.template,
-                                       opts.resplit)
-        self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size)
+        # The caption template is the shards' option (the catalog's captions are refreshed with them):
+        # a new template rewrites the shards, not the split.
+        self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.resplit)
+        self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size,
+                                        opts.template)
 
     # -- bookkeeping ----------------------------------------------------------------------------------
     def folder(self, stage: str) -> Path:
@@ -226,12 +228,32 @@ class Prepare:
                     seen[r["image_id"]] = r["row"]
         ok = [r for r in rows if not r["error_kind"]]
         dupes = duplicate_groups([r["image_id"] for r in ok], [r["sha256"] for r in ok],
-                                 [int(r["phash"], 16) for r in ok], self.o.duplicate_distance)
+                                 [int(r["phash"], 16) for r in ok], self.o.duplicate_distance,
+                                 confirm=self._looks_alike([r["image_uri"] for r in ok]))
         for r in rows:
             first, kind = dupes.get(r["image_id"], ("", "")) if not r["error_kind"] else ("", "")
             r.update(duplicate_of=first, duplicate_kind=kind)
         atomic_parquet(folder / "result.parquet", pd.DataFrame(rows))
         atomic_json(folder / "done.json", {"rows": len(rows), "usable": len(ok), "duplicates": len(dupes)})
+
+    def _looks_alike(self, paths: list[str]) -> Callable[[int, int], bool]:
+        """The pixel check of a near-duplicate pair: the two images' thumbnails, read (once each) from
+        the files the clean stage checked, only for the pairs pHash proposes."""
+        from clip_arena.analyzer.images import decode_image, read_regular_file
+        from clip_arena.prepare.clean import same_picture, thumbnail
+
+        @functools.lru_cache(maxsize=4096)
+        def thumb(i: int):
+            data = read_regular_file(Path(paths[i]), paths[i][-120:], self.o.limits)
+            return thumbnail(decode_image(data, paths[i][-120:], self.o.limits, stages.HASH_SIZE))
+
+        def alike(i: int, j: int) -> bool:
+            try:
+                return same_picture(thumb(i), thumb(j))
+            except Exception:  # noqa: BLE001 - a file gone since the clean stage: trust pHash alone
+                return True
+
+        return alike
 
     def _attributes(self) -> None:
         self._need("clean")
@@ -308,29 +330,45 @@ class Prepare:
         duplicates = [{"image_id": r["image_id"], "duplicate_of": r["duplicate_of"], "kind": r["duplicate_kind"]}
                       for r in catalog.to_dict("records") if r["duplicate_of"]]
         counts = {s: int((catalog["split"] == s).sum()) for s in SPLITS}
+        warning = splitting.empty_warning(counts, self.o.split, groups)
+        warnings = [warning] if warning else []
+        if warning:
+            print(f"warning: {warnings[-1]}", file=sys.stderr, flush=True)
         atomic_json(self.out / "report.json", {"input_rows": len(clean), "usable": len(catalog), "splits": counts,
                                                "split_kept": kept, "attributes_tier": info["tier"],
-                                               "skipped": skipped, "duplicates": duplicates})
+                                               "warnings": warnings, "skipped": skipped,
+                                               "duplicates": duplicates})
         atomic_json(folder / "done.json", {"rows": len(catalog), "splits": counts, "image_size": info["image_size"]})
 
     def _shards(self) -> None:
         info = self._need("split")
         folder = self._start("shards")
         catalog = pd.read_parquet(self.out / "catalog.parquet")
+        captions = [shards.caption(self.o.template, r) for r in catalog.to_dict("records")]
+        if captions != catalog["caption"].tolist():  # a template other than the split's run: one caption everywhere
+            catalog["caption"] = captions
+            atomic_parquet(self.out / "catalog.parquet", catalog)
         size = int(info["image_size"])
         manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "catalog": "catalog.parquet",
                     "image_size": size, "caption_template": self.o.template, "shard_count": self.o.shard_count,
                     "shard_size": self.o.shard_size, "splits": {}}
+        # The old manifest goes first and the new one comes last: a run killed in between leaves no
+        # manifest that counts shards it did not write. Each split is written beside its folder and
+        # renamed into place when complete, so a shard under its final name is always whole.
+        (self.out / "manifest.json").unlink(missing_ok=True)
         for split_name in SPLITS:
             marker = folder / f"{split_name}.json"
             if marker.is_file():
                 manifest["splits"][split_name] = json.loads(marker.read_text(encoding="utf-8"))
                 continue
             target = self.out / "shards" / split_name
-            shutil.rmtree(target, ignore_errors=True)
+            partial = target.with_name(f".{split_name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
             rows = catalog[catalog["split"] == split_name].to_dict("records")
-            written = shards.write_shards(self._samples(split_name, rows, size), target, self.o.shard_count,
+            written = shards.write_shards(self._samples(split_name, rows, size), partial, self.o.shard_count,
                                           self.o.shard_size)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial, target)
             entry = {"samples": sum(s["samples"] for s in written), "shards": written}
             atomic_json(marker, entry)
             manifest["splits"][split_name] = entry

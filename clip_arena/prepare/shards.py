@@ -83,6 +83,8 @@ def caption(template: str, row: dict) -> str:
     filled = "".join(lit + ("" if field is None else value(field))
                      for lit, field, _, _ in string.Formatter().parse(template))
     filled = re.sub(rf"\b{_CONNECTORS}\s+{hole}", hole, filled)
+    # A connector whose clause has nothing before it but empty fields leads nowhere: ", in purple" -> ", purple".
+    filled = re.sub(rf"((?:^|[,;:])(?:\s*{hole})+\s*){_CONNECTORS}\s+", r"\1", filled)
     filled = filled.replace(hole, " ")
     filled = re.sub(r"\s+([,;:.!?])", r"\1", " ".join(filled.split()))
     filled = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", filled)

@@ -44,3 +44,16 @@ def mini_train(ids: list[str], splits: list[str], strata: list | None = None, ro
                 chosen.add(q[depth])
         depth += 1
     return [i in chosen for i in range(len(ids))]
+
+
+def empty_warning(counts: dict[str, int], shares_text: str, groups: list) -> str | None:
+    """A sentence when a split that was given a share got no row (every row in a few groups of
+    duplicate images, kept together, or too few rows): training would go on without validation."""
+    shares = dict(zip(("train", "val", "test"), parse_shares(shares_text)))
+    empty = [s for s, share in shares.items() if share > 0 and counts.get(s, 0) == 0]
+    if not empty:
+        return None
+    rows, n = sum(counts.values()), len(set(groups))
+    return (f"The {' and '.join(empty)} split{'s' * (len(empty) > 1)} ended up empty: {rows} row{'s' * (rows != 1)} in "
+            f"{n} group{'s' * (n != 1)} of duplicate images (each kept in one split), split {shares_text}; see "
+            "report.json's duplicates, or add rows.")

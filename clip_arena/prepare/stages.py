@@ -58,6 +58,9 @@ def _checked(record: dict, ctx: Context) -> dict:
             raise ImageLoadError("bad_id", "The row has no id.")
         if not cell:
             raise ImageLoadError("missing", "The row has no image.")
+        if cell[:5].lower() == "data:":  # else it would be looked for as a file, and "not found"
+            raise ImageLoadError("bad_scheme", "data: URIs are not read; give the image as a file or an "
+                                               "http(s) URL.")
         if is_url(cell):
             data, name, real = fetch_bytes(cell, ctx.limits), cell[:120], None
         else:
