@@ -74,6 +74,15 @@ def name_bound(pattern: str) -> int:
     return bound
 
 
+def _local(name: str) -> Path:
+    """A shard name as a path, `~` and `~user` expanded; an unknown user's `~name` stays as written,
+    as a shell leaves it (Path.expanduser raises there)."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:
+        return Path(name)
+
+
 def expand(pattern: str, option: str = "--shards") -> list[str]:
     """The shard files of a pattern ('DIR/shard-{000000..000009}.tar') or of a folder (its *.tar, in
     name order): local files only, all existing, at most MAX_SHARD_NAMES. Returned as absolute paths,
@@ -97,20 +106,20 @@ def expand(pattern: str, option: str = "--shards") -> list[str]:
                         "range.")
     if not urls:
         raise UserError(f"{option} {pattern!r} names no shard files.")
-    if len(urls) == 1 and Path(urls[0]).expanduser().is_dir():  # a split's folder: every shard in it
-        urls = sorted(str(f) for f in Path(urls[0]).expanduser().glob("*.tar") if f.is_file())
+    if len(urls) == 1 and _local(urls[0]).is_dir():  # a split's folder: every shard in it
+        urls = sorted(str(f) for f in _local(urls[0]).glob("*.tar") if f.is_file())
         if not urls:
             raise UserError(f"{option} {pattern!r} is a folder without .tar shards.")
     remote = next((u for u in urls if _SCHEME.match(u) and not Path(u).is_file()), None)
     if remote is not None:
         raise UserError(f"{option} reads local shard files only, not {remote[:60]!r} (commands and URLs are neither run "
                         "nor fetched): copy the shards to this machine and give their path.")
-    missing = [u for u in urls if not Path(u).expanduser().is_file()]
+    missing = [u for u in urls if not _local(u).is_file()]
     if missing:
         many = len(missing) > 1
         raise UserError(f"{option} names {len(missing)} shard file{'s' * many} that {'do' if many else 'does'} not "
                         f"exist (first: {missing[0]!r}); write them with `clip-arena prepare` or fix the pattern.")
-    return [str(Path(u).expanduser().absolute()) for u in urls]
+    return [str(_local(u).absolute()) for u in urls]
 
 
 def manifest_count(urls: list[str]) -> int | None:
