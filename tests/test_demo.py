@@ -36,6 +36,7 @@ def test_build_goes_from_a_raw_csv_through_prepare_and_shards_to_training(tmp_pa
     from clip_arena.demo import build
     from clip_arena.demo.emoji import FONT_SIZE, render
     from clip_arena.finetune.train import TrainConfig, finetune
+    from clip_arena.index.embed import build_catalog
     from clip_arena.prepare.attributes import load_vocabulary
 
     wanted = {"grinning face", "red apple", "green apple", "NEW button", "keycap: *", "dog face", "cat face",
@@ -66,7 +67,12 @@ def test_build_goes_from_a_raw_csv_through_prepare_and_shards_to_training(tmp_pa
     assert (result.model_dir / "open_clip_model.safetensors").is_file()
     items = build.catalog_items(out / "catalog.parquet")
     assert {i.caption for i in items} == wanted and all(Path(i.source).is_file() for i in items)
-    assert all(set(build.KEPT) <= set(i.extra) for i in items)
+    # embed: the prepared columns (confidences included) go into the catalog beside the vectors
+    encoder = build._encoder(result.model_dir, f"open_clip:local-dir:{result.model_dir}")
+    build_catalog(items, {"tiny": encoder}, tmp_path / "catalog.parquet", dtype="float16", workers=0, progress=False)
+    frame = read_catalog(tmp_path / "catalog.parquet").frame().set_index("caption")
+    assert set(build.KEPT) <= set(frame.columns) and frame.loc["red apple", "category"] == "Food & Drink"
+    assert 0 <= float(frame.loc["red apple", "object_type_confidence"]) <= 1
 
 
 @needs_unicode

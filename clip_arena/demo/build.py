@@ -124,8 +124,13 @@ def shards_of(out: Path) -> Shards:
 def catalog_items(prepared: Path) -> list[ImageItem]:
     """The prepared catalog's rows as embed's items (its image paths are the files prepare checked)."""
     frame = pd.read_parquet(prepared)
-    return [ImageItem(r["image_id"], r["image_uri"], r["caption"], {k: r[k] for k in KEPT})
+    return [ImageItem(r["image_id"], r["image_uri"], r["caption"], {k: _text(r[k]) for k in KEPT})
             for r in frame.to_dict("records")]
+
+
+def _text(value) -> str:
+    """A catalog's metadata columns are text: confidences written to three places."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _encoder(folder: Path, name: str) -> OpenClipEncoder:
