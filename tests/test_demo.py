@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from clip_arena.core.settings import DEFAULT_CATALOG
-from clip_arena.demo.emoji import EMOJI_FONT, EMOJI_TEST, parse_emoji_test, split_by_subgroup
+from clip_arena.demo.emoji import EMOJI_FONT, EMOJI_TEST, parse_emoji_test
 from clip_arena.finetune.evaluate import precision_at_k
 from clip_arena.index.catalog import read_catalog
 from clip_arena.models import get_encoder
@@ -28,16 +29,50 @@ def test_emoji_list_is_fully_qualified_without_skin_tones():
 
 
 @needs_unicode
-def test_split_is_seeded_and_stratified():
-    emoji = parse_emoji_test()
-    a, b = split_by_subgroup(emoji, seed=0), split_by_subgroup(emoji, seed=0)
-    assert a == b and a != split_by_subgroup(emoji, seed=1)
-    by_sub = {}
-    for e in emoji:
-        by_sub.setdefault(e.subgroup, []).append(a[e.codepoints])
-    for splits in by_sub.values():
-        if len(splits) >= 3:
-            assert "test" in splits and "train" in splits
+def test_build_goes_from_a_raw_csv_through_prepare_and_shards_to_training(tmp_path):
+    """The build's own steps on a handful of emoji: raw CSV -> prepare -> shards -> finetune --shards."""
+    from PIL import ImageFont
+
+    from clip_arena.demo import build
+    from clip_arena.demo.emoji import FONT_SIZE, render
+    from clip_arena.finetune.train import TrainConfig, finetune
+    from clip_arena.index.embed import build_catalog
+    from clip_arena.prepare.attributes import load_vocabulary
+
+    wanted = {"grinning face", "red apple", "green apple", "NEW button", "keycap: *", "dog face", "cat face",
+              "rocket", "banana", "grapes", "pig face", "cow face"}
+    font = ImageFont.truetype(str(EMOJI_FONT), FONT_SIZE)
+    (tmp_path / "images").mkdir()
+    rows = []
+    for e in parse_emoji_test():
+        if e.name in wanted:
+            render(e.char, font).save(tmp_path / "images" / f"{e.codepoints}.webp", lossless=True)
+            rows.append({"image_id": e.codepoints, "image_uri": f"images/{e.codepoints}.webp", "caption": e.name,
+                         "category": e.group, "subcategory": e.subgroup, "emoji": e.char})
+    raw = build.write_raw_csv(rows, tmp_path / "emoji.csv")
+    out = tmp_path / "prepared"
+    summary = build.run_prepare(raw, out, tmp_path, f"open_clip:{build.CONFIG}")
+    assert summary["usable"] == len(rows) == len(wanted) and summary["shards"]["train"] >= 1
+
+    prepared = pd.read_parquet(out / "catalog.parquet").set_index("caption")
+    # Captions are the raw names (the clean stage would make "NEW button" a bare "button").
+    assert set(prepared.index) == wanted and prepared.loc["NEW button", "clean_title"] == "button"
+    assert prepared.loc["red apple", "category"] == "Food & Drink"
+    assert prepared.loc["red apple", "subcategory"] == "food-fruit"
+    assert set(prepared["object_type"]) <= {*load_vocabulary(build.VOCABULARY)["object_type"], "unknown"}
+    assert set(prepared["split"]) <= {"train", "val", "test"}
+
+    cfg = TrainConfig(**{**build.FINETUNED.__dict__, "epochs": 1, "batch_size": 4, "max_steps": 1})
+    result = finetune(build.shards_of(out), f"open_clip:{build.CONFIG}", tmp_path / "run", cfg, progress=False)
+    assert (result.model_dir / "open_clip_model.safetensors").is_file()
+    items = build.catalog_items(out / "catalog.parquet")
+    assert {i.caption for i in items} == wanted and all(Path(i.source).is_file() for i in items)
+    # embed: the prepared columns (confidences included) go into the catalog beside the vectors
+    encoder = build._encoder(result.model_dir, f"open_clip:local-dir:{result.model_dir}")
+    build_catalog(items, {"tiny": encoder}, tmp_path / "catalog.parquet", dtype="float16", workers=0, progress=False)
+    frame = read_catalog(tmp_path / "catalog.parquet").frame().set_index("caption")
+    assert set(build.KEPT) <= set(frame.columns) and frame.loc["red apple", "category"] == "Food & Drink"
+    assert 0 <= float(frame.loc["red apple", "object_type_confidence"]) <= 1
 
 
 @needs_unicode

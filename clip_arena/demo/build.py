@@ -1,44 +1,86 @@
-"""Regenerate the bundled demo: images, both demo models and the catalog, deterministically.
+"""Regenerate the bundled demo through the catalog pipeline, deterministically:
 
     make demo        # python -m clip_arena.demo.build  (about 25 minutes on 2 CPU cores)
 
-1. Render the fully-qualified emoji (no skin tones) from Noto Color Emoji; caption = name,
-   category = Unicode group, subcategory = subgroup; a seeded split stratified by subgroup.
-2. demo:base: the tiny open_clip model of demo_model.json trained from scratch ("full") on the
-   train split with plain captions.
-3. demo:finetuned: demo:base's image tower fine-tuned with the catalog's subcategory (the Unicode
-   subgroup, as a catalog team's cleaned attributes): each train image pulled to its subgroup's
-   centre, CLIP's loss on the plain names keeping it by its name; the text tower is kept.
-4. The catalog with base_embedding and finetuned_embedding (float16), and the test-split metrics.
+It runs what a catalog team with a raw product CSV runs (README "From a raw catalog to shards"), in
+Python, on the emoji:
 
-    python -m clip_arena.demo.build --reuse-base   # keep the installed demo:base (step 2 is deterministic)
+1. Render the fully-qualified emoji (no skin tones) from Noto Color Emoji, and write the RAW CSV a
+   catalog team starts from: id, title (the emoji's name), image, category (Unicode group),
+   subcategory (subgroup), emoji.
+2. `clip-arena prepare` (clip_arena.prepare.pipeline): clean -> attributes -> split -> shards, with
+   the demo's vocabulary (vocabulary.yaml: object type and colour), a 70/15/15 split stratified by the
+   subgroup (prepare's stratum is its category column: `--category-column subcategory`; the Unicode
+   group stays in the `category` column), and WebDataset shards at the model's input (64 px JPEG).
+   Captions are the raw names (`--caption-template '{title}'`): emoji names are clean already, and
+   the clean stage harms two of them ("NEW button" -> "button", "keycap: *" -> "keycap", read as
+   marketing noise and a stray mark); `clean_title` is kept beside them in the catalog.
+3. demo:base: the tiny open_clip model of demo_model.json trained from scratch ("full") from the
+   train shards on the plain names (`finetune --shards`).
+4. The chicken and egg: zero-shot attributes need a CLIP model, and demo:base is the one this build
+   trains. So step 2 runs first with the untrained architecture (its attributes are noise, and
+   nothing trains on them: the captions hold no attributes), and once demo:base exists prepare is
+   run again with `--resume --model demo:base`: the clean stage is kept (same fingerprint), the
+   attributes are redone with demo:base, the split keeps every row's split (prepare keeps the splits
+   of the catalog already in OUT), and the shards are rewritten with the new attributes in their json.
+5. demo:finetuned: demo:base's image tower fine-tuned from the same train shards with the subgroup
+   (a catalog team's cleaned attribute, in each sample's json) as positives: each train image pulled
+   to its subgroup's centre, CLIP's loss on the plain names keeping it by its name; the text tower
+   is kept.
+6. embed: the catalog with base_embedding and finetuned_embedding (float16), the prepared columns
+   (clean_title, the attributes and their confidences), and the test-split metrics.
+
+    python -m clip_arena.demo.build --reuse-base   # keep the installed demo:base (step 3 is deterministic)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
+# OpenMP threads that sleep rather than spin while waiting: on a shared machine two spinning threads
+# ran each step at about half the speed. Only the waiting changes (the thread count and so every
+# result stays), and it must be set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402 - after OMP_WAIT_POLICY
+import pandas as pd
 import torch
 
 from clip_arena.core.settings import ASSETS_DIR
 from clip_arena.finetune.evaluate import precision_at_k, text_to_image_recall
+from clip_arena.finetune.shards import Shards
 from clip_arena.finetune.train import TrainConfig, finetune
-from clip_arena.index.catalog import build_table, catalog_meta, read_catalog, write_catalog
+from clip_arena.index.catalog import read_catalog
 from clip_arena.index.embed import ImageItem, build_catalog
 from clip_arena.models.encoders import OpenClipEncoder
 from clip_arena.models.loaders import DEMO_MODELS_DIR, load_open_clip
 from clip_arena.models.spec import ModelSpec
+from clip_arena.prepare.pipeline import Options, Prepare
 
 DEMO_DIR = ASSETS_DIR / "demo"
 METRICS = DEMO_DIR / "metrics.json"
 CONFIG = Path(__file__).with_name("demo_model.json")
+VOCABULARY = Path(__file__).with_name("vocabulary.yaml")
 SEED = 0
-BASE = TrainConfig(scenario="full", epochs=60, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=50, seed=SEED)
+# prepare's options (as `clip-arena prepare` flags): the subgroup is the split's stratum.
+PREPARE = {"columns": {"id": "id", "title": "title", "image": "image", "category": "subcategory"},
+           "split": "70/15/15", "template": "{title}", "seed": SEED}
+RAW_COLUMNS = ("id", "title", "image", "category", "subcategory", "emoji")
+# The prepared columns the bundled catalog keeps besides its captions and vectors.
+KEPT = ("split", "category", "subcategory", "emoji", "clean_title", "object_type", "object_type_confidence",
+        "colour", "colour_confidence")
+# A shuffle buffer over the whole train split (about 1,300 samples): the stream as mixed as a catalog's
+# permutation.
+SHUFFLE = 2000
+BASE = TrainConfig(scenario="full", epochs=60, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=50, seed=SEED,
+                   shuffle_buffer=SHUFFLE)
 # The fine-tune a catalog team would run with its cleaned attributes: the image tower only (the text
 # tower stays as it is, so the plain names keep their embeddings), each image pulled to the centre of
 # its Unicode subgroup (the mean embedding of the subgroup's train images under demo:base, fixed) while
@@ -46,13 +88,49 @@ BASE = TrainConfig(scenario="full", epochs=60, batch_size=128, lr=1e-3, weight_d
 # needs many steps to learn the subgroups.
 FINETUNED = TrainConfig(scenario="full", freeze_text=True, epochs=120, batch_size=32, lr=2e-3, weight_decay=0.0,
                         warmup_steps=30, caption_template="{caption}", seed=SEED, positives="subcategory",
-                        positive_weight=1.0, centre_loss_weight=1.0, centre_scale=30.0)
+                        positive_weight=1.0, centre_loss_weight=1.0, centre_scale=30.0, shuffle_buffer=SHUFFLE)
 
 
 def recipe() -> dict:
-    from dataclasses import asdict
+    return {"pipeline": ["render", "raw csv", "prepare (clean, attributes, split, shards)", "finetune --shards base",
+                         "prepare --resume --model demo:base", "finetune --shards finetuned", "embed"],
+            "prepare": {**PREPARE, "attributes": VOCABULARY.name, "attributes_model": "demo:base"},
+            "base": asdict(BASE), "finetuned": asdict(FINETUNED)}
 
-    return {"base": asdict(BASE), "finetuned": asdict(FINETUNED)}
+
+def write_raw_csv(rows: list[dict], path: Path) -> Path:
+    """The raw catalog a team would start from: image paths relative to the demo folder."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(RAW_COLUMNS)
+        for r in rows:
+            writer.writerow([r["image_id"], r["caption"], r["image_uri"], r["category"], r["subcategory"], r["emoji"]])
+    return path
+
+
+def run_prepare(raw_csv: Path, out: Path, image_root: Path, model: str, resume: bool = False) -> dict:
+    """`clip-arena prepare RAW.csv -o OUT --image-root DIR --attributes vocabulary.yaml --model M
+    --category-column subcategory --split 70/15/15 --caption-template '{title}' [--resume]`."""
+    opts = Options(csv=raw_csv, out=out, image_roots=[str(image_root)], vocabulary=str(VOCABULARY), model=model,
+                   device="cpu", precision="fp32", resume=resume, **PREPARE)
+    return Prepare(opts, progress=lambda *_: None).run()
+
+
+def shards_of(out: Path) -> Shards:
+    """`finetune --shards OUT/shards/train --val-shards OUT/shards/val`."""
+    return Shards(str(out / "shards" / "train"), str(out / "shards" / "val"))
+
+
+def catalog_items(prepared: Path) -> list[ImageItem]:
+    """The prepared catalog's rows as embed's items (its image paths are the files prepare checked)."""
+    frame = pd.read_parquet(prepared)
+    return [ImageItem(r["image_id"], r["image_uri"], r["caption"], {k: _text(r[k]) for k in KEPT})
+            for r in frame.to_dict("records")]
+
+
+def _text(value) -> str:
+    """A catalog's metadata columns are text: confidences written to three places."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _encoder(folder: Path, name: str) -> OpenClipEncoder:
@@ -100,7 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="shorten training for a smoke run")
     parser.add_argument("--reuse-base", action="store_true",
-                        help="keep the installed demo:base (the same bytes step 2 makes) and redo the rest")
+                        help="keep the installed demo:base (the same bytes step 3 makes) and redo the rest")
     args = parser.parse_args()
     if args.reuse_base and not (DEMO_MODELS_DIR / "demo_base" / "open_clip_config.json").is_file():
         parser.error(f"--reuse-base needs a demo:base in {DEMO_MODELS_DIR / 'demo_base'}")
@@ -108,30 +186,34 @@ def main() -> None:
     previous = json.loads(METRICS.read_text()) if METRICS.is_file() else {}
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
-    rows = build_images(DEMO_DIR / "images", SEED)
-    print(f"rendered {len(rows)} emoji")
+    rows = build_images(DEMO_DIR / "images")
+    print(f"rendered {len(rows)} emoji", flush=True)
+    scale = lambda cfg: TrainConfig(**{**cfg.__dict__, "epochs": max(1, round(cfg.epochs * args.epochs_scale))})  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        staging = tmp / "catalog.parquet"  # no vectors yet: captions, splits, categories for training
-        write_catalog(staging, build_table({k: [r[k] for r in rows] for k in rows[0]}, {}), catalog_meta({}, {}),
-                      require_embeddings=False)
-        shutil.copytree(DEMO_DIR / "images", tmp / "images")
-        scale = lambda cfg: TrainConfig(**{**cfg.__dict__, "epochs": max(1, round(cfg.epochs * args.epochs_scale))})  # noqa: E731
+        raw_csv = write_raw_csv(rows, tmp / "emoji.csv")
+        out = tmp / "prepared"
         if args.reuse_base:
             base_history = previous.get("training", {}).get("base", [])  # kept from the run that made it
         else:
-            base = finetune(staging, f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
+            print(json.dumps(run_prepare(raw_csv, out, DEMO_DIR, f"open_clip:{CONFIG}")), flush=True)
+            base = finetune(shards_of(out), f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
             _install(base.model_dir, "base")
             base_history = base.history
-        tuned = finetune(staging, "demo:base", tmp / "finetuned_run", scale(FINETUNED))
+        summary = run_prepare(raw_csv, out, DEMO_DIR, "demo:base", resume=True)
+        print(json.dumps(summary), flush=True)
+        tuned = finetune(shards_of(out), "demo:base", tmp / "finetuned_run", scale(FINETUNED))
         _install(tuned.model_dir, "finetuned")
         history = {"base": base_history, "finetuned": tuned.history}
+        items = catalog_items(out / "catalog.parquet")
+        report = json.loads((out / "report.json").read_text())
     encoders = {m: _encoder(DEMO_MODELS_DIR / f"demo_{m}", f"demo:{m}") for m in ("base", "finetuned")}
-    items = [ImageItem(r["image_id"], str((DEMO_DIR / r["image_uri"]).resolve()), r["caption"],
-                       {k: r[k] for k in ("split", "category", "subcategory", "emoji")}) for r in rows]
     build_catalog(items, encoders, DEMO_DIR / "catalog.parquet", dtype="float16", workers=0, progress=False)
     metrics = measure(DEMO_DIR / "catalog.parquet")
-    METRICS.write_text(json.dumps({"metrics": metrics, "recipe": recipe(), "training": history}, indent=2))
+    prepared = {k: report[k] for k in ("input_rows", "usable", "splits", "attributes_tier")}
+    prepared["duplicates"] = len(report["duplicates"])
+    METRICS.write_text(json.dumps({"metrics": metrics, "recipe": recipe(), "prepare": prepared, "training": history},
+                                  indent=2))
     print(json.dumps(metrics, indent=2))
 
 

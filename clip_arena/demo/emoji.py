@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,26 +60,8 @@ def render(char: str, font: ImageFont.FreeTypeFont, size: int = IMAGE_SIZE) -> I
     return square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
 
 
-def split_by_subgroup(items: list[Emoji], seed: int, val: float = 0.15, test: float = 0.15) -> dict[str, str]:
-    """Seeded train/val/test split stratified by subgroup; every subgroup of 3+ has a test item."""
-    rng = random.Random(seed)
-    by_subgroup: dict[str, list[str]] = defaultdict(list)
-    for e in items:
-        by_subgroup[e.subgroup].append(e.codepoints)
-    split = {}
-    for members in by_subgroup.values():
-        members = sorted(members)
-        rng.shuffle(members)
-        n = len(members)
-        n_test = max(1, round(n * test)) if n >= 3 else 0
-        n_val = max(1, round(n * val)) if n >= 6 else 0
-        for i, code in enumerate(members):
-            split[code] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return split
-
-
-def build_images(out_dir: Path, seed: int) -> list[dict]:
-    """Render every emoji the font can draw; return catalog rows (without embeddings)."""
+def build_images(out_dir: Path) -> list[dict]:
+    """Render every emoji the font can draw; return their rows (name, group, subgroup; no split yet)."""
     font = ImageFont.truetype(str(EMOJI_FONT), FONT_SIZE)
     out_dir.mkdir(parents=True, exist_ok=True)
     drawn = []
@@ -90,9 +70,5 @@ def build_images(out_dir: Path, seed: int) -> list[dict]:
         if image is not None:
             image.save(out_dir / f"{e.codepoints}.webp", lossless=True, quality=100, method=4)
             drawn.append(e)
-    split = split_by_subgroup(drawn, seed)
-    return [
-        {"image_id": e.codepoints, "image_uri": f"images/{e.codepoints}.webp", "caption": e.name,
-         "split": split[e.codepoints], "category": e.group, "subcategory": e.subgroup, "emoji": e.char}
-        for e in drawn
-    ]
+    return [{"image_id": e.codepoints, "image_uri": f"images/{e.codepoints}.webp", "caption": e.name,
+             "category": e.group, "subcategory": e.subgroup, "emoji": e.char} for e in drawn]
