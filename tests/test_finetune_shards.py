@@ -281,6 +281,13 @@ def test_finetune_cli_from_shards(same_rows, capsys):
     assert main(["finetune", "--catalog", str(tmp / "catalog.parquet"), "--val-shards", str(tmp / "shards/val"),
                  "--scenario", "full", "--model", init, "-o", str(tmp / "x")]) == 2
     assert "--val-shards goes with --shards" in capsys.readouterr().err
+    # the flags the README and the messages name exist (they did not: argparse refused them, exit 2
+    # with "unrecognized arguments"); a field the shards lack, or groups on a stream, is one sentence
+    base = ["finetune", "--shards", str(tmp / "shards/train"), "--scenario", "full", "--model", init, "-o", str(tmp / "y")]
+    assert main(base + ["--positives", "colour"]) == 2
+    assert "colour" in (err := capsys.readouterr().err) and "unrecognized" not in err
+    assert main(base + ["--batch-groups", "category"]) == 2
+    assert "--batch-groups" in (err := capsys.readouterr().err) and "--catalog" in err and "unrecognized" not in err
 
 
 TRACK = """

@@ -56,6 +56,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation steps")
     p.add_argument("--caption-template", default="{caption}",
                    help="caption from catalog columns, e.g. '{caption}, {category}, {subcategory}'")
+    p.add_argument("--positives", metavar="COLUMN",
+                   help="metadata column (a shard's json field): pairs sharing its value count as matches, "
+                        "e.g. a cleaned category (default: only a pair's own caption)")
+    p.add_argument("--batch-groups", metavar="COLUMN",
+                   help="metadata column: fill each batch from few of its values, for hard negatives (--catalog only)")
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0,
@@ -85,7 +90,8 @@ def run(args) -> int:
                       caption_template=args.caption_template, lora_rank=args.lora_rank, seed=args.seed,
                       workers=args.workers, max_steps=args.max_steps, keep_checkpoints=args.keep_checkpoints,
                       optimizer=args.optimizer, track=args.track, track_project=args.track_project,
-                      shuffle_buffer=args.shuffle_buffer)
+                      shuffle_buffer=args.shuffle_buffer, positives=args.positives,
+                      batch_groups=args.batch_groups)
     if args.val_shards is not None and args.shards is None:
         raise UserError("--val-shards goes with --shards; a catalog's val rows are its split 'val'.")
     # At once: before open_clip is even imported, let alone a model loaded.
