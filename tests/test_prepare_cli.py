@@ -76,10 +76,14 @@ def test_a_signalled_prepare_says_how_to_resume(raw, capsys, monkeypatch, signum
 
     monkeypatch.setattr(Prepare, "run", run)
     before = signal.signal(signal.SIGTERM, ignored)
+    # Ctrl-C as in a command's own process: Python's default handler (an earlier test in this process
+    # may have put another one in place)
+    before_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = main(["prepare", str(raw), "-o", str(raw.parent / "out"), "--image-column", "Picture"])
         assert signal.getsignal(signal.SIGTERM) is ignored  # put back
     finally:
         signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, before_int)
     err = capsys.readouterr().err
     assert code == 130 and "with --resume to go on" in err

@@ -57,17 +57,18 @@ def run(args) -> int:
     settings = settings_from_args(args)
     roots = None if args.no_local_paths else [str(Path(r).resolve()) for r in
                                               (args.image_roots or [Path(args.input).resolve().parent])]
-    ray_options = ray_options_from_args(args)
     named = named_entry(settings, args.model)  # with a models file: (its configuration, NAME)
     entry = named[0].entries[named[1]] if named else None
+    if entry is not None and args.engine == "ray" and (entry.is_fusion or entry.calibration):
+        # said before Ray is even imported: Ray's actors score raw cosines (engines/ray_score.py)
+        raise UserError(f"--engine ray scores raw cosines only and {entry.name} is "
+                        f"{'a fusion' if entry.is_fusion else 'calibrated'}; score it without --engine ray.")
+    ray_options = ray_options_from_args(args)
     options = BatchOptions(image_column=args.image_column, caption_column=args.caption_column, image_roots=roots,
                            limits=settings.limits, batch_size=args.batch_size or (entry and entry.batch_size) or 64,
                            fetch_workers=args.fetch_workers, resume=args.resume, decode=args.decode)
     handle, spec, device, precision = None, None, settings.device, settings.precision
     if entry is not None and ray_options is not None:
-        if entry.is_fusion or entry.calibration:  # Ray's actors score raw cosines (engines/ray_score.py)
-            raise UserError(f"--engine ray scores raw cosines only and {entry.name} is "
-                            f"{'a fusion' if entry.is_fusion else 'calibrated'}; score it without --engine ray.")
         spec, device, precision = entry.spec, entry.device or device, entry.precision or precision
         encoder = None
     elif entry is not None:
