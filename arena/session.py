@@ -43,6 +43,7 @@ class SessionState:
     # the least met comes first, and once every query was met the arena asks before repeating.
     seen: dict[int, int] = field(default_factory=dict)
     judged: dict[int, int] = field(default_factory=dict)  # query row -> this annotator's live votes on it
+    last_row: int | None = None  # the query last voted on: the next round's differs, even after a notice
     numbers: dict[str, int] = field(default_factory=dict)  # voted round -> its number, shown again after undo
     repeats: bool = False  # the annotator chose to go on judging queries they have judged
     covered: bool = False  # no round on screen because every query was met (state.notice says so)
@@ -100,7 +101,10 @@ class Arena:
 
     def _make(self, state: SessionState) -> Round:
         with self._lock:
-            shown = {state.current.query_row} if state.current is not None else set()
+            # never the same query twice in a row: the one on screen, or (after the "every query met"
+            # notice, when Continue asks for a repeat) the one last voted on
+            on_screen = state.current.query_row if state.current is not None else state.last_row
+            shown = {on_screen} if on_screen is not None else set()
             query, pair = self.maker.choose(self.pair_counts, state.category, shown, state.seen)
             key = tuple(sorted(pair))
             self.pair_counts[key] = self.pair_counts.get(key, 0) + 1
@@ -194,6 +198,7 @@ class Arena:
                 with self._lock:
                     self.maker.count_vote(r.query_row, +1)  # before choosing the next query
                 state.judged[r.query_row] = state.judged.get(r.query_row, 0) + 1
+                state.last_row = r.query_row
                 following, records = self._take_next(state)
                 try:  # the vote and the next round in one transaction: one fsync per vote
                     self.store.record_vote(self._shown(state, r), Choice(choice), display_ms, then=records,
