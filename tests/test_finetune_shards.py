@@ -395,3 +395,22 @@ def test_the_train_images_a_full_batch_leaves_out_are_said_once():
     assert "--batch-size" not in note  # 23 is prime: no batch size uses them all
     assert "--batch-size 6 uses them all" in dropped_note(24, 7)
     assert dropped_note(24, 8) is None and dropped_note(5, 8) is None and dropped_note(23, 8, "category") is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_buffer_as_large_as_the_split_shuffles_the_whole_split_from_the_first_sample(tmp_path, seed):
+    """A catalog sorted by category, one shard: with --shuffle-buffer at least the split's size, the
+    first batch of an epoch is drawn from the whole split, not from the shard's first rows (webdataset's
+    buffer started yielding after 100 samples: the demo's first batches were two or three subgroups)."""
+    from clip_arena.finetune.shards import raw_samples
+
+    n = 400
+    _write_shards(tmp_path / "s", [{"image_id": f"{i:04d}", "jpg": b"x", "caption": "c", "category": "a", "split": "train"}
+                             for i in range(n)], per_shard=n)
+    order = [int(s["__key__"]) for s in raw_samples(expand(str(tmp_path / "s" / "shard-000000.tar")), shuffle=n, seed=seed)]
+    assert sorted(order) == list(range(n))  # every sample once
+    first_batch = order[:32]
+    assert max(first_batch) >= n // 2 and min(first_batch) < n // 2, first_batch
+    # a buffer smaller than the split still mixes only within its window
+    window = [int(s["__key__"]) for s in raw_samples(expand(str(tmp_path / "s" / "shard-000000.tar")), shuffle=50, seed=seed)]
+    assert max(window[:32]) < 50 + 32

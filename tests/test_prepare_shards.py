@@ -100,3 +100,29 @@ def test_unusable_limits_are_refused(tmp_path):
         write_shards([], tmp_path, max_count=0)
     with pytest.raises(UserError, match="--shard-size"):
         write_shards([], tmp_path, max_size=100)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=60, unique=True), seed=st.integers(0, 9))
+def test_shards_are_written_in_a_seeded_hash_order_that_adding_rows_does_not_reshuffle(ids, seed):
+    from clip_arena.prepare.shards import in_shard_order
+
+    rows = [{"image_id": i, "category": n % 3} for n, i in enumerate(ids)]
+    order = [r["image_id"] for r in in_shard_order(rows, seed)]
+    assert sorted(order) == sorted(ids)
+    assert order == [r["image_id"] for r in in_shard_order(list(reversed(rows)), seed)]  # the CSV's order does not matter
+    kept = [i for i in [r["image_id"] for r in in_shard_order(rows + [{"image_id": "\x00new"}], seed)] if i != "\x00new"]
+    assert kept == order
+
+
+def test_a_catalog_sorted_by_category_gives_shards_of_mixed_categories():
+    """A streaming reader's shuffle buffer sees a window of the shards: sorted shards would feed it a
+    category at a time (the demo's catalog is sorted by Unicode group)."""
+    from clip_arena.prepare.shards import in_shard_order
+
+    rows = [{"image_id": f"{c}-{i}", "category": c} for c in ("chairs", "lamps", "tables", "sofas") for i in range(50)]
+    for seed in (0, 1):
+        order = in_shard_order(rows, seed)
+        first_shard = {r["category"] for r in order[:20]}
+        assert len(first_shard) >= 3, first_shard
+    assert in_shard_order(rows, 0) != in_shard_order(rows, 1)

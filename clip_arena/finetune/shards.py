@@ -172,12 +172,15 @@ def _shard_counts(node, base: Path, keys: tuple) -> dict[Path, int]:
 
 def raw_samples(urls: list[str], shuffle: int = 0, seed: int = 0):
     """The shards' samples as dicts of bytes, in file order or through a seeded shuffle buffer (and
-    the shard order shuffled with the same seed). In a DataLoader worker, only that worker's shards."""
+    the shard order shuffled with the same seed). In a DataLoader worker, only that worker's shards.
+    The buffer is filled before the first sample leaves it (webdataset's default starts after 100, so
+    each epoch's first batches came from the first few hundred samples of a shard: of a catalog sorted
+    by category, a handful of categories): a buffer as large as the split is a full shuffle."""
     import webdataset as wds
 
     stream = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, seed=seed, nodesplitter=None,
                             empty_check=False, handler=_unreadable)
-    return stream.shuffle(shuffle, seed=seed) if shuffle else stream
+    return stream.shuffle(shuffle, initial=shuffle, seed=seed) if shuffle else stream
 
 
 def _unreadable(exn: Exception):

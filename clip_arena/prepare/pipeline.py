@@ -146,7 +146,7 @@ class Prepare:
         # a new template rewrites the shards, not the split.
         self.fp["split"] = fingerprint(self.fp["attributes"], opts.split, opts.seed, opts.mini_train, opts.resplit)
         self.fp["shards"] = fingerprint(self.fp["split"], opts.shard_count, opts.shard_size, opts.image_size,
-                                        opts.template)
+                                        opts.template, shards.ORDER)
 
     # -- bookkeeping ----------------------------------------------------------------------------------
     def folder(self, stage: str) -> Path:
@@ -364,7 +364,7 @@ class Prepare:
             target = self.out / "shards" / split_name
             partial = target.with_name(f".{split_name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
-            rows = catalog[catalog["split"] == split_name].to_dict("records")
+            rows = shards.in_shard_order(catalog[catalog["split"] == split_name].to_dict("records"), self.o.seed)
             written = shards.write_shards(self._samples(split_name, rows, size), partial, self.o.shard_count,
                                           self.o.shard_size)
             shutil.rmtree(target, ignore_errors=True)

@@ -158,6 +158,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Samples are written in a seeded hash order of their ids (a new order: older shard folders are redone).
+ORDER = "hash-of-id"
+
+
+def in_shard_order(rows: list[dict], seed: int) -> list[dict]:
+    """A split's rows in the order they are written: a seeded hash of each id. A catalog's own order is
+    often by category, and a streaming reader's shuffle buffer holds a window of the stream, so sorted
+    shards would give it batches of a few categories at a time (WebDataset's advice: shuffle before
+    writing). A hash order is a seeded shuffle that leaves the other rows' order as it was when rows
+    are added, and both engines write the same files."""
+    def rank(row: dict) -> bytes:
+        return hashlib.sha256(f"shard:{seed}:{row['image_id']}".encode("utf-8", "surrogatepass")).digest()
+
+    return sorted(rows, key=rank)
+
+
 def write_shards(samples: Iterable[dict], folder: Path, max_count: int = DEFAULT_MAX_COUNT,
                  max_size: int = DEFAULT_MAX_SIZE, progress: Callable[[int], None] | None = None) -> list[dict]:
     """Samples -> folder/shard-NNNNNN.tar; returns [{name, samples, bytes, sha256}] in order.
