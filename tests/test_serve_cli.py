@@ -47,7 +47,7 @@ def test_serve_prints_what_it_serves(no_launch, capsys, tmp_path):
     assert main(["serve", "--votes", str(tmp_path / "v.db"), "--users", str(users), "--port", "7999",
                  "--model", "demo:base", "--image-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "catalog: " in out and "catalog.parquet (1870 rows, 284 arena queries)" in out
+    assert "catalog: " in out and "catalog.parquet (1870 rows, 280 arena queries)" in out
     assert "methods: base, finetuned" in out and f"votes: {tmp_path / 'v.db'}" in out and "model: demo:base" in out
     assert "catalog images: 1870 files under" in out and f"image roots for batch CSVs: {tmp_path}" in out
     assert "users: 2" in out and "URL: http://127.0.0.1:7999/" in out

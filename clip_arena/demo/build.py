@@ -31,6 +31,8 @@ Python, on the emoji:
    (clean_title, the attributes and their confidences), and the test-split metrics.
 
     python -m clip_arena.demo.build --reuse-base   # keep the installed demo:base (step 3 is deterministic)
+    python -m clip_arena.demo.build --work DIR     # keep prepare's output and both runs in DIR; run again
+                                                   # to resume (finished steps are kept, a killed run resumes)
 """
 
 from __future__ import annotations
@@ -153,22 +155,23 @@ def identical_share(catalog_path: Path, k: int = 4) -> float:
     return float(np.mean(same))
 
 
-def measure(catalog_path: Path) -> dict:
-    """Test split: text-to-image recall@1/5/10 with plain captions, and image-to-image precision@4
-    of same-subcategory neighbours among the whole catalog."""
+def measure(catalog_path: Path, split: str = "test") -> dict:
+    """One split: text-to-image recall@1/5/10 with plain captions, and image-to-image precision@4 of
+    same-subcategory neighbours among the whole catalog (and, for the test split, the identical share)."""
     catalog = read_catalog(catalog_path)
     frame = catalog.frame()
-    test = np.flatnonzero(frame["split"].to_numpy() == "test")
+    rows = np.flatnonzero(frame["split"].to_numpy() == split)
     labels = frame["subcategory"].to_numpy()
     out = {}
     for method in catalog.methods:
         encoder = _encoder(DEMO_MODELS_DIR / f"demo_{method}", method)
         images = catalog.embeddings(method)
-        texts = encoder.encode_texts(frame["caption"].iloc[test].tolist())
-        out[method] = {**text_to_image_recall(texts, images[test]),
-                       "precision@4": precision_at_k(images[test], test, images, labels, 4),
-                       "test_images": int(len(test))}
-    out["identical_top4_share"] = identical_share(catalog_path)
+        texts = encoder.encode_texts(frame["caption"].iloc[rows].tolist())
+        out[method] = {**text_to_image_recall(texts, images[rows]),
+                       "precision@4": precision_at_k(images[rows], rows, images, labels, 4),
+                       f"{split}_images": int(len(rows))}
+    if split == "test":
+        out["identical_top4_share"] = identical_share(catalog_path)
     return out
 
 
@@ -179,9 +182,14 @@ def main() -> None:
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="shorten training for a smoke run")
     parser.add_argument("--reuse-base", action="store_true",
                         help="keep the installed demo:base (the same bytes step 3 makes) and redo the rest")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep prepare's output and the training runs in this folder (default: a temporary "
+                             "one); a second run with the same folder keeps the finished steps")
     args = parser.parse_args()
     if args.reuse_base and not (DEMO_MODELS_DIR / "demo_base" / "open_clip_config.json").is_file():
         parser.error(f"--reuse-base needs a demo:base in {DEMO_MODELS_DIR / 'demo_base'}")
+    if args.work:  # before anything in assets is touched
+        _claim(args.work, {"recipe": recipe(), "epochs_scale": args.epochs_scale, "reuse_base": args.reuse_base})
     torch.set_num_threads(2)  # results depend on the thread count; 2 makes them repeatable
     previous = json.loads(METRICS.read_text()) if METRICS.is_file() else {}
     if DEMO_DIR.exists():
@@ -189,32 +197,61 @@ def main() -> None:
     rows = build_images(DEMO_DIR / "images")
     print(f"rendered {len(rows)} emoji", flush=True)
     scale = lambda cfg: TrainConfig(**{**cfg.__dict__, "epochs": max(1, round(cfg.epochs * args.epochs_scale))})  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.work or Path(scratch)
         raw_csv = write_raw_csv(rows, tmp / "emoji.csv")
         out = tmp / "prepared"
         if args.reuse_base:
             base_history = previous.get("training", {}).get("base", [])  # kept from the run that made it
+        elif _finished(tmp / "base_run"):
+            _install(tmp / "base_run" / "model", "base")
+            base_history = json.loads((tmp / "base_run" / "history.json").read_text())
         else:
-            print(json.dumps(run_prepare(raw_csv, out, DEMO_DIR, f"open_clip:{CONFIG}")), flush=True)
-            base = finetune(shards_of(out), f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE))
+            print(json.dumps(run_prepare(raw_csv, out, DEMO_DIR, f"open_clip:{CONFIG}", resume=True)), flush=True)
+            base = finetune(shards_of(out), f"open_clip:{CONFIG}", tmp / "base_run", scale(BASE), resume=True)
             _install(base.model_dir, "base")
             base_history = base.history
         summary = run_prepare(raw_csv, out, DEMO_DIR, "demo:base", resume=True)
         print(json.dumps(summary), flush=True)
-        tuned = finetune(shards_of(out), "demo:base", tmp / "finetuned_run", scale(FINETUNED))
-        _install(tuned.model_dir, "finetuned")
-        history = {"base": base_history, "finetuned": tuned.history}
+        if _finished(tmp / "finetuned_run"):
+            tuned_dir = tmp / "finetuned_run" / "model"
+            tuned_history = json.loads((tmp / "finetuned_run" / "history.json").read_text())
+        else:
+            tuned = finetune(shards_of(out), "demo:base", tmp / "finetuned_run", scale(FINETUNED), resume=True)
+            tuned_dir, tuned_history = tuned.model_dir, tuned.history
+        _install(tuned_dir, "finetuned")
+        history = {"base": base_history, "finetuned": tuned_history}
         items = catalog_items(out / "catalog.parquet")
         report = json.loads((out / "report.json").read_text())
     encoders = {m: _encoder(DEMO_MODELS_DIR / f"demo_{m}", f"demo:{m}") for m in ("base", "finetuned")}
     build_catalog(items, encoders, DEMO_DIR / "catalog.parquet", dtype="float16", workers=0, progress=False)
     metrics = measure(DEMO_DIR / "catalog.parquet")
+    val_metrics = measure(DEMO_DIR / "catalog.parquet", "val")  # the split the recipe was chosen on
     prepared = {k: report[k] for k in ("input_rows", "usable", "splits", "attributes_tier")}
     prepared["duplicates"] = len(report["duplicates"])
-    METRICS.write_text(json.dumps({"metrics": metrics, "recipe": recipe(), "prepare": prepared, "training": history},
-                                  indent=2))
+    METRICS.write_text(json.dumps({"metrics": metrics, "val_metrics": val_metrics, "recipe": recipe(),
+                                   "prepare": prepared, "training": history}, indent=2))
     print(json.dumps(metrics, indent=2))
+
+
+def _claim(work: Path, made_by: dict) -> None:
+    """--work keeps finished runs, so a folder a different recipe made must not be reused: it is
+    refused in one sentence (a new folder, or none, starts afresh)."""
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"--work {work}: cannot make that folder ({exc.strerror}).") from None
+    mark = work / "recipe.json"
+    here = json.dumps(made_by, indent=2, sort_keys=True)
+    if mark.is_file() and mark.read_text() != here:
+        raise SystemExit(f"--work {work} holds runs of another recipe or --epochs-scale (see its recipe.json); "
+                         "give a new folder to build with this one.")
+    mark.write_text(here)
+
+
+def _finished(run: Path) -> bool:
+    """A training run of --work that saved its model and history (a killed one resumes instead)."""
+    return (run / "model" / "open_clip_model.safetensors").is_file() and (run / "history.json").is_file()
 
 
 def _install(model_dir: Path, name: str) -> None:
