@@ -23,6 +23,12 @@ def folder(tmp_path_factory):
     # red for a second, then blue for a second: a caption about red fits the first half only
     write_clip(root / "red_then_blue.mp4", [Shot(1.0, (220, 20, 20)), Shot(1.0, (20, 20, 220))], fps=8, size=(96, 64))
     Image.new("RGB", (40, 40), (220, 20, 20)).save(root / "red.png")
+    import av  # a red and a blue frame of the video as decoded, saved as images
+
+    with av.open(str(root / "red_then_blue.mp4")) as container:
+        frames = list(container.decode(video=0))
+    frames[0].to_image().save(root / "red_frame.png")
+    frames[-1].to_image().save(root / "blue_frame.png")
     (root / "notes.mp4").write_text("not a video at all")
     (root / "empty.webm").write_bytes(b"")
     return root
@@ -38,18 +44,21 @@ def score(tmp_path, folder, encoder, rows: str, **options) -> list[dict]:
 
 
 def test_a_video_row_gets_the_mean_and_the_best_frame(tmp_path, folder, encoder):
-    report, rows = score(tmp_path, folder, encoder,
-                         "red_then_blue.mp4,a red square\nred.png,a red square\nred_then_blue.mp4,\n")
-    video, image, no_caption = rows
+    report, rows = score(tmp_path, folder, encoder, "red_then_blue.mp4,a red square\nred_frame.png,a red square\n"
+                                                    "blue_frame.png,a red square\nred_then_blue.mp4,\n")
+    video, image, blue, no_caption = rows
     assert video["error"] == "" and int(video["frames"]) >= 2
     mean, best = float(video["cosine"]), float(video["cosine_max"])
-    assert -1 <= mean < best <= 1  # red then blue: the best (red) frame scores above the mean
     assert float(video["similarity"]) == pytest.approx((mean + 1) / 2, abs=1e-4)
-    # the red frames of the video score as the red image does
-    assert best == pytest.approx(float(image["cosine"]), abs=0.05)
+    # Each sampled frame scores as the same picture saved as an image does: the best is the better of
+    # the red and the blue frame, the mean lies between them (whichever colour the model prefers).
+    red_cos, blue_cos = float(image["cosine"]), float(blue["cosine"])
+    assert abs(red_cos - blue_cos) > 0.01  # the two halves differ, so the mean is below the best
+    assert best == pytest.approx(max(red_cos, blue_cos), abs=0.01)
+    assert min(red_cos, blue_cos) - 0.01 <= mean < best
     assert image["frames"] == "1" and image["cosine_max"] == image["cosine"]  # an image is one frame
     assert no_caption["error"].startswith("missing_caption:") and no_caption["cosine"] == ""
-    assert (report.rows, report.scored) == (3, 2)
+    assert (report.rows, report.scored) == (4, 3)
 
 
 def test_bad_videos_are_their_rows_errors_in_one_sentence(tmp_path, folder, encoder):

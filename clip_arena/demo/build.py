@@ -178,14 +178,19 @@ def measure(catalog_path: Path, split: str = "test") -> dict:
 def main() -> None:
     from clip_arena.demo.emoji import build_images
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs-scale", type=float, default=1.0, help="shorten training for a smoke run")
+    parser = argparse.ArgumentParser(prog="python -m clip_arena.demo.build", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs-scale", type=float, default=1.0,
+                        help="shorten training for a smoke run (above 0; note that every build, a smoke run "
+                             "too, rewrites assets/demo and assets/models: `git checkout assets` restores them)")
     parser.add_argument("--reuse-base", action="store_true",
                         help="keep the installed demo:base (the same bytes step 3 makes) and redo the rest")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep prepare's output and the training runs in this folder (default: a temporary "
                              "one); a second run with the same folder keeps the finished steps")
     args = parser.parse_args()
+    if not args.epochs_scale > 0:
+        parser.error(f"--epochs-scale must be above 0 (1 is the recipe); got {args.epochs_scale}")
     if args.reuse_base and not (DEMO_MODELS_DIR / "demo_base" / "open_clip_config.json").is_file():
         parser.error(f"--reuse-base needs a demo:base in {DEMO_MODELS_DIR / 'demo_base'}")
     if args.work:  # before anything in assets is touched
@@ -237,16 +242,18 @@ def main() -> None:
 def _claim(work: Path, made_by: dict) -> None:
     """--work keeps finished runs, so a folder a different recipe made must not be reused: it is
     refused in one sentence (a new folder, or none, starts afresh)."""
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SystemExit(f"--work {work}: cannot make that folder ({exc.strerror}).") from None
+    if work.exists() and not work.is_dir():
+        raise SystemExit(f"--work {work} is a file; give a folder (it is made if missing).")
     mark = work / "recipe.json"
     here = json.dumps(made_by, indent=2, sort_keys=True)
-    if mark.is_file() and mark.read_text() != here:
-        raise SystemExit(f"--work {work} holds runs of another recipe or --epochs-scale (see its recipe.json); "
-                         "give a new folder to build with this one.")
-    mark.write_text(here)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        if mark.is_file() and mark.read_text() != here:
+            raise SystemExit(f"--work {work} holds runs of another recipe or --epochs-scale (see its recipe.json); "
+                             "give a new folder to build with this one.")
+        mark.write_text(here)
+    except OSError as exc:
+        raise SystemExit(f"--work {work}: cannot write there ({exc.strerror}).") from None
 
 
 def _finished(run: Path) -> bool:
@@ -269,4 +276,9 @@ def _install(model_dir: Path, name: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the assets are half rewritten: say how to get back or go on
+        raise SystemExit("interrupted: assets/demo and assets/models are partly rebuilt; `git checkout assets` "
+                         "restores the committed demo, and the same command with --work DIR resumes a build "
+                         "started with it.") from None
