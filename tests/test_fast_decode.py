@@ -12,7 +12,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from torchvision import transforms as T
@@ -76,6 +76,7 @@ def folder_of_every_kind(tmp_path):
 
 @settings(max_examples=40, deadline=None)
 @given(width=st.integers(1, 300), height=st.integers(1, 300), seed=st.integers(0, 2**16))
+@example(width=2, height=201, seed=0)  # upsampled 32x: the crop's box alone gave whole rows 15 levels off
 def test_uint8_pixels_normalised_are_the_open_clip_transforms_output(width, height, seed):
     encoder = get_encoder("demo:base")
     image = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8))

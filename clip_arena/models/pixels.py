@@ -18,6 +18,11 @@ from PIL import Image
 from clip_arena.models.decode import DECODE_CHOICES, decode_mode  # noqa: F401 - imported from here too
 
 
+# An upsampled image is resized whole, then cropped, up to this many resized pixels; past it (a
+# 65,000 x 1 strip) only the region the crop keeps is resampled.
+_WHOLE_RESIZE_PIXELS = 4_000_000
+
+
 @dataclass(frozen=True)
 class Preprocess:
     size: int
@@ -44,7 +49,14 @@ class Preprocess:
         positions and filter as resize-then-crop: a 65,000 x 1 image costs S x S, not 14M x S."""
         width, height = self.resized_shape(*image.size)
         left, top = self.crop_box(width, height)
-        if (width, height) == image.size:
+        # The box's filter taps stop at its edges, where the whole resize reads past them: downsampled,
+        # that moves a pixel by a level at most, rarely; upsampled (a 2 x 201 image), the box is a few
+        # source pixels and whole rows differ, so an upsampled image is resized whole, then cropped,
+        # as the model's own transform does (unless that would be too large to make).
+        upsampled = width > image.size[0] or height > image.size[1]
+        if (width, height) == image.size or (upsampled and width * height <= _WHOLE_RESIZE_PIXELS):
+            if (width, height) != image.size:
+                image = image.resize((width, height), Image.BICUBIC)
             image = image.crop((left, top, left + self.size, top + self.size))
         else:
             sx, sy = image.size[0] / width, image.size[1] / height
