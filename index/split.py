@@ -21,6 +21,12 @@ from clip_arena.index.catalog import SPLITS, Catalog
 EXAMPLE = "80/10/10"
 
 
+def hash_rank(text: str) -> bytes:
+    """The sort key of a seeded order that does not depend on the rows' order: sha256 of a seed and
+    an id written as text (ids may hold lone surrogates, kept as they are)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
 @dataclass(frozen=True)
 class SplitPlan:
     """What `embed --split` was asked for."""
@@ -95,7 +101,7 @@ def draw(n: int, plan: SplitPlan, strata: list | None = None, groups: list | Non
         if ids is None:
             rng.shuffle(keys)
         else:
-            keys.sort(key=lambda k: hashlib.sha256(f"{plan.seed}:{k!r}".encode("utf-8", "surrogatepass")).digest())
+            keys.sort(key=lambda k: hash_rank(f"{plan.seed}:{k!r}"))
         for key in keys:
             rows = units[key]
             total += len(rows)

@@ -168,10 +168,9 @@ def in_shard_order(rows: list[dict], seed: int) -> list[dict]:
     shards would give it batches of a few categories at a time (WebDataset's advice: shuffle before
     writing). A hash order is a seeded shuffle that leaves the other rows' order as it was when rows
     are added, and both engines write the same files."""
-    def rank(row: dict) -> bytes:
-        return hashlib.sha256(f"shard:{seed}:{row['image_id']}".encode("utf-8", "surrogatepass")).digest()
+    from clip_arena.index.split import hash_rank  # here: it loads pandas, which a shard worker needs not
 
-    return sorted(rows, key=rank)
+    return sorted(rows, key=lambda row: hash_rank(f"shard:{seed}:{row['image_id']}"))
 
 
 def write_shards(samples: Iterable[dict], folder: Path, max_count: int = DEFAULT_MAX_COUNT,

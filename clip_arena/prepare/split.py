@@ -9,9 +9,7 @@ two commands split a catalog the same way, plus a small `mini_train` subset for 
 
 from __future__ import annotations
 
-import hashlib
-
-from clip_arena.index.split import SplitPlan, draw, parse_shares
+from clip_arena.index.split import SplitPlan, draw, hash_rank, parse_shares
 
 MINI_TRAIN_ROWS = 256
 
@@ -29,7 +27,7 @@ def mini_train(ids: list[str], splits: list[str], strata: list | None = None, ro
     """True for at most `rows` train rows, taken in turn from each stratum (by a seeded hash of the id,
     so the subset changes little as rows are added)."""
     def rank(i: int) -> bytes:
-        return hashlib.sha256(f"mini:{seed}:{ids[i]}".encode("utf-8", "surrogatepass")).digest()
+        return hash_rank(f"mini:{seed}:{ids[i]}")
 
     by_stratum: dict[str, list[int]] = {}
     for i, split in enumerate(splits):
