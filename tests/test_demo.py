@@ -142,15 +142,12 @@ def test_finetuned_holds_the_demo_s_precision_and_its_gain_is_no_fluke(demo_cata
     first batches held few subgroups; trained from a shuffled stream, base alone reaches 0.382.)"""
     from scipy.stats import binomtest
 
+    from clip_arena.finetune.evaluate import precision_per_query
+
     catalog, frame, test = demo_catalog
     labels = frame["subcategory"].to_numpy()
-    per_query = {}
-    for m in catalog.methods:
-        vecs = catalog.embeddings(m)
-        sims = vecs[test] @ vecs.T
-        sims[np.arange(len(test)), test] = -np.inf
-        top = np.argpartition(-sims, 4, axis=1)[:, :4]
-        per_query[m] = (labels[top] == labels[test][:, None]).mean(axis=1)
+    per_query = {m: precision_per_query(catalog.embeddings(m)[test], test, catalog.embeddings(m), labels, 4)
+                 for m in catalog.methods}
     assert per_query["finetuned"].mean() >= 0.450 - 1e-9, per_query["finetuned"].mean()
     better = int((per_query["finetuned"] > per_query["base"]).sum())
     worse = int((per_query["finetuned"] < per_query["base"]).sum())

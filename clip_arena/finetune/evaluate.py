@@ -14,10 +14,16 @@ def text_to_image_recall(text_vecs: np.ndarray, image_vecs: np.ndarray, ks=(1, 5
     return {f"recall@{k}": float(np.mean(rank < k)) for k in ks}
 
 
-def precision_at_k(query_vecs: np.ndarray, query_rows: np.ndarray, all_vecs: np.ndarray, labels: np.ndarray,
-                   k: int = 4) -> float:
-    """Share of each query's k nearest catalog images (itself excluded) with the query's label."""
+def precision_per_query(query_vecs: np.ndarray, query_rows: np.ndarray, all_vecs: np.ndarray, labels: np.ndarray,
+                        k: int = 4) -> np.ndarray:
+    """For each query, the share of its k nearest catalog images (itself excluded) with its label."""
     sims = query_vecs @ all_vecs.T
     sims[np.arange(len(query_rows)), query_rows] = -np.inf
     top = np.argpartition(-sims, k, axis=1)[:, :k]
-    return float(np.mean(labels[top] == labels[query_rows][:, None]))
+    return (labels[top] == labels[query_rows][:, None]).mean(axis=1)
+
+
+def precision_at_k(query_vecs: np.ndarray, query_rows: np.ndarray, all_vecs: np.ndarray, labels: np.ndarray,
+                   k: int = 4) -> float:
+    """precision_per_query averaged over the queries."""
+    return float(np.mean(precision_per_query(query_vecs, query_rows, all_vecs, labels, k)))
