@@ -405,12 +405,13 @@ def test_a_buffer_as_large_as_the_split_shuffles_the_whole_split_from_the_first_
     from clip_arena.finetune.shards import raw_samples
 
     n = 400
-    _write_shards(tmp_path / "s", [{"image_id": f"{i:04d}", "jpg": b"x", "caption": "c", "category": "a", "split": "train"}
-                             for i in range(n)], per_shard=n)
-    order = [int(s["__key__"]) for s in raw_samples(expand(str(tmp_path / "s" / "shard-000000.tar")), shuffle=n, seed=seed)]
+    _write_shards(tmp_path / "s", [{"image_id": f"{i:04d}", "jpg": b"x", "caption": "c", "category": "a",
+                                    "split": "train"} for i in range(n)], per_shard=n)
+    urls = expand(str(tmp_path / "s" / "shard-000000.tar"))
+    order = [int(s["__key__"]) for s in raw_samples(urls, shuffle=n, seed=seed)]
     assert sorted(order) == list(range(n))  # every sample once
     first_batch = order[:32]
     assert max(first_batch) >= n // 2 and min(first_batch) < n // 2, first_batch
     # a buffer smaller than the split still mixes only within its window
-    window = [int(s["__key__"]) for s in raw_samples(expand(str(tmp_path / "s" / "shard-000000.tar")), shuffle=50, seed=seed)]
+    window = [int(s["__key__"]) for s in raw_samples(urls, shuffle=50, seed=seed)]
     assert max(window[:32]) < 50 + 32

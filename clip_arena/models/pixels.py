@@ -45,14 +45,14 @@ class Preprocess:
 
     def to_uint8(self, image: Image.Image) -> torch.Tensor:
         """An RGB image -> (3, S, S) uint8: the model's pixels before scaling and normalising.
-        Only the source region the crop keeps is resampled (PIL's box), with the same sampling
-        positions and filter as resize-then-crop: a 65,000 x 1 image costs S x S, not 14M x S."""
+        A downsampled image has only the source region the crop keeps resampled (PIL's box), with the
+        same sampling positions and filter as resize-then-crop: a 65,000 x 1 image costs S x S, not
+        14M x S. The box's filter taps stop at its edges, where the whole resize reads past them: that
+        moves a downsampled pixel by a level at most, rarely, but upsampled (a 2 x 201 image) the box
+        is a few source pixels and whole rows differ, so an upsampled image is resized whole, then
+        cropped, as the model's own transform does (unless that would be too large to make)."""
         width, height = self.resized_shape(*image.size)
         left, top = self.crop_box(width, height)
-        # The box's filter taps stop at its edges, where the whole resize reads past them: downsampled,
-        # that moves a pixel by a level at most, rarely; upsampled (a 2 x 201 image), the box is a few
-        # source pixels and whole rows differ, so an upsampled image is resized whole, then cropped,
-        # as the model's own transform does (unless that would be too large to make).
         upsampled = width > image.size[0] or height > image.size[1]
         if (width, height) == image.size or (upsampled and width * height <= _WHOLE_RESIZE_PIXELS):
             if (width, height) != image.size:
