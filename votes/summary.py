@@ -106,12 +106,12 @@ def summarize(votes_all: list[dict], rounds: list[dict], catalog=None, bootstrap
     elif other_catalog or other_methods:
         notes = []
         if other_catalog:
-            notes.append(f"{len(other_catalog)} vote{'s' if len(other_catalog) != 1 else ''} cast on another catalog "
-                         f"(a method with other embeddings) {'are' if len(other_catalog) != 1 else 'is'} left out.")
+            notes.append(f"{count(len(other_catalog), 'vote')} cast on another catalog (a method with other "
+                         f"embeddings) {'are' if len(other_catalog) != 1 else 'is'} left out.")
         if other_methods:
             missing = sorted({m for v in other_methods for m in (v["method_left"], v["method_right"])} - known)
             n = len(other_methods)
-            notes.append(f"{n} vote{'s' if n != 1 else ''} naming method{'s' if len(missing) != 1 else ''} "
+            notes.append(f"{count(n, 'vote')} naming method{'s' if len(missing) != 1 else ''} "
                          f"{', '.join(missing)}, which this catalog does not have, {'are' if n != 1 else 'is'} "
                          "left out.")
         result["catalog_note"] = " ".join(notes)
